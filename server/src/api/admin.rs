@@ -1,0 +1,111 @@
+//! Administration with the server's admin token: users, unlocks, markets.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use crate::api::types::{CreateUserRequest, MarketRequest, MeResponse, SecondFactor};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Admin, ApiJson, EmptyBody};
+use crate::secrets::Hasher;
+use crate::storage::{StorageError, User};
+use crate::validate;
+
+/// Validates a new user and hashes the password; shared with the CLI.
+pub async fn new_user(hasher: &Hasher, now: i64, req: CreateUserRequest) -> Result<User, ApiError> {
+    let user_id = validate::user_id(&req.user_id)?;
+    let name = validate::label("name", &req.name, 128)?;
+    let email = validate::email(&req.email)?;
+    if let Some(m) = &req.mobile {
+        validate::e164(m)?;
+    }
+    let market = validate::market(&req.primary_market)?;
+    validate::new_password(req.password.expose())?;
+    let password_hash = hasher.hash(&req.password).await?;
+    Ok(User {
+        user_id,
+        name,
+        email,
+        mobile: req.mobile,
+        primary_market: market,
+        password_hash,
+        security_code_hash: None,
+        enrolled_at: None,
+        created_at: now,
+    })
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/users", tag = "admin",
+    security(("admin" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created; the user enrols at first sign-in", body = MeResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 409, description = "user_exists", body = ErrorBody),
+    )
+)]
+pub async fn create_user(
+    State(app): State<AppState>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<MeResponse>), ApiError> {
+    let user = new_user(&app.hasher, app.now(), req).await?;
+    match app.store().create_user(user.clone()).await {
+        Ok(()) => {}
+        Err(StorageError::Conflict) => return Err(ApiError::UserExists),
+        Err(e) => return Err(e.into()),
+    }
+    app.audit("user_created", Some(&user.user_id), None, None, Some("admin_api"))
+        .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/users/{user_id}/unlock", tag = "admin",
+    security(("admin" = [])),
+    params(("user_id" = String, Path, description = "The user id (any case)")),
+    responses(
+        (status = 204, description = "Lock lifted and failure count cleared"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+    )
+)]
+pub async fn unlock_user(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+    _body: EmptyBody,
+) -> Result<StatusCode, ApiError> {
+    let user_id = validate::user_id(&user_id)?;
+    app.store().unlock(&user_id).await?;
+    app.audit("unlocked", Some(&user_id), None, None, Some("admin_api"))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    put, path = "/admin/v1/markets/{market}", tag = "admin",
+    security(("admin" = [])),
+    params(("market" = String, Path, description = "ISO 3166-1 alpha-2")),
+    request_body = MarketRequest,
+    responses(
+        (status = 204, description = "Saved"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+    )
+)]
+pub async fn set_market(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(market): Path<String>,
+    ApiJson(req): ApiJson<MarketRequest>,
+) -> Result<StatusCode, ApiError> {
+    let market = validate::market(&market)?;
+    app.store()
+        .set_market(&market, req.second_factor == SecondFactor::Required)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,208 @@
+//! Trusted devices: registration with a proof of the new key, list, removal.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use crate::api::types::*;
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, Auth, ClientIp, EmptyBody};
+use crate::proof::{Expected, Jws, ProofError, TYP_REGISTER};
+use crate::secrets::{new_challenge, new_id};
+use crate::storage::{self, Registration, RegistrationOutcome, SessionRecord};
+use crate::validate;
+
+/// Registration needs a recent strong sign-in: `amr` with `otp` or `hwk`,
+/// `auth_time` within the window.
+fn require_strong(app: &AppState, session: &SessionRecord) -> Result<(), ApiError> {
+    let strong = session.amr.iter().any(|m| m == "otp" || m == "hwk");
+    if !strong {
+        return Err(ApiError::Forbidden(
+            "registering a device needs a sign-in with a one-time code or a trusted device",
+        ));
+    }
+    if session.auth_time + app.settings().strong_auth_window_s < app.now() {
+        return Err(ApiError::Forbidden(
+            "registering a device needs a sign-in within the last 10 minutes",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    post, path = "/v1/devices/registration", tag = "devices",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A registration challenge, 5-minute life", body = RegistrationResponse),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: sign-in too weak or too old", body = ErrorBody),
+    )
+)]
+pub async fn start_registration(
+    State(app): State<AppState>,
+    Auth(session): Auth,
+    _body: EmptyBody,
+) -> Result<Json<RegistrationResponse>, ApiError> {
+    require_strong(&app, &session)?;
+    let registration = Registration {
+        registration_id: new_id(),
+        user_id: session.user_id,
+        challenge: new_challenge(),
+        expires_at: app.now() + app.settings().registration_ttl_s,
+    };
+    app.store()
+        .create_registration(registration.clone())
+        .await?;
+    Ok(Json(RegistrationResponse {
+        registration_id: registration.registration_id,
+        challenge: registration.challenge,
+        expires_at: registration.expires_at,
+    }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/devices", tag = "devices",
+    security(("bearer" = [])),
+    request_body = RegisterDeviceRequest,
+    responses(
+        (status = 201, description = "The device is trusted", body = DeviceResponse),
+        (status = 400, description = "invalid_request (including an invalid JWK point)", body = ErrorBody),
+        (status = 401, description = "unauthorized, challenge_invalid, signature_invalid", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 409, description = "device_limit", body = ErrorBody),
+    )
+)]
+pub async fn register(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Auth(session): Auth,
+    ApiJson(req): ApiJson<RegisterDeviceRequest>,
+) -> Result<(StatusCode, Json<DeviceResponse>), ApiError> {
+    require_strong(&app, &session)?;
+    let registration_id = validate::server_id("registration_id", &req.registration_id)?;
+    let name = validate::label("name", &req.name, 64)?;
+    let now = app.now();
+    let s = app.settings();
+    let registration = app
+        .store()
+        .registration(registration_id, now)
+        .await?
+        .filter(|r| r.user_id == session.user_id)
+        .ok_or(ApiError::ChallengeInvalid)?;
+    let jws = Jws::parse(&req.proof, TYP_REGISTER).map_err(|_| ApiError::SignatureInvalid)?;
+    let public_key = jws.jwk_point().map_err(|e| match e {
+        ProofError::InvalidKey(why) => ApiError::invalid(format!("proof jwk: {why}")),
+        _ => ApiError::SignatureInvalid,
+    })?;
+    let expected = Expected {
+        rp_id: &s.rp_id,
+        user_id: &session.user_id,
+        nonce: &registration.challenge,
+    };
+    jws.verify(&public_key, expected)
+        .map_err(|_| ApiError::SignatureInvalid)?;
+
+    let device = storage::Device {
+        device_id: new_id(),
+        user_id: session.user_id.clone(),
+        name,
+        platform: wire_name(&req.platform),
+        key_storage: wire_name(&req.key_storage),
+        user_verification: wire_name(&req.user_verification),
+        public_key,
+        created_at: now,
+        last_used_at: None,
+        trusted_until: now + s.trust_period_s,
+        removed_at: None,
+    };
+    let outcome = app
+        .store()
+        .finish_registration(registration_id, &session.session_id, device.clone(), s.max_devices, now)
+        .await?;
+    match outcome {
+        RegistrationOutcome::Created => {}
+        RegistrationOutcome::Gone => return Err(ApiError::ChallengeInvalid),
+        RegistrationOutcome::DeviceLimit => return Err(ApiError::DeviceLimit),
+    }
+    app.audit("device_added", Some(&session.user_id), Some(&device.device_id), Some(ip), Some(&device.key_storage))
+        .await?;
+    if let Some(user) = app.store().user(&session.user_id).await? {
+        app.alert(
+            &user,
+            format!(
+                "\"{}\" can now sign in to your account with a fingerprint or face. \
+                 If this was not you, remove it in the app and call the number on your card.",
+                device.name
+            ),
+        )
+        .await;
+    }
+    // The session that registered the device now belongs to it.
+    let current = session.device_id.as_deref().unwrap_or(&device.device_id);
+    let body = Device::from_record(device.clone(), Some(current));
+    Ok((StatusCode::CREATED, Json(DeviceResponse { device: body })))
+}
+
+#[utoipa::path(
+    get, path = "/v1/devices", tag = "devices",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's trusted devices", body = DeviceList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(app): State<AppState>,
+    Auth(session): Auth,
+) -> Result<Json<DeviceList>, ApiError> {
+    let devices = app.store().devices(&session.user_id).await?;
+    let current = session.device_id.as_deref();
+    Ok(Json(DeviceList {
+        devices: devices
+            .into_iter()
+            .map(|d| Device::from_record(d, current))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/devices/{device_id}", tag = "devices",
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The device to remove")),
+    responses(
+        (status = 204, description = "Removed; its sessions are revoked"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: not one of the caller's devices", body = ErrorBody),
+    )
+)]
+pub async fn remove(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Auth(session): Auth,
+    Path(device_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let device_id = validate::server_id("device_id", &device_id)?;
+    let device = app.store().device(device_id).await?;
+    let removed = app
+        .store()
+        .remove_device(&session.user_id, device_id, app.now())
+        .await?;
+    if !removed {
+        return Err(ApiError::NotFound);
+    }
+    app.audit("device_removed", Some(&session.user_id), Some(device_id), Some(ip), None)
+        .await?;
+    if let (Some(user), Some(device)) = (app.store().user(&session.user_id).await?, device) {
+        app.alert(
+            &user,
+            format!(
+                "\"{}\" was removed from your trusted devices and can no longer sign in.",
+                device.name
+            ),
+        )
+        .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

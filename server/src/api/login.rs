@@ -1,0 +1,629 @@
+//! Sign-in: password, enrolment, OTP, and device (biometric) sign-in.
+
+use std::net::IpAddr;
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::api::types::*;
+use crate::app::{device_amr, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ClientIp, UserAgent};
+use crate::notify::{Channel, Message, Purpose};
+use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
+use crate::risk::{Flow, RiskContext, RiskDecision};
+use crate::secrets::{ct_eq, new_challenge, new_id, OtpKey};
+use crate::storage::{self, Challenge, ChallengeOutcome, Login, LoginStage, OtpSendOutcome, User};
+use crate::validate;
+
+/// Counts the attempt before anything is evaluated; refuses while locked or
+/// while parallel attempts have already used up the allowance.
+async fn reserve(app: &AppState, key: &str, user_id: &str, ip: IpAddr) -> Result<i64, ApiError> {
+    let now = app.now();
+    let attempts = app.store().reserve_attempt(key, now).await?;
+    let s = app.settings();
+    let retry = match attempts.locked_until {
+        Some(until) if until > now => Some(until - now),
+        _ if attempts.count > s.lockout_threshold => Some(s.lockout_duration_s),
+        _ => None,
+    };
+    if let Some(retry_after_s) = retry {
+        app.audit("signin_blocked", Some(user_id), None, Some(ip), Some("locked"))
+            .await?;
+        return Err(ApiError::AccountLocked { retry_after_s });
+    }
+    Ok(attempts.count)
+}
+
+/// The OTP methods a user can receive.
+fn otp_methods(user: &User) -> Vec<Method> {
+    let mut methods = vec![Method::Otp {
+        channel: OtpChannel::Email,
+        destination: validate::mask_email(&user.email),
+    }];
+    if let Some(mobile) = &user.mobile {
+        methods.push(Method::Otp {
+            channel: OtpChannel::Sms,
+            destination: validate::mask_mobile(mobile),
+        });
+    }
+    methods
+}
+
+/// The user's active, still-trusted device with this id, if any.
+async fn trusted_device(
+    app: &AppState,
+    user_id: &str,
+    device_id: Option<&str>,
+) -> Result<Option<storage::Device>, ApiError> {
+    let Some(id) = device_id else {
+        return Ok(None);
+    };
+    let device = app.store().device(id).await?;
+    Ok(device.filter(|d| d.user_id == user_id && d.removed_at.is_none()))
+}
+
+/// `second_factor_required` for a login: OTP channels, plus the device
+/// method when the login names a still-trusted device and risk allows it.
+async fn second_factor(
+    app: &AppState,
+    login: &Login,
+    user: &User,
+    risk: RiskDecision,
+) -> Result<LoginResponse, ApiError> {
+    let now = app.now();
+    let mut methods = Vec::new();
+    let device = trusted_device(app, &user.user_id, login.device_id.as_deref()).await?;
+    if let Some(device) = device.filter(|d| d.trusted_until > now) {
+        if risk == RiskDecision::Allow {
+            let challenge = Challenge {
+                challenge_id: new_id(),
+                device_id: device.device_id,
+                challenge: new_challenge(),
+                login_id: Some(login.login_id.clone()),
+                expires_at: (now + app.settings().challenge_ttl_s).min(login.expires_at),
+            };
+            app.store().create_challenge(challenge.clone()).await?;
+            methods.push(Method::Device {
+                challenge_id: challenge.challenge_id,
+                challenge: challenge.challenge,
+                expires_at: challenge.expires_at,
+            });
+        }
+    }
+    methods.extend(otp_methods(user));
+    Ok(LoginResponse::SecondFactorRequired {
+        login_id: login.login_id.clone(),
+        expires_at: login.expires_at,
+        methods,
+    })
+}
+
+#[utoipa::path(
+    post, path = "/v1/login/password", tag = "login",
+    request_body = PasswordLoginRequest,
+    responses(
+        (status = 200, description = "Next step of the sign-in", body = LoginResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 423, description = "account_locked", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
+    )
+)]
+pub async fn password(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    ApiJson(req): ApiJson<PasswordLoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    app.rate.check(ip)?;
+    let user_id = validate::user_id(&req.user_id)?;
+    validate::password(req.password.expose())?;
+    let device_id = req
+        .device_id
+        .as_deref()
+        .map(|d| validate::server_id("device_id", d))
+        .transpose()?;
+    let key = validate::lockout_key(&req.user_id);
+
+    let count = reserve(&app, &key, &user_id, ip).await?;
+    let user = app.store().user(&user_id).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = match app.hasher.verify(stored, &req.password).await {
+        Ok(v) => v,
+        Err(e) => {
+            // Not evaluated (hashing pool full): the attempt does not count.
+            app.store().refund_attempt(&key).await?;
+            return Err(e);
+        }
+    };
+    let user = match user {
+        Some(user) if verified => user,
+        user => {
+            return Err(app
+                .fail(&key, count, user.as_ref(), ip, "password", ApiError::InvalidCredentials)
+                .await)
+        }
+    };
+    // A right password is not a failure; only a session resets the count.
+    app.store().refund_attempt(&key).await?;
+
+    let now = app.now();
+    let known_device = trusted_device(&app, &user.user_id, device_id).await?;
+    let risk = app.risk.assess(&RiskContext {
+        flow: Flow::Password,
+        user_id: &user.user_id,
+        device_id: known_device.as_ref().map(|d| d.device_id.as_str()),
+        ip,
+        user_agent: ua.as_deref(),
+        now,
+    });
+    let requires_2fa = app
+        .store()
+        .market_requires_second_factor(&user.primary_market)
+        .await?;
+
+    if !requires_2fa && risk == RiskDecision::Allow {
+        let session = app
+            .issue_session(
+                &user.user_id,
+                known_device.map(|d| d.device_id),
+                vec!["pwd".into()],
+                now,
+            )
+            .await?;
+        app.store().reset_attempts(&key, now).await?;
+        app.audit("signin_ok", Some(&user.user_id), None, Some(ip), Some("pwd"))
+            .await?;
+        return Ok(Json(LoginResponse::Authenticated { session }));
+    }
+
+    let stage = if user.enrolled_at.is_some() {
+        LoginStage::SecondFactor
+    } else {
+        LoginStage::Enrolment
+    };
+    let login = Login {
+        login_id: new_id(),
+        user_id: user.user_id.clone(),
+        device_id: known_device.map(|d| d.device_id),
+        stage,
+        amr: vec!["pwd".into()],
+        expires_at: now + app.settings().login_ttl_s,
+        otp_sends: 0,
+        last_send_at: None,
+        created_at: now,
+    };
+    app.store().create_login(login.clone()).await?;
+    app.audit("password_ok", Some(&user.user_id), login.device_id.as_deref(), Some(ip), Some(stage.as_str()))
+        .await?;
+    match stage {
+        LoginStage::Enrolment => Ok(Json(LoginResponse::EnrolmentRequired {
+            login_id: login.login_id,
+            expires_at: login.expires_at,
+            profile: Profile {
+                name: user.name,
+                email: user.email,
+            },
+        })),
+        LoginStage::SecondFactor => Ok(Json(second_factor(&app, &login, &user, risk).await?)),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/v1/login/enrol", tag = "login",
+    request_body = EnrolRequest,
+    responses(
+        (status = 200, description = "Enrolled; the sign-in continues as for an enrolled user", body = LoginResponse),
+        (status = 400, description = "invalid_request (security code or mobile rules)", body = ErrorBody),
+        (status = 401, description = "login_expired", body = ErrorBody),
+    )
+)]
+pub async fn enrol(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    ApiJson(req): ApiJson<EnrolRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    app.rate.check(ip)?;
+    let login_id = validate::server_id("login_id", &req.login_id)?;
+    validate::security_code(req.security_code.expose())?;
+    if let Some(mobile) = &req.mobile {
+        validate::e164(mobile)?;
+    }
+    let now = app.now();
+    // Checked before the costly hash; `enrol` below re-checks atomically.
+    app.store()
+        .login(login_id, now)
+        .await?
+        .filter(|l| l.stage == LoginStage::Enrolment)
+        .ok_or(ApiError::LoginExpired)?;
+    let code_hash = app.hasher.hash(&req.security_code).await?;
+    let login = app
+        .store()
+        .enrol(login_id, &code_hash, req.mobile.as_deref(), now)
+        .await?
+        .ok_or(ApiError::LoginExpired)?;
+    let user = app
+        .store()
+        .user(&login.user_id)
+        .await?
+        .ok_or(ApiError::LoginExpired)?;
+    app.audit("enrolled", Some(&user.user_id), None, Some(ip), None)
+        .await?;
+    let risk = app.risk.assess(&RiskContext {
+        flow: Flow::Password,
+        user_id: &user.user_id,
+        device_id: login.device_id.as_deref(),
+        ip,
+        user_agent: ua.as_deref(),
+        now,
+    });
+    let login = Login {
+        stage: LoginStage::SecondFactor,
+        ..login
+    };
+    Ok(Json(second_factor(&app, &login, &user, risk).await?))
+}
+
+#[utoipa::path(
+    post, path = "/v1/login/otp/send", tag = "login",
+    request_body = OtpSendRequest,
+    responses(
+        (status = 200, description = "Code sent; it replaces any earlier one", body = OtpSendResponse),
+        (status = 400, description = "invalid_request (e.g. no mobile for sms, enrolment not done)", body = ErrorBody),
+        (status = 401, description = "login_expired", body = ErrorBody),
+        (status = 423, description = "account_locked", body = ErrorBody),
+        (status = 429, description = "rate_limited: inside resend spacing or past the cap", body = ErrorBody),
+        (status = 502, description = "delivery_failed", body = ErrorBody),
+    )
+)]
+pub async fn otp_send(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<OtpSendRequest>,
+) -> Result<Json<OtpSendResponse>, ApiError> {
+    app.rate.check(ip)?;
+    let login_id = validate::server_id("login_id", &req.login_id)?;
+    let now = app.now();
+    let s = app.settings();
+    let login = app
+        .store()
+        .login(login_id, now)
+        .await?
+        .ok_or(ApiError::LoginExpired)?;
+    if login.stage == LoginStage::Enrolment {
+        return Err(ApiError::invalid("complete enrolment before asking for a code"));
+    }
+    // A lock stops password sign-ins; a device step-up stays open.
+    if login.amr.iter().any(|m| m == "pwd") {
+        if let Some(until) = app.store().locked_until(&login.user_id, now).await? {
+            return Err(ApiError::AccountLocked {
+                retry_after_s: until - now,
+            });
+        }
+    }
+    let user = app
+        .store()
+        .user(&login.user_id)
+        .await?
+        .ok_or(ApiError::LoginExpired)?;
+    let (channel, to) = match req.channel {
+        OtpChannel::Email => (Channel::Email, user.email.clone()),
+        OtpChannel::Sms => match &user.mobile {
+            Some(m) => (Channel::Sms, m.clone()),
+            None => return Err(ApiError::invalid("no mobile number is on file for sms")),
+        },
+    };
+    let code = OtpKey::new_code();
+    let expires_at = now + s.otp_ttl_s;
+    let outcome = app
+        .store()
+        .store_otp(
+            login_id,
+            req.channel.as_str(),
+            app.otp_key.mac(login_id, &code),
+            expires_at,
+            s.otp_resend_after_s,
+            s.otp_max_sends,
+            now,
+        )
+        .await?;
+    match outcome {
+        OtpSendOutcome::Sent => {}
+        OtpSendOutcome::TooSoon(wait) => {
+            return Err(ApiError::RateLimited {
+                retry_after_s: wait,
+            })
+        }
+        OtpSendOutcome::CapReached => {
+            return Err(ApiError::RateLimited {
+                retry_after_s: login.expires_at - now,
+            })
+        }
+        OtpSendOutcome::LoginGone => return Err(ApiError::LoginExpired),
+    }
+    let message = Message {
+        channel,
+        to: to.clone(),
+        user_id: user.user_id.clone(),
+        purpose: Purpose::Otp,
+        text: format!(
+            "Your devicetrust sign-in code is {code}. It expires in {} minutes. We will never ask you for it.",
+            s.otp_ttl_s / 60
+        ),
+        code: Some(code),
+        sent_at: now,
+    };
+    if let Err(e) = app.notifier.send(message).await {
+        tracing::error!(error = %e, user_id = %user.user_id, "OTP delivery failed");
+        return Err(ApiError::DeliveryFailed);
+    }
+    app.audit("otp_sent", Some(&user.user_id), login.device_id.as_deref(), Some(ip), Some(req.channel.as_str()))
+        .await?;
+    let destination = match req.channel {
+        OtpChannel::Email => validate::mask_email(&to),
+        OtpChannel::Sms => validate::mask_mobile(&to),
+    };
+    Ok(Json(OtpSendResponse {
+        destination,
+        expires_at,
+        resend_after_s: s.otp_resend_after_s,
+    }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/login/otp/verify", tag = "login",
+    request_body = OtpVerifyRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthenticatedResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "otp_invalid (attempts_left), otp_expired, login_expired", body = ErrorBody),
+        (status = 423, description = "account_locked", body = ErrorBody),
+    )
+)]
+pub async fn otp_verify(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<OtpVerifyRequest>,
+) -> Result<Json<AuthenticatedResponse>, ApiError> {
+    app.rate.check(ip)?;
+    let login_id = validate::server_id("login_id", &req.login_id)?;
+    validate::otp_code(req.code.expose())?;
+    let now = app.now();
+    let s = app.settings();
+    let login = app
+        .store()
+        .login(login_id, now)
+        .await?
+        .filter(|l| l.stage == LoginStage::SecondFactor)
+        .ok_or(ApiError::LoginExpired)?;
+    let key = login.user_id.clone();
+    let password_flow = login.amr.iter().any(|m| m == "pwd");
+    // A step-up after a device proof is the owner's device sign-in: the
+    // per-code tries bound it, and a lock others caused does not block it.
+    let count = if password_flow {
+        Some(reserve(&app, &key, &login.user_id, ip).await?)
+    } else {
+        None
+    };
+    let refund = || async {
+        match count {
+            Some(_) => app.store().refund_attempt(&key).await,
+            None => Ok(()),
+        }
+    };
+
+    let attempt = app.store().try_otp(login_id).await?;
+    let Some(attempt) = attempt.filter(|a| a.expires_at > now && a.attempts <= s.otp_max_tries)
+    else {
+        // Nothing to evaluate: this is not a guess.
+        refund().await?;
+        return Err(ApiError::OtpExpired);
+    };
+    let expected = app.otp_key.mac(login_id, req.code.expose());
+    if !ct_eq(&expected, &attempt.mac) {
+        let err = ApiError::OtpInvalid {
+            attempts_left: s.otp_max_tries - attempt.attempts,
+        };
+        return Err(match count {
+            Some(count) => {
+                let user = app.store().user(&login.user_id).await?;
+                app.fail(&key, count, user.as_ref(), ip, "otp", err).await
+            }
+            None => {
+                app.audit("signin_failed", Some(&login.user_id), login.device_id.as_deref(), Some(ip), Some("step_up_otp"))
+                    .await?;
+                err
+            }
+        });
+    }
+    let Some(login) = app.store().consume_login(login_id, now).await? else {
+        // A concurrent request finished this login first.
+        refund().await?;
+        return Err(ApiError::LoginExpired);
+    };
+
+    let device = trusted_device(&app, &login.user_id, login.device_id.as_deref()).await?;
+    if let (Some(device), true) = (&device, password_flow) {
+        // Password + OTP on a named trusted device renews its trust.
+        app.store()
+            .renew_trust(&device.device_id, now + s.trust_period_s)
+            .await?;
+        app.audit("device_trust_renewed", Some(&login.user_id), Some(&device.device_id), Some(ip), None)
+            .await?;
+    }
+    let mut amr = login.amr.clone();
+    amr.push("otp".into());
+    let device_id = device.map(|d| d.device_id);
+    let session = app
+        .issue_session(&login.user_id, device_id.clone(), amr.clone(), now)
+        .await?;
+    app.store().reset_attempts(&key, now).await?;
+    app.audit("signin_ok", Some(&login.user_id), device_id.as_deref(), Some(ip), Some(&amr.join(" ")))
+        .await?;
+    Ok(Json(AuthenticatedResponse::new(session)))
+}
+
+#[utoipa::path(
+    post, path = "/v1/login/device/challenge", tag = "login",
+    request_body = DeviceChallengeRequest,
+    responses(
+        (status = 200, description = "A single-use challenge for this device, 2-minute life", body = ChallengeResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "device_not_recognized, reauthorisation_required", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
+    )
+)]
+pub async fn device_challenge(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<DeviceChallengeRequest>,
+) -> Result<Json<ChallengeResponse>, ApiError> {
+    app.rate.check(ip)?;
+    let device_id = validate::server_id("device_id", &req.device_id)?;
+    let now = app.now();
+    let device = app
+        .store()
+        .device(device_id)
+        .await?
+        .filter(|d| d.removed_at.is_none())
+        .ok_or(ApiError::DeviceNotRecognized)?;
+    if device.trusted_until <= now {
+        return Err(ApiError::ReauthorisationRequired);
+    }
+    let challenge = Challenge {
+        challenge_id: new_id(),
+        device_id: device.device_id,
+        challenge: new_challenge(),
+        login_id: None,
+        expires_at: now + app.settings().challenge_ttl_s,
+    };
+    app.store().create_challenge(challenge.clone()).await?;
+    Ok(Json(ChallengeResponse {
+        challenge_id: challenge.challenge_id,
+        challenge: challenge.challenge,
+        expires_at: challenge.expires_at,
+    }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/login/device", tag = "login",
+    request_body = DeviceLoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthenticatedResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "challenge_invalid, signature_invalid, device_not_recognized, reauthorisation_required, step_up_required (login_id, methods)", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
+    )
+)]
+pub async fn device_login(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    ApiJson(req): ApiJson<DeviceLoginRequest>,
+) -> Result<Json<AuthenticatedResponse>, ApiError> {
+    app.rate.check(ip)?;
+    let challenge_id = validate::server_id("challenge_id", &req.challenge_id)?;
+    let now = app.now();
+    let s = app.settings();
+    let challenge = app
+        .store()
+        .challenge(challenge_id, now)
+        .await?
+        .ok_or(ApiError::ChallengeInvalid)?;
+    let jws = Jws::parse(&req.proof, TYP_LOGIN).map_err(|_| ApiError::SignatureInvalid)?;
+    if jws.kid() != Some(challenge.device_id.as_str()) {
+        return Err(ApiError::SignatureInvalid);
+    }
+    let device = app
+        .store()
+        .device(&challenge.device_id)
+        .await?
+        .filter(|d| d.removed_at.is_none())
+        .ok_or(ApiError::DeviceNotRecognized)?;
+    if device.trusted_until <= now {
+        return Err(ApiError::ReauthorisationRequired);
+    }
+    let expected = Expected {
+        rp_id: &s.rp_id,
+        user_id: &device.user_id,
+        nonce: &challenge.challenge,
+    };
+    if let Err(e) = jws.verify(&device.public_key, expected) {
+        // Audited, but never counted toward the owner's lock.
+        let reason = match e {
+            ProofError::BadSignature => "bad_signature",
+            _ => "wrong_claims",
+        };
+        app.audit("device_proof_failed", Some(&device.user_id), Some(&device.device_id), Some(ip), Some(reason))
+            .await?;
+        return Err(ApiError::SignatureInvalid);
+    }
+    let login = match app.store().consume_challenge(challenge_id, now).await? {
+        ChallengeOutcome::Consumed { login } => login,
+        ChallengeOutcome::Gone => return Err(ApiError::ChallengeInvalid),
+    };
+    app.store().touch_device(&device.device_id, now).await?;
+
+    let amr = match &login {
+        // The device method of a password sign-in.
+        Some(_) => vec!["pwd".to_owned(), "hwk".to_owned()],
+        None => device_amr(&device.user_verification),
+    };
+    if login.is_none() {
+        let risk = app.risk.assess(&RiskContext {
+            flow: Flow::Device,
+            user_id: &device.user_id,
+            device_id: Some(&device.device_id),
+            ip,
+            user_agent: ua.as_deref(),
+            now,
+        });
+        if risk == RiskDecision::StepUp {
+            return Err(step_up(&app, &device, amr, ip).await?);
+        }
+    }
+    let session = app
+        .issue_session(&device.user_id, Some(device.device_id.clone()), amr.clone(), now)
+        .await?;
+    if login.is_some() {
+        app.store().reset_attempts(&device.user_id, now).await?;
+    }
+    app.audit("signin_ok", Some(&device.user_id), Some(&device.device_id), Some(ip), Some(&amr.join(" ")))
+        .await?;
+    Ok(Json(AuthenticatedResponse::new(session)))
+}
+
+/// A device proof the risk policy wants more for: a login waiting for an OTP.
+async fn step_up(
+    app: &AppState,
+    device: &storage::Device,
+    amr: Vec<String>,
+    ip: IpAddr,
+) -> Result<ApiError, ApiError> {
+    let now = app.now();
+    let user = app
+        .store()
+        .user(&device.user_id)
+        .await?
+        .ok_or(ApiError::DeviceNotRecognized)?;
+    let login = Login {
+        login_id: new_id(),
+        user_id: user.user_id.clone(),
+        device_id: Some(device.device_id.clone()),
+        stage: LoginStage::SecondFactor,
+        amr,
+        expires_at: now + app.settings().login_ttl_s,
+        otp_sends: 0,
+        last_send_at: None,
+        created_at: now,
+    };
+    app.store().create_login(login.clone()).await?;
+    app.audit("step_up", Some(&user.user_id), Some(&device.device_id), Some(ip), None)
+        .await?;
+    Ok(ApiError::StepUpRequired {
+        login_id: login.login_id,
+        methods: otp_methods(&user),
+    })
+}

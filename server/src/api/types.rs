@@ -1,0 +1,330 @@
+//! Wire types of the contract: request and response bodies, with the
+//! OpenAPI schemas derived from the same definitions.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::secrets::Secret;
+
+// ---------- password sign-in ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLoginRequest {
+    #[schema(example = "jane.doe")]
+    pub user_id: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+    /// The trusted device this sign-in happens on, if the app has one.
+    pub device_id: Option<String>,
+}
+
+/// What the user confirms at enrolment (pre-filled, read-only).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Profile {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OtpChannel {
+    Email,
+    Sms,
+}
+
+impl OtpChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtpChannel::Email => "email",
+            OtpChannel::Sms => "sms",
+        }
+    }
+}
+
+/// A way to finish a sign-in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Method {
+    /// A one-time password sent to a masked destination.
+    Otp {
+        channel: OtpChannel,
+        destination: String,
+    },
+    /// Sign the challenge with this trusted device's key (`/v1/login/device`).
+    Device {
+        challenge_id: String,
+        challenge: String,
+        expires_at: i64,
+    },
+}
+
+/// Where a sign-in stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LoginResponse {
+    EnrolmentRequired {
+        login_id: String,
+        expires_at: i64,
+        profile: Profile,
+    },
+    SecondFactorRequired {
+        login_id: String,
+        expires_at: i64,
+        methods: Vec<Method>,
+    },
+    Authenticated {
+        session: Session,
+    },
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    pub login_id: String,
+    /// 6–9 digits, not one digit repeated, not a straight run.
+    #[schema(value_type = String, format = Password, example = "135790")]
+    pub security_code: Secret,
+    /// E.164, e.g. +447700900123.
+    pub mobile: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpSendRequest {
+    pub login_id: String,
+    pub channel: OtpChannel,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OtpSendResponse {
+    pub destination: String,
+    pub expires_at: i64,
+    pub resend_after_s: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpVerifyRequest {
+    pub login_id: String,
+    #[schema(value_type = String, example = "123456")]
+    pub code: Secret,
+}
+
+/// The answer of a finished sign-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticatedResponse {
+    /// Always `authenticated`.
+    #[schema(example = "authenticated")]
+    pub status: &'static str,
+    pub session: Session,
+}
+
+impl AuthenticatedResponse {
+    pub fn new(session: Session) -> Self {
+        AuthenticatedResponse {
+            status: "authenticated",
+            session,
+        }
+    }
+}
+
+// ---------- device sign-in ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceChallengeRequest {
+    pub device_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengeResponse {
+    pub challenge_id: String,
+    /// 32 random bytes, base64url: the proof's `nonce`.
+    pub challenge: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceLoginRequest {
+    pub challenge_id: String,
+    /// Compact JWS, ES256, `typ` `devicetrust-login+jwt`, `kid` the device id.
+    pub proof: String,
+}
+
+// ---------- sessions ----------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Session {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+    pub user_id: String,
+    /// RFC 8176 method references: `pwd`, `otp`, `hwk`, `bio`.
+    pub amr: Vec<String>,
+    pub auth_time: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[schema(value_type = String)]
+    pub refresh_token: Secret,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub mobile: Option<String>,
+    pub primary_market: String,
+    pub enrolled: bool,
+}
+
+impl From<crate::storage::User> for MeResponse {
+    fn from(u: crate::storage::User) -> Self {
+        MeResponse {
+            user_id: u.user_id,
+            name: u.name,
+            email: u.email,
+            mobile: u.mobile,
+            primary_market: u.primary_market,
+            enrolled: u.enrolled_at.is_some(),
+        }
+    }
+}
+
+// ---------- devices ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationResponse {
+    pub registration_id: String,
+    /// 32 random bytes, base64url: the proof's `nonce`.
+    pub challenge: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Ios,
+    Android,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStorage {
+    SecureEnclave,
+    Strongbox,
+    Tee,
+    Software,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserVerification {
+    Biometric,
+    BiometricOrDeviceCredential,
+    None,
+}
+
+/// Serde's own name for a unit variant, so storage and wire agree.
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    pub registration_id: String,
+    /// Compact JWS, ES256, `typ` `devicetrust-register+jwt`, `jwk` the new key.
+    pub proof: String,
+    /// The phone's name as the user will see it in the list, 1–64 characters.
+    pub name: String,
+    pub platform: Platform,
+    pub key_storage: KeyStorage,
+    pub user_verification: UserVerification,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    pub device_id: String,
+    pub name: String,
+    pub platform: String,
+    pub key_storage: String,
+    pub user_verification: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub trusted_until: i64,
+    /// True for the device whose session makes the call.
+    pub current: bool,
+}
+
+impl Device {
+    pub fn from_record(d: crate::storage::Device, current_device: Option<&str>) -> Self {
+        let current = current_device == Some(d.device_id.as_str());
+        Device {
+            device_id: d.device_id,
+            name: d.name,
+            platform: d.platform,
+            key_storage: d.key_storage,
+            user_verification: d.user_verification,
+            created_at: d.created_at,
+            last_used_at: d.last_used_at,
+            trusted_until: d.trusted_until,
+            current,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceResponse {
+    pub device: Device,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceList {
+    pub devices: Vec<Device>,
+}
+
+// ---------- administration ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub mobile: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub primary_market: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactor {
+    Required,
+    Off,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarketRequest {
+    pub second_factor: SecondFactor,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}

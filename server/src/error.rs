@@ -1,0 +1,190 @@
+//! The one error type every endpoint answers with, rendered as the contract's
+//! `{"error": {"code", "message", ...}}` body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::storage::StorageError;
+
+/// An error a client can branch on. `code()` is stable; `message` is for people.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the user ID or password is incorrect")]
+    InvalidCredentials,
+    #[error("too many failed attempts: try again later or call the number on your card")]
+    AccountLocked { retry_after_s: i64 },
+    #[error("this sign-in has expired or was already completed: start again")]
+    LoginExpired,
+    #[error("the code is incorrect")]
+    OtpInvalid { attempts_left: i64 },
+    #[error("the code has expired or has no tries left: send a new one")]
+    OtpExpired,
+    #[error("the challenge is unknown, expired or already used")]
+    ChallengeInvalid,
+    #[error("the proof is malformed, names the wrong claims, or its signature does not verify")]
+    SignatureInvalid,
+    #[error("we don't recognise this device: sign in with your password")]
+    DeviceNotRecognized,
+    #[error("this device's trust has ended: sign in with your password and a one-time code to renew it")]
+    ReauthorisationRequired,
+    #[error("additional verification is needed: enter the code we send you")]
+    StepUpRequired {
+        login_id: String,
+        methods: Vec<crate::api::types::Method>,
+    },
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the user already has the maximum number of trusted devices")]
+    DeviceLimit,
+    #[error("that user ID is taken")]
+    UserExists,
+    #[error("the request body exceeds 16 KiB")]
+    PayloadTooLarge,
+    #[error("too many requests: slow down")]
+    RateLimited { retry_after_s: i64 },
+    #[error("the message could not be delivered: try again shortly")]
+    DeliveryFailed,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::AccountLocked { .. } => "account_locked",
+            ApiError::LoginExpired => "login_expired",
+            ApiError::OtpInvalid { .. } => "otp_invalid",
+            ApiError::OtpExpired => "otp_expired",
+            ApiError::ChallengeInvalid => "challenge_invalid",
+            ApiError::SignatureInvalid => "signature_invalid",
+            ApiError::DeviceNotRecognized => "device_not_recognized",
+            ApiError::ReauthorisationRequired => "reauthorisation_required",
+            ApiError::StepUpRequired { .. } => "step_up_required",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::DeviceLimit => "device_limit",
+            ApiError::UserExists => "user_exists",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::DeliveryFailed => "delivery_failed",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidCredentials
+            | ApiError::LoginExpired
+            | ApiError::OtpInvalid { .. }
+            | ApiError::OtpExpired
+            | ApiError::ChallengeInvalid
+            | ApiError::SignatureInvalid
+            | ApiError::DeviceNotRecognized
+            | ApiError::ReauthorisationRequired
+            | ApiError::StepUpRequired { .. }
+            | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AccountLocked { .. } => StatusCode::LOCKED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::DeviceLimit | ApiError::UserExists => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::DeliveryFailed => StatusCode::BAD_GATEWAY,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        ApiError::InvalidRequest(msg.into())
+    }
+
+    fn body(&self) -> ErrorBody {
+        let mut detail = ErrorDetail {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+            retry_after_s: None,
+            attempts_left: None,
+            login_id: None,
+            methods: None,
+        };
+        match self {
+            ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
+                detail.retry_after_s = Some((*retry_after_s).max(1));
+            }
+            ApiError::OtpInvalid { attempts_left } => detail.attempts_left = Some(*attempts_left),
+            ApiError::StepUpRequired { login_id, methods } => {
+                detail.login_id = Some(login_id.clone());
+                detail.methods = Some(methods.clone());
+            }
+            _ => {}
+        }
+        ErrorBody { error: detail }
+    }
+}
+
+/// The error envelope of every non-2xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code; clients branch on it.
+    pub code: String,
+    /// Human-readable explanation; never contains secrets or internals.
+    pub message: String,
+    /// With `account_locked` and `rate_limited`: seconds until a retry can succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<i64>,
+    /// With `otp_invalid`: tries left for this code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<i64>,
+    /// With `step_up_required`: the login to finish with an OTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_id: Option<String>,
+    /// With `step_up_required`: the OTP channels offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<crate::api::types::Method>>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } =
+            &self
+        {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_s.max(&1).to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        // The cause goes to the operator's log, never to the client.
+        tracing::error!(error = %err, "storage failure");
+        ApiError::Internal
+    }
+}

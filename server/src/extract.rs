@@ -1,0 +1,157 @@
+//! Request extractors that answer in the contract's error format: JSON
+//! bodies, empty bodies, bearer sessions, the admin token, the client IP.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::secrets::{ct_eq, token_hash};
+use crate::storage::SessionRecord;
+
+/// A JSON body: wrong content type, bad JSON, unknown or missing fields → 400;
+/// over 16 KiB → 413.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::invalid("Content-Type must be application/json")
+        }
+        JsonRejection::JsonDataError(e) => ApiError::invalid(e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(e.body_text()),
+        other => ApiError::invalid(other.body_text()),
+    }
+}
+
+/// The body of an endpoint that takes none: empty, or the JSON object `{}`.
+pub struct EmptyBody;
+
+impl<S: Send + Sync> FromRequest<S> for EmptyBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::invalid("unreadable body")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(EmptyBody);
+        }
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes) {
+            Ok(map) if map.is_empty() => Ok(EmptyBody),
+            _ => Err(ApiError::invalid("this endpoint takes no body (or {})")),
+        }
+    }
+}
+
+/// The caller's address, from the socket (a proxy in front must be
+/// configured to preserve it; forwarded headers are not trusted).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientIp(ip))
+    }
+}
+
+/// The `User-Agent` header, for the risk policy.
+pub struct UserAgent(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(UserAgent(
+            parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect()),
+        ))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A caller with a valid access token.
+pub struct Auth(pub SessionRecord);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let session = state
+            .store()
+            .session_for_access(&token_hash(token), state.now())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Auth(session))
+    }
+}
+
+/// A caller with the server's admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let expected = state.admin_token_hash.as_deref().ok_or(ApiError::Unauthorized)?;
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if ct_eq(&token_hash(token), expected) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

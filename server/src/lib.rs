@@ -1,0 +1,16 @@
+//! devicetrust server: password + OTP enrolment, trusted-device registration
+//! and biometric sign-in for card holders, as described in `docs/PROTOCOL.md`.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod extract;
+pub mod notify;
+pub mod proof;
+pub mod ratelimit;
+pub mod risk;
+pub mod secrets;
+pub mod storage;
+pub mod validate;

@@ -1,0 +1,302 @@
+//! Every secret the server makes or checks: ids and tokens from the OS CSPRNG,
+//! token hashes, OTP codes and their HMACs, and argon2id on a bounded pool.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
+use serde::{Deserialize, Deserializer};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// A string that must never be printed: passwords, codes, tokens.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The OS CSPRNG failing leaves nothing safe to do.
+    #[allow(clippy::expect_used)]
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the OS random number generator failed");
+    buf
+}
+
+/// A 128-bit identifier, base64url (22 characters).
+pub fn new_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+/// 32 random bytes, base64url: device challenges.
+pub fn new_challenge() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// A 256-bit bearer token with a readable prefix so leaked tokens are easy to
+/// recognise in scanners (`dta_` access, `dtr_` refresh).
+pub fn new_token(prefix: &str) -> String {
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// How tokens are stored: SHA-256 suffices for 256-bit random values.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// Constant-time equality of two byte strings.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A key used for HMACs of OTP codes, loaded or created by storage.
+pub struct OtpKey(hmac::Key);
+
+impl OtpKey {
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        OtpKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
+    }
+
+    pub fn generate_bytes() -> Vec<u8> {
+        random_bytes::<32>().to_vec()
+    }
+
+    /// Six digits, uniform (rejection sampling avoids modulo bias).
+    pub fn new_code() -> String {
+        loop {
+            let n = u32::from_le_bytes(random_bytes::<4>());
+            // 4_294_000_000 is the largest multiple of 1_000_000 below 2^32.
+            if n < 4_294_000_000 {
+                return format!("{:06}", n % 1_000_000);
+            }
+        }
+    }
+
+    /// The HMAC binds the code to its login so a stolen table row cannot be
+    /// replayed against another login.
+    pub fn mac(&self, login_id: &str, code: &str) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(login_id.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(code.as_bytes());
+        ctx.sign().as_ref().to_vec()
+    }
+}
+
+/// argon2id with the OWASP parameters, run on a bounded number of blocking
+/// threads so that a flood of password attempts queues here instead of
+/// starving device sign-ins, and is turned away once the queue is full.
+#[derive(Clone)]
+pub struct Hasher {
+    inner: Arc<HasherInner>,
+}
+
+struct HasherInner {
+    params: Params,
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    dummy_hash: String,
+}
+
+/// Settings for the hashing pool.
+#[derive(Debug, Clone, Copy)]
+pub struct HasherConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once.
+    pub concurrency: usize,
+    /// Requests allowed to wait for a slot before `rate_limited`.
+    pub max_waiting: usize,
+}
+
+impl Default for HasherConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        HasherConfig {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            // Leave at least one core for everything that is not a password.
+            concurrency: (cores / 2).max(1),
+            max_waiting: 256,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("argon2 parameters rejected: {0}")]
+    Params(String),
+}
+
+impl Hasher {
+    pub fn new(cfg: HasherConfig) -> Result<Self, HashError> {
+        let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
+            .map_err(|e| HashError::Params(e.to_string()))?;
+        let mut hasher = HasherInner {
+            params,
+            permits: Semaphore::new(cfg.concurrency.max(1)),
+            waiting: AtomicUsize::new(0),
+            max_waiting: cfg.max_waiting,
+            dummy_hash: String::new(),
+        };
+        // A real hash of a random secret: verifying against it costs what a
+        // real user's verification costs, so unknown users cannot be timed.
+        hasher.dummy_hash = hash_blocking(&hasher.params, &new_token(""))
+            .map_err(|e| HashError::Params(e.to_string()))?;
+        Ok(Hasher {
+            inner: Arc::new(hasher),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Params) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let inner = self.inner.clone();
+        let queued = inner.waiting.fetch_add(1, Ordering::SeqCst);
+        if queued >= inner.max_waiting {
+            inner.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::RateLimited { retry_after_s: 1 });
+        }
+        let permit = inner.permits.acquire().await;
+        inner.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|_| ApiError::Internal)?;
+        let params = inner.params.clone();
+        tokio::task::spawn_blocking(move || job(&params))
+            .await
+            .map_err(|_| ApiError::Internal)
+    }
+
+    /// Hashes a new secret (PHC string).
+    pub async fn hash(&self, secret: &Secret) -> Result<String, ApiError> {
+        let secret = secret.clone();
+        self.run(move |params| hash_blocking(params, secret.expose()))
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "argon2 hashing failed");
+                ApiError::Internal
+            })
+    }
+
+    /// Verifies `secret` against `stored`, or against the dummy hash when
+    /// there is no stored hash, so both paths take the same time.
+    pub async fn verify(&self, stored: Option<String>, secret: &Secret) -> Result<bool, ApiError> {
+        let secret = secret.clone();
+        let exists = stored.is_some();
+        let phc = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let ok = self
+            .run(move |params| verify_blocking(params, &phc, secret.expose()))
+            .await?;
+        Ok(exists && ok)
+    }
+
+    /// Synchronous hashing for the operator CLI.
+    pub fn hash_now(&self, secret: &Secret) -> Result<String, HashError> {
+        hash_blocking(&self.inner.params, secret.expose())
+            .map_err(|e| HashError::Params(e.to_string()))
+    }
+}
+
+fn argon(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_blocking(params: &Params, secret: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>())?;
+    Ok(argon(params)
+        .hash_password(secret.as_bytes(), &salt)?
+        .to_string())
+}
+
+fn verify_blocking(params: &Params, phc: &str, secret: &str) -> bool {
+    match PasswordHash::new(phc) {
+        // The parameters stored in the PHC string win, so raising the cost
+        // later still verifies old hashes.
+        Ok(parsed) => argon(params)
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_tokens_carry_enough_entropy() {
+        assert_eq!(URL_SAFE_NO_PAD.decode(new_id()).unwrap().len(), 16);
+        assert_eq!(URL_SAFE_NO_PAD.decode(new_challenge()).unwrap().len(), 32);
+        let t = new_token("dta_");
+        assert_eq!(URL_SAFE_NO_PAD.decode(&t[4..]).unwrap().len(), 32);
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn otp_codes_are_six_digits_and_macs_bind_the_login() {
+        for _ in 0..200 {
+            let c = OtpKey::new_code();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+        let key = OtpKey::from_bytes(&OtpKey::generate_bytes());
+        assert_eq!(key.mac("a", "123456"), key.mac("a", "123456"));
+        assert_ne!(key.mac("a", "123456"), key.mac("b", "123456"));
+        assert_ne!(key.mac("a", "123456"), key.mac("a", "123457"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+
+    #[tokio::test]
+    async fn argon2id_round_trip_and_dummy_path() {
+        let hasher = Hasher::new(HasherConfig::default()).unwrap();
+        let pw = Secret::new("correct horse");
+        let phc = hasher.hash(&pw).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hasher.verify(Some(phc.clone()), &pw).await.unwrap());
+        assert!(!hasher
+            .verify(Some(phc), &Secret::new("wrong"))
+            .await
+            .unwrap());
+        assert!(!hasher.verify(None, &pw).await.unwrap());
+    }
+}

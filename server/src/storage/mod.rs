@@ -1,0 +1,350 @@
+//! Everything the server keeps, behind one trait. Handlers see only `Store`;
+//! the SQLite backend lives in `sqlite`, and a PostgreSQL one can be added
+//! beside it without touching them.
+//!
+//! Every single-use thing (challenge, registration, OTP try, refresh token,
+//! login) is consumed by one atomic statement or transaction, so of any number
+//! of racing requests exactly one wins.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("connection pool error: {0}")]
+    Pool(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("a row with that key exists already")]
+    Conflict,
+    #[error("unsupported database URL: {0}")]
+    UnsupportedUrl(String),
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub mobile: Option<String>,
+    pub primary_market: String,
+    pub password_hash: String,
+    pub security_code_hash: Option<String>,
+    pub enrolled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What a login is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStage {
+    /// Password verified; enrolment (security code, optional mobile) next.
+    Enrolment,
+    /// Password (or a device proof, for step-up) verified; second factor next.
+    SecondFactor,
+}
+
+impl LoginStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginStage::Enrolment => "enrolment",
+            LoginStage::SecondFactor => "second_factor",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "enrolment" => Some(LoginStage::Enrolment),
+            "second_factor" => Some(LoginStage::SecondFactor),
+            _ => None,
+        }
+    }
+}
+
+/// A sign-in in progress, named by `login_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub login_id: String,
+    pub user_id: String,
+    /// The trusted device this sign-in happens on, when the client named one
+    /// of the user's devices.
+    pub device_id: Option<String>,
+    pub stage: LoginStage,
+    /// Factors already proven (`pwd`, or `hwk`/`bio` for a step-up).
+    pub amr: Vec<String>,
+    pub expires_at: i64,
+    pub otp_sends: i64,
+    pub last_send_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A stored OTP, after one try was counted against it.
+#[derive(Debug, Clone)]
+pub struct OtpTry {
+    pub mac: Vec<u8>,
+    /// Tries used including this one.
+    pub attempts: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum OtpSendOutcome {
+    Sent,
+    /// Inside the resend spacing: retry after so many seconds.
+    TooSoon(i64),
+    /// The per-login cap on sends is used up.
+    CapReached,
+    /// The login is unknown or expired.
+    LoginGone,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempts {
+    /// Attempts counted since the last completed sign-in, this one included.
+    pub count: i64,
+    pub locked_until: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub challenge_id: String,
+    pub device_id: String,
+    pub challenge: String,
+    /// Set when the challenge was offered as a `device` method of a password sign-in.
+    pub login_id: Option<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChallengeOutcome {
+    /// This request consumed it; the login it belonged to, if any, is consumed too.
+    Consumed { login: Option<Login> },
+    /// Someone else consumed it, or it expired.
+    Gone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub registration_id: String,
+    pub user_id: String,
+    pub challenge: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub device_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub platform: String,
+    pub key_storage: String,
+    pub user_verification: String,
+    /// Uncompressed SEC1 P-256 point.
+    pub public_key: Vec<u8>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub trusted_until: i64,
+    pub removed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RegistrationOutcome {
+    Created,
+    /// Unknown, expired, used or another user's registration.
+    Gone,
+    DeviceLimit,
+}
+
+/// A session (a refresh-token family) and the facts a token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub amr: Vec<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+}
+
+/// Hashes and lifetimes of a freshly issued token pair.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_hash: Vec<u8>,
+    pub access_expires_at: i64,
+    pub refresh_hash: Vec<u8>,
+    pub refresh_expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum RefreshOutcome {
+    Rotated(SessionRecord),
+    /// A used token came back: the family was revoked.
+    Reused(SessionRecord),
+    Invalid,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: i64,
+    pub event: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub ip: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn ping(&self) -> Result<(), StorageError>;
+
+    /// The OTP HMAC key: the stored one, or `fresh` stored and returned.
+    async fn otp_key(&self, fresh: Vec<u8>) -> Result<Vec<u8>, StorageError>;
+
+    // Users and markets
+    async fn create_user(&self, user: User) -> Result<(), StorageError>;
+    async fn user(&self, user_id: &str) -> Result<Option<User>, StorageError>;
+    async fn set_market(&self, market: &str, second_factor: bool) -> Result<(), StorageError>;
+    /// Markets never configured require a second factor.
+    async fn market_requires_second_factor(&self, market: &str) -> Result<bool, StorageError>;
+
+    // Lockout
+    /// Counts one attempt for `key` before it is evaluated; a lock that has
+    /// run out starts the count afresh.
+    async fn reserve_attempt(&self, key: &str, now: i64) -> Result<Attempts, StorageError>;
+    /// Takes back a reserved attempt that turned out not to be a failure.
+    async fn refund_attempt(&self, key: &str) -> Result<(), StorageError>;
+    async fn lock(&self, key: &str, until: i64) -> Result<(), StorageError>;
+    /// When `key` is locked at `now`, until when.
+    async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StorageError>;
+    /// After a completed sign-in: the count starts again, but a running lock
+    /// keeps running (a device sign-in does not lift a lock others caused).
+    async fn reset_attempts(&self, key: &str, now: i64) -> Result<(), StorageError>;
+    /// An operator lifts the lock and clears the count.
+    async fn unlock(&self, key: &str) -> Result<(), StorageError>;
+
+    // Logins and OTPs
+    async fn create_login(&self, login: Login) -> Result<(), StorageError>;
+    async fn login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError>;
+    /// Moves a login from enrolment to second factor and records the user's
+    /// enrolment, atomically; `None` if the login is not awaiting enrolment.
+    async fn enrol(
+        &self,
+        login_id: &str,
+        security_code_hash: &str,
+        mobile: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Login>, StorageError>;
+    async fn consume_login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError>;
+    /// Replaces the login's OTP if the spacing and the cap allow.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_otp(
+        &self,
+        login_id: &str,
+        channel: &str,
+        mac: Vec<u8>,
+        expires_at: i64,
+        resend_after_s: i64,
+        max_sends: i64,
+        now: i64,
+    ) -> Result<OtpSendOutcome, StorageError>;
+    /// Counts one try against the login's OTP and returns it.
+    async fn try_otp(&self, login_id: &str) -> Result<Option<OtpTry>, StorageError>;
+
+    // Device challenges
+    async fn create_challenge(&self, challenge: Challenge) -> Result<(), StorageError>;
+    async fn challenge(&self, challenge_id: &str, now: i64)
+        -> Result<Option<Challenge>, StorageError>;
+    async fn consume_challenge(
+        &self,
+        challenge_id: &str,
+        now: i64,
+    ) -> Result<ChallengeOutcome, StorageError>;
+
+    // Registrations and devices
+    async fn create_registration(&self, registration: Registration) -> Result<(), StorageError>;
+    async fn registration(
+        &self,
+        registration_id: &str,
+        now: i64,
+    ) -> Result<Option<Registration>, StorageError>;
+    /// Consumes the registration and stores the device; the calling session
+    /// (`session_id`) becomes that device's session.
+    async fn finish_registration(
+        &self,
+        registration_id: &str,
+        session_id: &str,
+        device: Device,
+        max_devices: i64,
+        now: i64,
+    ) -> Result<RegistrationOutcome, StorageError>;
+    async fn device(&self, device_id: &str) -> Result<Option<Device>, StorageError>;
+    async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StorageError>;
+    /// Removes the device and revokes its sessions; false if it was not the
+    /// user's active device.
+    async fn remove_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        now: i64,
+    ) -> Result<bool, StorageError>;
+    async fn touch_device(&self, device_id: &str, now: i64) -> Result<(), StorageError>;
+    async fn renew_trust(&self, device_id: &str, until: i64) -> Result<(), StorageError>;
+
+    // Sessions
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        tokens: TokenPair,
+    ) -> Result<(), StorageError>;
+    async fn session_for_access(
+        &self,
+        access_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StorageError>;
+    async fn rotate_refresh(
+        &self,
+        refresh_hash: &[u8],
+        tokens: TokenPair,
+        now: i64,
+    ) -> Result<RefreshOutcome, StorageError>;
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StorageError>;
+
+    // Audit and housekeeping
+    async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;
+    async fn audit_events(&self, user_id: &str) -> Result<Vec<AuditEvent>, StorageError>;
+    /// Deletes what has expired; returns the number of rows removed.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StorageError>;
+}
+
+/// Opens the store a `--database` URL names.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StorageError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(path).await?;
+        Ok(std::sync::Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StorageError::UnsupportedUrl(
+            "the PostgreSQL backend is not part of this build yet; use sqlite://PATH".into(),
+        ))
+    } else {
+        Err(StorageError::UnsupportedUrl(format!(
+            "{url:?}: expected sqlite://PATH or postgres://…"
+        )))
+    }
+}
+
+pub(crate) fn join_amr(amr: &[String]) -> String {
+    amr.join(" ")
+}
+
+pub(crate) fn split_amr(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}

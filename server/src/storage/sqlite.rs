@@ -1,0 +1,937 @@
+//! The embedded SQLite backend: rusqlite (bundled), WAL, a small r2d2 pool,
+//! every call on tokio's blocking pool, versioned migrations.
+
+use async_trait::async_trait;
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{named_params, params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
+
+use super::*;
+
+/// Connections in the pool: SQLite has one writer at a time, so more would
+/// only add contention; readers run beside the writer under WAL.
+const POOL_SIZE: u32 = 8;
+
+/// Versioned schema. Append new migrations; never edit one that has shipped.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("migrations/0001_initial.sql"))])
+}
+
+pub struct SqliteStore {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(err, _)
+                if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StorageError::Conflict
+            }
+            other => StorageError::Database(other.to_string()),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &str) -> Result<Self, StorageError> {
+        if path.is_empty() {
+            return Err(StorageError::UnsupportedUrl(
+                "sqlite:// needs a path, e.g. sqlite://devicetrust.db".into(),
+            ));
+        }
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
+    fn open_blocking(path: &str) -> Result<Self, StorageError> {
+        // Journal mode and schema are set up once, on one connection, before
+        // the pool opens its connections concurrently.
+        {
+            let mut conn = Connection::open(path)?;
+            conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")?;
+            migrations()
+                .to_latest(&mut conn)
+                .map_err(|e| StorageError::Migration(e.to_string()))?;
+        }
+        // FULL sync: a bank does not lose a committed device or revocation
+        // on power loss. WAL lets readers run beside the writer.
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch(
+                "PRAGMA busy_timeout = 10000;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;",
+            )
+        });
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .build(manager)
+            .map_err(|e| StorageError::Pool(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| StorageError::Pool(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+}
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        user_id: r.get("user_id")?,
+        name: r.get("name")?,
+        email: r.get("email")?,
+        mobile: r.get("mobile")?,
+        primary_market: r.get("primary_market")?,
+        password_hash: r.get("password_hash")?,
+        security_code_hash: r.get("security_code_hash")?,
+        enrolled_at: r.get("enrolled_at")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn login_from_row(r: &Row<'_>) -> rusqlite::Result<Login> {
+    let stage: String = r.get("stage")?;
+    let amr: String = r.get("amr")?;
+    Ok(Login {
+        login_id: r.get("login_id")?,
+        user_id: r.get("user_id")?,
+        device_id: r.get("device_id")?,
+        stage: LoginStage::parse(&stage).unwrap_or(LoginStage::SecondFactor),
+        amr: split_amr(&amr),
+        expires_at: r.get("expires_at")?,
+        otp_sends: r.get("otp_sends")?,
+        last_send_at: r.get("last_send_at")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<Challenge> {
+    Ok(Challenge {
+        challenge_id: r.get("challenge_id")?,
+        device_id: r.get("device_id")?,
+        challenge: r.get("challenge")?,
+        login_id: r.get("login_id")?,
+        expires_at: r.get("expires_at")?,
+    })
+}
+
+fn device_from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        device_id: r.get("device_id")?,
+        user_id: r.get("user_id")?,
+        name: r.get("name")?,
+        platform: r.get("platform")?,
+        key_storage: r.get("key_storage")?,
+        user_verification: r.get("user_verification")?,
+        public_key: r.get("public_key")?,
+        created_at: r.get("created_at")?,
+        last_used_at: r.get("last_used_at")?,
+        trusted_until: r.get("trusted_until")?,
+        removed_at: r.get("removed_at")?,
+    })
+}
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    let amr: String = r.get("amr")?;
+    Ok(SessionRecord {
+        session_id: r.get("session_id")?,
+        user_id: r.get("user_id")?,
+        device_id: r.get("device_id")?,
+        amr: split_amr(&amr),
+        auth_time: r.get("auth_time")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+const LOGIN_COLS: &str =
+    "login_id, user_id, device_id, stage, amr, expires_at, otp_sends, last_send_at, created_at";
+const SESSION_COLS: &str = "s.session_id, s.user_id, s.device_id, s.amr, s.auth_time, s.created_at";
+
+fn insert_tokens(
+    conn: &Connection,
+    session_id: &str,
+    tokens: &TokenPair,
+) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![tokens.access_hash, session_id, tokens.access_expires_at],
+    )?;
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![tokens.refresh_hash, session_id, tokens.refresh_expires_at],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+            .await
+    }
+
+    async fn otp_key(&self, fresh: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO server_secrets (name, value) VALUES ('otp_hmac_key', ?1)
+                 ON CONFLICT (name) DO NOTHING",
+                params![fresh],
+            )?;
+            Ok(c.query_row(
+                "SELECT value FROM server_secrets WHERE name = 'otp_hmac_key'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn create_user(&self, u: User) -> Result<(), StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO users (user_id, name, email, mobile, primary_market, password_hash,
+                                    security_code_hash, enrolled_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    u.user_id,
+                    u.name,
+                    u.email,
+                    u.mobile,
+                    u.primary_market,
+                    u.password_hash,
+                    u.security_code_hash,
+                    u.enrolled_at,
+                    u.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, user_id: &str) -> Result<Option<User>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM users WHERE user_id = ?1",
+                params![user_id],
+                user_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn set_market(&self, market: &str, second_factor: bool) -> Result<(), StorageError> {
+        let market = market.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO markets (market, second_factor) VALUES (?1, ?2)
+                 ON CONFLICT (market) DO UPDATE SET second_factor = excluded.second_factor",
+                params![market, if second_factor { "required" } else { "off" }],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn market_requires_second_factor(&self, market: &str) -> Result<bool, StorageError> {
+        let market = market.to_owned();
+        self.run(move |c| {
+            let setting: Option<String> = c
+                .query_row(
+                    "SELECT second_factor FROM markets WHERE market = ?1",
+                    params![market],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(setting.as_deref() != Some("off"))
+        })
+        .await
+    }
+
+    async fn reserve_attempt(&self, key: &str, now: i64) -> Result<Attempts, StorageError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "INSERT INTO attempts (user_key, count, locked_until) VALUES (:key, 1, NULL)
+                 ON CONFLICT (user_key) DO UPDATE SET
+                   count = CASE WHEN locked_until IS NOT NULL AND locked_until <= :now
+                                THEN 1 ELSE count + 1 END,
+                   locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= :now
+                                       THEN NULL ELSE locked_until END
+                 RETURNING count, locked_until",
+                named_params! {":key": key, ":now": now},
+                |r| {
+                    Ok(Attempts {
+                        count: r.get(0)?,
+                        locked_until: r.get(1)?,
+                    })
+                },
+            )?)
+        })
+        .await
+    }
+
+    async fn refund_attempt(&self, key: &str) -> Result<(), StorageError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE attempts SET count = MAX(count - 1, 0)
+                 WHERE user_key = ?1 AND locked_until IS NULL",
+                params![key],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lock(&self, key: &str, until: i64) -> Result<(), StorageError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE attempts SET locked_until = ?2 WHERE user_key = ?1",
+                params![key, until],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StorageError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT locked_until FROM attempts WHERE user_key = ?1 AND locked_until > ?2",
+                params![key, now],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn reset_attempts(&self, key: &str, now: i64) -> Result<(), StorageError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM attempts
+                 WHERE user_key = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+                params![key, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unlock(&self, key: &str) -> Result<(), StorageError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute("DELETE FROM attempts WHERE user_key = ?1", params![key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_login(&self, l: Login) -> Result<(), StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO logins (login_id, user_id, device_id, stage, amr, expires_at,
+                                     otp_sends, last_send_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    l.login_id,
+                    l.user_id,
+                    l.device_id,
+                    l.stage.as_str(),
+                    join_amr(&l.amr),
+                    l.expires_at,
+                    l.otp_sends,
+                    l.last_send_at,
+                    l.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError> {
+        let login_id = login_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {LOGIN_COLS} FROM logins WHERE login_id = ?1 AND expires_at > ?2"),
+                params![login_id, now],
+                login_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn enrol(
+        &self,
+        login_id: &str,
+        security_code_hash: &str,
+        mobile: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Login>, StorageError> {
+        let login_id = login_id.to_owned();
+        let code_hash = security_code_hash.to_owned();
+        let mobile = mobile.map(str::to_owned);
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let login = tx
+                .query_row(
+                    &format!(
+                        "UPDATE logins SET stage = 'second_factor'
+                         WHERE login_id = ?1 AND stage = 'enrolment' AND expires_at > ?2
+                         RETURNING {LOGIN_COLS}"
+                    ),
+                    params![login_id, now],
+                    login_from_row,
+                )
+                .optional()?;
+            let Some(login) = login else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE users SET security_code_hash = ?2, enrolled_at = ?3,
+                                  mobile = COALESCE(?4, mobile)
+                 WHERE user_id = ?1",
+                params![login.user_id, code_hash, now, mobile],
+            )?;
+            tx.commit()?;
+            Ok(Some(login))
+        })
+        .await
+    }
+
+    async fn consume_login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError> {
+        let login_id = login_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                &format!(
+                    "DELETE FROM logins WHERE login_id = ?1 AND expires_at > ?2
+                     RETURNING {LOGIN_COLS}"
+                ),
+                params![login_id, now],
+                login_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn store_otp(
+        &self,
+        login_id: &str,
+        channel: &str,
+        mac: Vec<u8>,
+        expires_at: i64,
+        resend_after_s: i64,
+        max_sends: i64,
+        now: i64,
+    ) -> Result<OtpSendOutcome, StorageError> {
+        let login_id = login_id.to_owned();
+        let channel = channel.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT otp_sends, last_send_at FROM logins
+                     WHERE login_id = ?1 AND expires_at > ?2 AND stage = 'second_factor'",
+                    params![login_id, now],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((sends, last)) = row else {
+                return Ok(OtpSendOutcome::LoginGone);
+            };
+            if let Some(last) = last {
+                let wait = last + resend_after_s - now;
+                if wait > 0 {
+                    return Ok(OtpSendOutcome::TooSoon(wait));
+                }
+            }
+            if sends >= max_sends {
+                return Ok(OtpSendOutcome::CapReached);
+            }
+            tx.execute(
+                "UPDATE logins SET otp_sends = otp_sends + 1, last_send_at = ?2 WHERE login_id = ?1",
+                params![login_id, now],
+            )?;
+            // A new send replaces the old code and its tries.
+            tx.execute(
+                "INSERT INTO otps (login_id, channel, mac, attempts, expires_at)
+                 VALUES (?1, ?2, ?3, 0, ?4)
+                 ON CONFLICT (login_id) DO UPDATE SET
+                   channel = excluded.channel, mac = excluded.mac,
+                   attempts = 0, expires_at = excluded.expires_at",
+                params![login_id, channel, mac, expires_at],
+            )?;
+            tx.commit()?;
+            Ok(OtpSendOutcome::Sent)
+        })
+        .await
+    }
+
+    async fn try_otp(&self, login_id: &str) -> Result<Option<OtpTry>, StorageError> {
+        let login_id = login_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "UPDATE otps SET attempts = attempts + 1 WHERE login_id = ?1
+                 RETURNING mac, attempts, expires_at",
+                params![login_id],
+                |r| {
+                    Ok(OtpTry {
+                        mac: r.get(0)?,
+                        attempts: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn create_challenge(&self, ch: Challenge) -> Result<(), StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO challenges (challenge_id, device_id, challenge, login_id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ch.challenge_id, ch.device_id, ch.challenge, ch.login_id, ch.expires_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn challenge(
+        &self,
+        challenge_id: &str,
+        now: i64,
+    ) -> Result<Option<Challenge>, StorageError> {
+        let id = challenge_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2",
+                params![id, now],
+                challenge_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn consume_challenge(
+        &self,
+        challenge_id: &str,
+        now: i64,
+    ) -> Result<ChallengeOutcome, StorageError> {
+        let id = challenge_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let consumed = tx
+                .query_row(
+                    "DELETE FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2
+                     RETURNING *",
+                    params![id, now],
+                    challenge_from_row,
+                )
+                .optional()?;
+            let Some(ch) = consumed else {
+                return Ok(ChallengeOutcome::Gone);
+            };
+            let login = match &ch.login_id {
+                None => None,
+                Some(login_id) => {
+                    let login = tx
+                        .query_row(
+                            &format!(
+                                "DELETE FROM logins WHERE login_id = ?1 AND expires_at > ?2
+                                 RETURNING {LOGIN_COLS}"
+                            ),
+                            params![login_id, now],
+                            login_from_row,
+                        )
+                        .optional()?;
+                    // The login finished another way (OTP): the challenge
+                    // dies with it, and nothing is committed.
+                    if login.is_none() {
+                        return Ok(ChallengeOutcome::Gone);
+                    }
+                    login
+                }
+            };
+            tx.commit()?;
+            Ok(ChallengeOutcome::Consumed { login })
+        })
+        .await
+    }
+
+    async fn create_registration(&self, reg: Registration) -> Result<(), StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO registrations (registration_id, user_id, challenge, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![reg.registration_id, reg.user_id, reg.challenge, reg.expires_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn registration(
+        &self,
+        registration_id: &str,
+        now: i64,
+    ) -> Result<Option<Registration>, StorageError> {
+        let id = registration_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT registration_id, user_id, challenge, expires_at FROM registrations
+                 WHERE registration_id = ?1 AND expires_at > ?2",
+                params![id, now],
+                |r| {
+                    Ok(Registration {
+                        registration_id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        challenge: r.get(2)?,
+                        expires_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn finish_registration(
+        &self,
+        registration_id: &str,
+        session_id: &str,
+        d: Device,
+        max_devices: i64,
+        now: i64,
+    ) -> Result<RegistrationOutcome, StorageError> {
+        let id = registration_id.to_owned();
+        let session_id = session_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx.execute(
+                "DELETE FROM registrations
+                 WHERE registration_id = ?1 AND user_id = ?2 AND expires_at > ?3",
+                params![id, d.user_id, now],
+            )?;
+            if deleted != 1 {
+                return Ok(RegistrationOutcome::Gone);
+            }
+            let active: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM devices WHERE user_id = ?1 AND removed_at IS NULL",
+                params![d.user_id],
+                |r| r.get(0),
+            )?;
+            if active >= max_devices {
+                // Commit the consumed registration: it was used, even if refused.
+                tx.commit()?;
+                return Ok(RegistrationOutcome::DeviceLimit);
+            }
+            tx.execute(
+                "INSERT INTO devices (device_id, user_id, name, platform, key_storage,
+                     user_verification, public_key, created_at, last_used_at, trusted_until,
+                     removed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
+                params![
+                    d.device_id,
+                    d.user_id,
+                    d.name,
+                    d.platform,
+                    d.key_storage,
+                    d.user_verification,
+                    d.public_key,
+                    d.created_at,
+                    d.last_used_at,
+                    d.trusted_until
+                ],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET device_id = ?2 WHERE session_id = ?1 AND device_id IS NULL",
+                params![session_id, d.device_id],
+            )?;
+            tx.commit()?;
+            Ok(RegistrationOutcome::Created)
+        })
+        .await
+    }
+
+    async fn device(&self, device_id: &str) -> Result<Option<Device>, StorageError> {
+        let id = device_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM devices WHERE device_id = ?1",
+                params![id],
+                device_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT * FROM devices WHERE user_id = ?1 AND removed_at IS NULL
+                 ORDER BY created_at, device_id",
+            )?;
+            let rows = stmt
+                .query_map(params![user_id], device_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn remove_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        let user_id = user_id.to_owned();
+        let device_id = device_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE devices SET removed_at = ?3
+                 WHERE device_id = ?1 AND user_id = ?2 AND removed_at IS NULL",
+                params![device_id, user_id, now],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'device_removed'
+                 WHERE device_id = ?1 AND revoked_at IS NULL",
+                params![device_id, now],
+            )?;
+            tx.execute("DELETE FROM challenges WHERE device_id = ?1", params![device_id])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn touch_device(&self, device_id: &str, now: i64) -> Result<(), StorageError> {
+        let id = device_id.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn renew_trust(&self, device_id: &str, until: i64) -> Result<(), StorageError> {
+        let id = device_id.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE devices SET trusted_until = ?2 WHERE device_id = ?1 AND removed_at IS NULL",
+                params![id, until],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        s: SessionRecord,
+        tokens: TokenPair,
+    ) -> Result<(), StorageError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO sessions (session_id, user_id, device_id, amr, auth_time, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![s.session_id, s.user_id, s.device_id, join_amr(&s.amr), s.auth_time, s.created_at],
+            )?;
+            insert_tokens(&tx, &s.session_id, &tokens)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_for_access(
+        &self,
+        access_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StorageError> {
+        let hash = access_hash.to_vec();
+        self.run(move |c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {SESSION_COLS} FROM access_tokens a
+                     JOIN sessions s ON s.session_id = a.session_id
+                     WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND s.revoked_at IS NULL"
+                ),
+                params![hash, now],
+                session_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        refresh_hash: &[u8],
+        tokens: TokenPair,
+        now: i64,
+    ) -> Result<RefreshOutcome, StorageError> {
+        let hash = refresh_hash.to_vec();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(String, Option<i64>, i64)> = tx
+                .query_row(
+                    "SELECT session_id, used_at, expires_at FROM refresh_tokens WHERE token_hash = ?1",
+                    params![hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((session_id, used_at, expires_at)) = row else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            let session = tx
+                .query_row(
+                    &format!(
+                        "SELECT {SESSION_COLS} FROM sessions s
+                         WHERE s.session_id = ?1 AND s.revoked_at IS NULL"
+                    ),
+                    params![session_id],
+                    session_from_row,
+                )
+                .optional()?;
+            let Some(session) = session else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            if used_at.is_some() {
+                // A used token came back: someone holds a copy. Revoke the family.
+                tx.execute(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'refresh_reuse'
+                     WHERE session_id = ?1",
+                    params![session_id, now],
+                )?;
+                tx.commit()?;
+                return Ok(RefreshOutcome::Reused(session));
+            }
+            if expires_at <= now {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1",
+                params![hash, now],
+            )?;
+            insert_tokens(&tx, &session_id, &tokens)?;
+            tx.commit()?;
+            Ok(RefreshOutcome::Rotated(session))
+        })
+        .await
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let id = session_id.to_owned();
+        let reason = reason.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                 WHERE session_id = ?1 AND revoked_at IS NULL",
+                params![id, now, reason],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(&self, e: AuditEvent) -> Result<(), StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO audit (at, event, user_id, device_id, ip, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.at, e.event, e.user_id, e.device_id, e.ip, e.reason],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(&self, user_id: &str) -> Result<Vec<AuditEvent>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT at, event, user_id, device_id, ip, reason FROM audit
+                 WHERE user_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map(params![user_id], |r| {
+                    Ok(AuditEvent {
+                        at: r.get(0)?,
+                        event: r.get(1)?,
+                        user_id: r.get(2)?,
+                        device_id: r.get(3)?,
+                        ip: r.get(4)?,
+                        reason: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = 0usize;
+            for sql in [
+                "DELETE FROM challenges WHERE expires_at <= ?1",
+                "DELETE FROM registrations WHERE expires_at <= ?1",
+                "DELETE FROM logins WHERE expires_at <= ?1",
+                "DELETE FROM access_tokens WHERE expires_at <= ?1",
+                // Used refresh tokens are kept until they expire: reuse
+                // detection needs them.
+                "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
+            ] {
+                n += tx.execute(sql, params![now])?;
+            }
+            tx.commit()?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
