@@ -1,1 +1,436 @@
-//! placeholder
+//! Test harness for devicetrust end-to-end tests: a real server on
+//! 127.0.0.1:0 over real HTTP, a software P-256 device key, and helpers that
+//! walk the contract's flows.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use devicetrust_server::app::{self, AppState, Components, Settings};
+use devicetrust_server::clock::{Clock, ManualClock};
+use devicetrust_server::notify::Outbox;
+use devicetrust_server::risk::{AllowAll, RiskPolicy};
+use devicetrust_server::secrets::{Hasher, HasherConfig};
+use devicetrust_server::storage::{sqlite::SqliteStore, Store};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use ring::rand::SecureRandom;
+use serde_json::{json, Value};
+
+pub const RP_ID: &str = "https://auth.devicetrust.test";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
+pub const PASSWORD: &str = "correct horse battery";
+pub const SECURITY_CODE: &str = "135790";
+
+/// Options for a test server.
+pub struct Options {
+    pub settings: Settings,
+    pub risk: Arc<dyn RiskPolicy>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            settings: Settings {
+                rp_id: RP_ID.into(),
+                admin_token: Some(ADMIN_TOKEN.into()),
+                ip_rate_limit_per_minute: 0,
+                ..Settings::default()
+            },
+            risk: Arc::new(AllowAll),
+        }
+    }
+}
+
+/// A running server and the handles a test needs to observe it.
+pub struct TestServer {
+    pub base: String,
+    pub clock: ManualClock,
+    pub store: Arc<dyn Store>,
+    pub outbox: PathBuf,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when empty).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The `error.code` of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("devicetrust.db");
+        let outbox = dir.path().join("outbox.jsonl");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(db.to_str().expect("utf-8 path"))
+                .await
+                .expect("open store"),
+        );
+        let clock = ManualClock::new();
+        let state = AppState::new(Components {
+            settings: opts.settings,
+            store: store.clone(),
+            clock: Arc::new(clock.clone()),
+            notifier: Arc::new(Outbox::new(&outbox)),
+            risk: opts.risk,
+            hasher: Hasher::new(HasherConfig::default()).expect("hasher"),
+            otp_secret: None,
+        })
+        .await
+        .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(app::serve(state, listener, async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            clock,
+            store,
+            outbox,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops accepting, finishes in-flight requests, and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    async fn answer(resp: reqwest::Response) -> Answer {
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("non-JSON body ({status}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        Answer { status, body }
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::answer(req.send().await.expect("request")).await
+    }
+
+    /// POST a raw body with a chosen content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        Self::answer(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::answer(req.send().await.expect("request")).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut req = self.http.delete(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::answer(req.send().await.expect("request")).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
+        let mut req = self.http.put(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::answer(req.send().await.expect("request")).await
+    }
+
+    /// Creates a card holder through the admin API.
+    pub async fn add_user(&self, user_id: &str, market: &str, mobile: Option<&str>) {
+        let a = self
+            .post(
+                "/admin/v1/users",
+                json!({
+                    "user_id": user_id,
+                    "name": "Jane Doe",
+                    "email": format!("{}@example.com", user_id.to_lowercase()),
+                    "mobile": mobile,
+                    "primary_market": market,
+                    "password": PASSWORD,
+                }),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(a.status, 201, "add_user: {:?}", a.body);
+    }
+
+    pub async fn set_market(&self, market: &str, second_factor: &str) {
+        let a = self
+            .put(
+                &format!("/admin/v1/markets/{market}"),
+                json!({ "second_factor": second_factor }),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(a.status, 204, "set_market: {:?}", a.body);
+    }
+
+    /// Every message in the outbox.
+    pub fn outbox_messages(&self) -> Vec<Value> {
+        read_outbox(&self.outbox)
+    }
+
+    /// The newest OTP code sent to `user_id`.
+    pub fn last_otp(&self, user_id: &str) -> String {
+        self.outbox_messages()
+            .iter()
+            .rev()
+            .find(|m| m["purpose"] == "otp" && m["user_id"] == user_id.to_lowercase())
+            .and_then(|m| m["code"].as_str().map(str::to_owned))
+            .expect("an OTP in the outbox")
+    }
+
+    pub async fn password(&self, user_id: &str, password: &str, device_id: Option<&str>) -> Answer {
+        self.post(
+            "/v1/login/password",
+            json!({ "user_id": user_id, "password": password, "device_id": device_id }),
+            None,
+        )
+        .await
+    }
+
+    /// Password (enrolling if asked) → e-mail OTP → session. Names
+    /// `device_id` in the password step when given.
+    pub async fn sign_in_with_otp(&self, user_id: &str, device_id: Option<&str>) -> Value {
+        let mut a = self.password(user_id, PASSWORD, device_id).await;
+        assert_eq!(a.status, 200, "password: {:?}", a.body);
+        if a.body["status"] == "enrolment_required" {
+            a = self
+                .post(
+                    "/v1/login/enrol",
+                    json!({ "login_id": a.body["login_id"], "security_code": SECURITY_CODE }),
+                    None,
+                )
+                .await;
+            assert_eq!(a.status, 200, "enrol: {:?}", a.body);
+        }
+        assert_eq!(a.body["status"], "second_factor_required", "{:?}", a.body);
+        let login_id = a.body["login_id"].as_str().expect("login_id").to_owned();
+        let sent = self
+            .post(
+                "/v1/login/otp/send",
+                json!({ "login_id": login_id, "channel": "email" }),
+                None,
+            )
+            .await;
+        assert_eq!(sent.status, 200, "otp send: {:?}", sent.body);
+        let code = self.last_otp(user_id);
+        let v = self
+            .post(
+                "/v1/login/otp/verify",
+                json!({ "login_id": login_id, "code": code }),
+                None,
+            )
+            .await;
+        assert_eq!(v.status, 200, "otp verify: {:?}", v.body);
+        v.body["session"].clone()
+    }
+
+    /// Registers a new software key as a trusted device of the session's user.
+    pub async fn register_device(&self, session: &Value, uv: &str) -> (String, DeviceKey) {
+        let token = session["access_token"].as_str().expect("token");
+        let user_id = session["user_id"].as_str().expect("user_id");
+        let reg = self
+            .post("/v1/devices/registration", json!({}), Some(token))
+            .await;
+        assert_eq!(reg.status, 200, "registration: {:?}", reg.body);
+        let key = DeviceKey::generate();
+        let proof = key.register_proof(RP_ID, user_id, reg.body["challenge"].as_str().unwrap_or(""));
+        let a = self
+            .post(
+                "/v1/devices",
+                json!({
+                    "registration_id": reg.body["registration_id"],
+                    "proof": proof,
+                    "name": "Jane's phone",
+                    "platform": "android",
+                    "key_storage": "software",
+                    "user_verification": uv,
+                }),
+                Some(token),
+            )
+            .await;
+        assert_eq!(a.status, 201, "register: {:?}", a.body);
+        let device_id = a.body["device"]["device_id"]
+            .as_str()
+            .expect("device_id")
+            .to_owned();
+        (device_id, key)
+    }
+
+    pub async fn challenge(&self, device_id: &str) -> Answer {
+        self.post(
+            "/v1/login/device/challenge",
+            json!({ "device_id": device_id }),
+            None,
+        )
+        .await
+    }
+
+    /// Challenge → signed proof → answer of `/v1/login/device`.
+    pub async fn device_sign_in(&self, device_id: &str, key: &DeviceKey, user_id: &str) -> Answer {
+        let c = self.challenge(device_id).await;
+        assert_eq!(c.status, 200, "challenge: {:?}", c.body);
+        let proof = key.login_proof(
+            RP_ID,
+            device_id,
+            user_id,
+            c.body["challenge"].as_str().unwrap_or(""),
+        );
+        self.post(
+            "/v1/login/device",
+            json!({ "challenge_id": c.body["challenge_id"], "proof": proof }),
+            None,
+        )
+        .await
+    }
+
+    /// A fresh, enrolled user with one biometric device: (session, device_id, key).
+    pub async fn user_with_device(&self, user_id: &str) -> (Value, String, DeviceKey) {
+        self.add_user(user_id, "GB", None).await;
+        let session = self.sign_in_with_otp(user_id, None).await;
+        let (device_id, key) = self.register_device(&session, "biometric").await;
+        (session, device_id, key)
+    }
+
+    /// The user's audit trail, oldest first: event names.
+    pub async fn audit_events(&self, user_id: &str) -> Vec<String> {
+        self.store
+            .audit_events(user_id)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    }
+}
+
+/// Reads an outbox file: one JSON object a line.
+pub fn read_outbox(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("outbox line is JSON"))
+        .collect()
+}
+
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A software P-256 key standing in for the phone's secure hardware.
+pub struct DeviceKey {
+    key: SigningKey,
+}
+
+impl DeviceKey {
+    pub fn generate() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        loop {
+            let mut bytes = [0u8; 32];
+            rng.fill(&mut bytes).expect("random");
+            if let Ok(key) = SigningKey::from_slice(&bytes) {
+                return DeviceKey { key };
+            }
+        }
+    }
+
+    /// The public key as a JWK.
+    pub fn jwk(&self) -> Value {
+        let point = self.key.verifying_key().to_encoded_point(false);
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64(point.x().expect("x")),
+            "y": b64(point.y().expect("y")),
+        })
+    }
+
+    /// A compact JWS over `header` and `payload`, ES256 r‖s.
+    pub fn sign_jws(&self, header: &Value, payload: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(serde_json::to_vec(header).expect("json")),
+            b64(serde_json::to_vec(payload).expect("json"))
+        );
+        let sig: Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", b64(sig.to_bytes()))
+    }
+
+    pub fn register_proof(&self, aud: &str, sub: &str, nonce: &str) -> String {
+        self.sign_jws(
+            &json!({ "alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": self.jwk() }),
+            &json!({ "aud": aud, "sub": sub, "nonce": nonce }),
+        )
+    }
+
+    pub fn login_proof(&self, aud: &str, kid: &str, sub: &str, nonce: &str) -> String {
+        self.sign_jws(
+            &json!({ "alg": "ES256", "typ": "devicetrust-login+jwt", "kid": kid }),
+            &json!({ "aud": aud, "sub": sub, "nonce": nonce }),
+        )
+    }
+}
+
+/// `../shared/testvectors/` beside the project, if present. Under CI its
+/// absence fails the test; elsewhere the test says so and skips.
+pub fn testvectors_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testvectors/wycheproof");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!("CI=true but {} is missing", dir.display());
+    }
+    eprintln!("skipping: {} not found (shared test vectors are not part of a clone)", dir.display());
+    None
+}
