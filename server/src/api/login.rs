@@ -419,7 +419,11 @@ pub async fn otp_verify(
     else {
         // Nothing to evaluate: this is not a guess.
         refund().await?;
-        return Err(ApiError::OtpExpired);
+        // The login may have been finished by a concurrent request meanwhile.
+        return Err(match app.store().login(login_id, now).await? {
+            Some(_) => ApiError::OtpExpired,
+            None => ApiError::LoginExpired,
+        });
     };
     let expected = app.otp_key.mac(login_id, req.code.expose());
     if !ct_eq(&expected, &attempt.mac) {
