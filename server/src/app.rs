@@ -262,8 +262,14 @@ impl AppState {
             let until = self.now() + s.lockout_duration_s;
             outcome = match self.store.lock(key, until).await {
                 Ok(()) => {
-                    self.audit("account_locked", Some(user_id), None, Some(ip), Some(reason))
-                        .await
+                    self.audit(
+                        "account_locked",
+                        Some(user_id),
+                        None,
+                        Some(ip),
+                        Some(reason),
+                    )
+                    .await
                 }
                 Err(e) => Err(e.into()),
             };
@@ -365,11 +371,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete service: routes, JSON fallbacks, limits and tracing.
 pub fn router(state: AppState) -> Router {
     let (router, doc) = router_and_openapi();
-    let doc = api::health::OpenApiJson(
-        doc.to_json()
-            .unwrap_or_else(|_| String::from("{}"))
-            .into(),
-    );
+    let doc = api::health::OpenApiJson(doc.to_json().unwrap_or_else(|_| String::from("{}")).into());
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

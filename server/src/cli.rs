@@ -19,10 +19,19 @@ use crate::storage::{self, StorageError};
 use crate::validate;
 
 #[derive(Debug, Parser)]
-#[command(name = "devicetrust-server", version, about = "devicetrust sign-in server")]
+#[command(
+    name = "devicetrust-server",
+    version,
+    about = "devicetrust sign-in server"
+)]
 pub struct Cli {
     /// Database: sqlite://PATH (PATH verbatim; sqlite:///var/x.db is absolute).
-    #[arg(long, env = "DEVICETRUST_DATABASE", default_value = "sqlite://devicetrust.db", global = true)]
+    #[arg(
+        long,
+        env = "DEVICETRUST_DATABASE",
+        default_value = "sqlite://devicetrust.db",
+        global = true
+    )]
     pub database: String,
     #[command(subcommand)]
     pub command: Command,
@@ -46,7 +55,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DEVICETRUST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Relying-party id that device proofs must name in `aud`.
-    #[arg(long, env = "DEVICETRUST_RP_ID", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "DEVICETRUST_RP_ID",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub rp_id: String,
     /// Bearer token for /admin/v1 (at least 32 characters); without it the
     /// administration API is disabled.
@@ -182,8 +195,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Io("read the password from stdin", e))?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             let store = storage::open(&cli.database).await?;
-            let hasher = Hasher::new(HasherConfig::default())
-                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let hasher =
+                Hasher::new(HasherConfig::default()).map_err(|e| CliError::Usage(e.to_string()))?;
             let req = CreateUserRequest {
                 user_id,
                 name,
@@ -198,15 +211,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             match store.create_user(user.clone()).await {
                 Ok(()) => {}
                 Err(StorageError::Conflict) => {
-                    return Err(CliError::Rejected(format!("user {} exists already", user.user_id)))
+                    return Err(CliError::Rejected(format!(
+                        "user {} exists already",
+                        user.user_id
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }
-            println!("added user {} (market {})", user.user_id, user.primary_market);
+            println!(
+                "added user {} (market {})",
+                user.user_id, user.primary_market
+            );
             Ok(())
         }
         Command::User(UserCommand::Unlock { user_id }) => {
-            let user_id = validate::user_id(&user_id).map_err(|e| CliError::Usage(e.to_string()))?;
+            let user_id =
+                validate::user_id(&user_id).map_err(|e| CliError::Usage(e.to_string()))?;
             let store = storage::open(&cli.database).await?;
             store.unlock(&user_id).await?;
             println!("unlocked {user_id}");
@@ -238,7 +258,9 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
     };
     let otp_secret = match &args.otp_secret {
         Some(s) if s.len() < 32 => {
-            return Err(CliError::Usage("--otp-secret must be at least 32 characters".into()))
+            return Err(CliError::Usage(
+                "--otp-secret must be at least 32 characters".into(),
+            ))
         }
         Some(s) => Some(s.as_bytes().to_vec()),
         None => None,

@@ -29,7 +29,9 @@ pub enum ApiError {
     SignatureInvalid,
     #[error("we don't recognise this device: sign in with your password")]
     DeviceNotRecognized,
-    #[error("this device's trust has ended: sign in with your password and a one-time code to renew it")]
+    #[error(
+        "this device's trust has ended: sign in with your password and a one-time code to renew it"
+    )]
     ReauthorisationRequired,
     #[error("additional verification is needed: enter the code we send you")]
     StepUpRequired {

@@ -146,7 +146,10 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let expected = state.admin_token_hash.as_deref().ok_or(ApiError::Unauthorized)?;
+        let expected = state
+            .admin_token_hash
+            .as_deref()
+            .ok_or(ApiError::Unauthorized)?;
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         if ct_eq(&token_hash(token), expected) {
             Ok(Admin)

@@ -107,7 +107,7 @@ impl<'a> Jws<'a> {
         }
         Ok(Jws {
             header,
-            signing_input: compact[..h.len() + 1 + p.len()].as_bytes(),
+            signing_input: &compact.as_bytes()[..h.len() + 1 + p.len()],
             payload: decode(p)?,
             signature,
         })
@@ -236,9 +236,18 @@ mod tests {
             y: URL_SAFE_NO_PAD.encode([2u8; 32]),
             d: d.map(|v| serde_json::Value::String(v.into())),
         };
-        assert!(matches!(jwk_to_point(&jwk("RSA", "P-256", None)), Err(ProofError::InvalidKey(_))));
-        assert!(matches!(jwk_to_point(&jwk("EC", "P-384", None)), Err(ProofError::InvalidKey(_))));
-        assert!(matches!(jwk_to_point(&jwk("EC", "P-256", Some("x"))), Err(ProofError::InvalidKey(_))));
+        assert!(matches!(
+            jwk_to_point(&jwk("RSA", "P-256", None)),
+            Err(ProofError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            jwk_to_point(&jwk("EC", "P-384", None)),
+            Err(ProofError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            jwk_to_point(&jwk("EC", "P-256", Some("x"))),
+            Err(ProofError::InvalidKey(_))
+        ));
         // (1, 2) is not on the curve.
         assert_eq!(
             jwk_to_point(&jwk("EC", "P-256", None)),

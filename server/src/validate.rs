@@ -66,15 +66,9 @@ pub fn security_code(code: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid("security_code must be 6 to 9 digits"));
     }
     if digits.iter().all(|&d| d == digits[0]) {
-        return Err(ApiError::invalid(
-            "security_code must not repeat one digit",
-        ));
+        return Err(ApiError::invalid("security_code must not repeat one digit"));
     }
-    let steps = |delta: i8| {
-        digits
-            .windows(2)
-            .all(|w| w[1] as i8 - w[0] as i8 == delta)
-    };
+    let steps = |delta: i8| digits.windows(2).all(|w| w[1] as i8 - w[0] as i8 == delta);
     if steps(1) || steps(-1) {
         return Err(ApiError::invalid(
             "security_code must not be a straight run such as 123456",
@@ -197,8 +191,16 @@ mod tests {
             assert!(security_code(ok).is_ok(), "{ok} should pass");
         }
         for bad in [
-            "12345", "1234567890", "111111", "999999999", "123456", "987654", "3456789",
-            "12a456", "１２３４５６", " 135790",
+            "12345",
+            "1234567890",
+            "111111",
+            "999999999",
+            "123456",
+            "987654",
+            "3456789",
+            "12a456",
+            "１２３４５６",
+            " 135790",
         ] {
             assert!(security_code(bad).is_err(), "{bad} should fail");
         }
@@ -208,7 +210,13 @@ mod tests {
     fn mobiles_must_be_e164() {
         assert!(e164("+447700900123").is_ok());
         assert!(e164("+15551234567").is_ok());
-        for bad in ["447700900123", "+0447700900", "+44 7700 900123", "+1234567", "+12345678901234567"] {
+        for bad in [
+            "447700900123",
+            "+0447700900",
+            "+44 7700 900123",
+            "+1234567",
+            "+12345678901234567",
+        ] {
             assert!(e164(bad).is_err(), "{bad} should fail");
         }
     }

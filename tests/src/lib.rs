@@ -136,7 +136,10 @@ impl TestServer {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("non-JSON body ({status}): {}", String::from_utf8_lossy(&bytes))
+                panic!(
+                    "non-JSON body ({status}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
             })
         };
         Answer { status, body }
@@ -284,7 +287,8 @@ impl TestServer {
             .await;
         assert_eq!(reg.status, 200, "registration: {:?}", reg.body);
         let key = DeviceKey::generate();
-        let proof = key.register_proof(RP_ID, user_id, reg.body["challenge"].as_str().unwrap_or(""));
+        let proof =
+            key.register_proof(RP_ID, user_id, reg.body["challenge"].as_str().unwrap_or(""));
         let a = self
             .post(
                 "/v1/devices",
@@ -431,6 +435,9 @@ pub fn testvectors_dir() -> Option<PathBuf> {
     if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
         panic!("CI=true but {} is missing", dir.display());
     }
-    eprintln!("skipping: {} not found (shared test vectors are not part of a clone)", dir.display());
+    eprintln!(
+        "skipping: {} not found (shared test vectors are not part of a clone)",
+        dir.display()
+    );
     None
 }

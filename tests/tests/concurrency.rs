@@ -11,7 +11,12 @@ async fn thirty_two_concurrent_redemptions_of_one_challenge_have_one_winner() {
     let srv = Arc::new(TestServer::start().await);
     let (_, device_id, key) = srv.user_with_device("racer").await;
     let c = srv.challenge(&device_id).await;
-    let proof = key.login_proof(RP_ID, &device_id, "racer", c.body["challenge"].as_str().unwrap());
+    let proof = key.login_proof(
+        RP_ID,
+        &device_id,
+        "racer",
+        c.body["challenge"].as_str().unwrap(),
+    );
     let body = json!({"challenge_id": c.body["challenge_id"], "proof": proof});
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let tasks: Vec<_> = (0..32)
@@ -42,7 +47,12 @@ async fn concurrent_otp_verifications_open_one_session() {
     srv.sign_in_with_otp("otp.race", None).await;
     let p = srv.password("otp.race", PASSWORD, None).await;
     let login_id = p.body["login_id"].clone();
-    srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None).await;
+    srv.post(
+        "/v1/login/otp/send",
+        json!({"login_id": login_id, "channel": "email"}),
+        None,
+    )
+    .await;
     let code = srv.last_otp("otp.race");
     let tasks: Vec<_> = (0..4)
         .map(|_| {
@@ -84,7 +94,10 @@ async fn parallel_password_guesses_get_at_most_five_evaluations() {
     }
     assert!(evaluated <= 5, "{evaluated} guesses were evaluated");
     assert_eq!(evaluated + locked, 20);
-    assert_eq!(srv.password("target", PASSWORD, None).await.code(), "account_locked");
+    assert_eq!(
+        srv.password("target", PASSWORD, None).await.code(),
+        "account_locked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -96,7 +109,12 @@ async fn parallel_otp_guesses_get_at_most_five_evaluations() {
     srv.sign_in_with_otp("guessed", None).await;
     let p = srv.password("guessed", PASSWORD, None).await;
     let login_id = p.body["login_id"].clone();
-    srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None).await;
+    srv.post(
+        "/v1/login/otp/send",
+        json!({"login_id": login_id, "channel": "email"}),
+        None,
+    )
+    .await;
     let code = srv.last_otp("guessed");
     let tasks: Vec<_> = (0..30)
         .map(|i| {
@@ -146,7 +164,9 @@ async fn concurrent_registrations_with_one_registration_id_create_one_device() {
     srv.add_user("twice", "GB", None).await;
     let s = srv.sign_in_with_otp("twice", None).await;
     let t = s["access_token"].as_str().unwrap().to_owned();
-    let reg = srv.post("/v1/devices/registration", json!({}), Some(&t)).await;
+    let reg = srv
+        .post("/v1/devices/registration", json!({}), Some(&t))
+        .await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let srv = srv.clone();

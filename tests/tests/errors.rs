@@ -32,18 +32,32 @@ async fn malformed_bodies_are_invalid_request_never_500() {
     // `null` in an optional field means absent.
     srv.add_user("jane", "GB", None).await;
     let ok = srv
-        .post("/v1/login/password", json!({"user_id": "jane", "password": PASSWORD, "device_id": null}), None)
+        .post(
+            "/v1/login/password",
+            json!({"user_id": "jane", "password": PASSWORD, "device_id": null}),
+            None,
+        )
         .await;
     assert_eq!(ok.status, 200);
     // Wrong content type and broken JSON.
-    let a = srv.post_raw("/v1/login/password", "text/plain", b"{}".to_vec()).await;
+    let a = srv
+        .post_raw("/v1/login/password", "text/plain", b"{}".to_vec())
+        .await;
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
-    let a = srv.post_raw("/v1/login/password", "application/json", b"{\"user_id\":".to_vec()).await;
+    let a = srv
+        .post_raw(
+            "/v1/login/password",
+            "application/json",
+            b"{\"user_id\":".to_vec(),
+        )
+        .await;
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
     // Endpoints without a body take empty or {} only.
     let s = srv.sign_in_with_otp("jane", None).await;
     let t = s["access_token"].as_str().unwrap();
-    let a = srv.post("/v1/devices/registration", json!({"x": 1}), Some(t)).await;
+    let a = srv
+        .post("/v1/devices/registration", json!({"x": 1}), Some(t))
+        .await;
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
     let a = srv
         .http
@@ -118,7 +132,11 @@ async fn five_failures_lock_for_thirty_minutes_then_unlock() {
     let alert = srv.outbox_messages().into_iter().last().unwrap();
     assert_eq!(alert["purpose"], "alert");
     assert!(alert["text"].as_str().unwrap().contains("locked"));
-    assert!(srv.audit_events("lock.me").await.iter().any(|e| e == "account_locked"));
+    assert!(srv
+        .audit_events("lock.me")
+        .await
+        .iter()
+        .any(|e| e == "account_locked"));
 
     // 30 minutes later the lock is over and the count starts again.
     srv.clock.advance(1800);
@@ -128,14 +146,26 @@ async fn five_failures_lock_for_thirty_minutes_then_unlock() {
     for _ in 0..5 {
         srv.password("ghost", "bad", None).await;
     }
-    assert_eq!(srv.password("ghost", "bad", None).await.code(), "account_locked");
+    assert_eq!(
+        srv.password("ghost", "bad", None).await.code(),
+        "account_locked"
+    );
 
     // The operator unlocks.
     for _ in 0..5 {
         srv.password("lock.me", "bad", None).await;
     }
-    assert_eq!(srv.password("lock.me", PASSWORD, None).await.code(), "account_locked");
-    let u = srv.post("/admin/v1/users/Lock.Me/unlock", json!({}), Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        srv.password("lock.me", PASSWORD, None).await.code(),
+        "account_locked"
+    );
+    let u = srv
+        .post(
+            "/admin/v1/users/Lock.Me/unlock",
+            json!({}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!(u.status, 204);
     assert_eq!(srv.password("lock.me", PASSWORD, None).await.status, 200);
     srv.stop().await;
@@ -151,27 +181,67 @@ async fn password_and_otp_failures_count_together_and_a_session_resets_them() {
     }
     let p = srv.password("mix", PASSWORD, None).await;
     let login_id = p.body["login_id"].clone();
-    srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None).await;
+    srv.post(
+        "/v1/login/otp/send",
+        json!({"login_id": login_id, "channel": "email"}),
+        None,
+    )
+    .await;
     let code = srv.last_otp("mix");
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": wrong}), None).await;
-    assert_eq!((a.code(), a.body["error"]["attempts_left"].as_i64()), ("otp_invalid", Some(4)));
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": wrong}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (a.code(), a.body["error"]["attempts_left"].as_i64()),
+        ("otp_invalid", Some(4))
+    );
     // Fifth failure in a row: its own error, then the lock.
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": wrong}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": wrong}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "otp_invalid");
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": code}), None).await;
-    assert_eq!(a.code(), "account_locked", "even the right code is refused while locked");
-    let a = srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": code}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.code(),
+        "account_locked",
+        "even the right code is refused while locked"
+    );
+    let a = srv
+        .post(
+            "/v1/login/otp/send",
+            json!({"login_id": login_id, "channel": "email"}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "account_locked");
 
     // A completed sign-in resets the count.
-    srv.post("/admin/v1/users/mix/unlock", json!({}), Some(ADMIN_TOKEN)).await;
+    srv.post("/admin/v1/users/mix/unlock", json!({}), Some(ADMIN_TOKEN))
+        .await;
     for _ in 0..4 {
         srv.password("mix", "bad", None).await;
     }
     srv.sign_in_with_otp("mix", None).await;
     for _ in 0..4 {
-        assert_eq!(srv.password("mix", "bad", None).await.code(), "invalid_credentials");
+        assert_eq!(
+            srv.password("mix", "bad", None).await.code(),
+            "invalid_credentials"
+        );
     }
     srv.stop().await;
 }
@@ -183,11 +253,17 @@ async fn a_lock_does_not_stop_the_owners_device_sign_in() {
     for _ in 0..6 {
         srv.password("owner", "attacker guess", None).await;
     }
-    assert_eq!(srv.password("owner", PASSWORD, None).await.code(), "account_locked");
+    assert_eq!(
+        srv.password("owner", PASSWORD, None).await.code(),
+        "account_locked"
+    );
     let b = srv.device_sign_in(&device_id, &key, "owner").await;
     assert_eq!(b.status, 200, "{:?}", b.body);
     // ...and the device sign-in did not lift the lock others caused.
-    assert_eq!(srv.password("owner", PASSWORD, None).await.code(), "account_locked");
+    assert_eq!(
+        srv.password("owner", PASSWORD, None).await.code(),
+        "account_locked"
+    );
     srv.stop().await;
 }
 
@@ -198,15 +274,39 @@ async fn otp_rules_tries_expiry_resend_spacing_and_cap() {
     srv.sign_in_with_otp("otp.user", None).await;
     let p = srv.password("otp.user", PASSWORD, None).await;
     let login_id = p.body["login_id"].clone();
-    let send = || srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None);
+    let send = || {
+        srv.post(
+            "/v1/login/otp/send",
+            json!({"login_id": login_id, "channel": "email"}),
+            None,
+        )
+    };
 
     // Verify before any send: nothing to check.
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": "123456"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": "123456"}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "otp_expired");
     // No mobile on file: sms is a bad request.
-    let a = srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "sms"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/send",
+            json!({"login_id": login_id, "channel": "sms"}),
+            None,
+        )
+        .await;
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
-    let a = srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "fax"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/send",
+            json!({"login_id": login_id, "channel": "fax"}),
+            None,
+        )
+        .await;
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
 
     assert_eq!(send().await.status, 200);
@@ -220,15 +320,33 @@ async fn otp_rules_tries_expiry_resend_spacing_and_cap() {
     let second = srv.last_otp("otp.user");
     // A new send replaces the old code.
     if first != second {
-        let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": first}), None).await;
+        let a = srv
+            .post(
+                "/v1/login/otp/verify",
+                json!({"login_id": login_id, "code": first}),
+                None,
+            )
+            .await;
         assert_eq!(a.code(), "otp_invalid");
     }
     // Malformed codes are bad requests, not guesses.
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": "12345"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": "12345"}),
+            None,
+        )
+        .await;
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
     // The code expires after 5 minutes.
     srv.clock.advance(301);
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": second}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": second}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "otp_expired");
     // Cap: 5 sends per login.
     for _ in 0..3 {
@@ -241,7 +359,13 @@ async fn otp_rules_tries_expiry_resend_spacing_and_cap() {
     // The login itself expires after 10 minutes.
     srv.clock.advance(600);
     assert_eq!(send().await.code(), "login_expired");
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": "AAAAAAAAAAAAAAAAAAAAAA", "code": "123456"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": "AAAAAAAAAAAAAAAAAAAAAA", "code": "123456"}),
+            None,
+        )
+        .await;
     assert_eq!((a.status, a.code()), (401, "login_expired"));
     srv.stop().await;
 }
@@ -250,21 +374,48 @@ async fn otp_rules_tries_expiry_resend_spacing_and_cap() {
 async fn each_code_allows_five_tries_then_otp_expired() {
     let mut opts = Options::default();
     // A higher lock threshold isolates the per-code limit.
-    opts.settings = Settings { lockout_threshold: 20, ..opts.settings };
+    opts.settings = Settings {
+        lockout_threshold: 20,
+        ..opts.settings
+    };
     let srv = TestServer::start_with(opts).await;
     srv.add_user("tries", "GB", None).await;
     srv.sign_in_with_otp("tries", None).await;
     let p = srv.password("tries", PASSWORD, None).await;
     let login_id = p.body["login_id"].clone();
-    srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None).await;
+    srv.post(
+        "/v1/login/otp/send",
+        json!({"login_id": login_id, "channel": "email"}),
+        None,
+    )
+    .await;
     let code = srv.last_otp("tries");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for left in (0..5).rev() {
-        let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": wrong}), None).await;
-        assert_eq!((a.code(), a.body["error"]["attempts_left"].as_i64()), ("otp_invalid", Some(left)));
+        let a = srv
+            .post(
+                "/v1/login/otp/verify",
+                json!({"login_id": login_id, "code": wrong}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (a.code(), a.body["error"]["attempts_left"].as_i64()),
+            ("otp_invalid", Some(left))
+        );
     }
-    let a = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": code}), None).await;
-    assert_eq!(a.code(), "otp_expired", "out of tries: even the right code needs a new send");
+    let a = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": code}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.code(),
+        "otp_expired",
+        "out of tries: even the right code needs a new send"
+    );
     srv.stop().await;
 }
 
@@ -274,25 +425,59 @@ async fn enrolment_rules_are_enforced() {
     srv.add_user("new.user", "GB", None).await;
     let p = srv.password("new.user", PASSWORD, None).await;
     let login_id = p.body["login_id"].clone();
-    for bad in ["12345", "1234567890", "111111", "123456", "987654", "12a456", ""] {
-        let a = srv.post("/v1/login/enrol", json!({"login_id": login_id, "security_code": bad}), None).await;
+    for bad in [
+        "12345",
+        "1234567890",
+        "111111",
+        "123456",
+        "987654",
+        "12a456",
+        "",
+    ] {
+        let a = srv
+            .post(
+                "/v1/login/enrol",
+                json!({"login_id": login_id, "security_code": bad}),
+                None,
+            )
+            .await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{bad}");
     }
     for bad in ["07700900123", "+44 7700 900123", "+0123456789"] {
         let a = srv
-            .post("/v1/login/enrol", json!({"login_id": login_id, "security_code": "135790", "mobile": bad}), None)
+            .post(
+                "/v1/login/enrol",
+                json!({"login_id": login_id, "security_code": "135790", "mobile": bad}),
+                None,
+            )
             .await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{bad}");
     }
     // Until enrolment completes, every password sign-in asks for it.
-    assert_eq!(srv.password("new.user", PASSWORD, None).await.body["status"], "enrolment_required");
+    assert_eq!(
+        srv.password("new.user", PASSWORD, None).await.body["status"],
+        "enrolment_required"
+    );
     let a = srv
-        .post("/v1/login/enrol", json!({"login_id": login_id, "security_code": "9081726", "mobile": "+15551234567"}), None)
+        .post(
+            "/v1/login/enrol",
+            json!({"login_id": login_id, "security_code": "9081726", "mobile": "+15551234567"}),
+            None,
+        )
         .await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(a.body["methods"][1]["channel"], "sms");
-    assert_eq!(srv.password("new.user", PASSWORD, None).await.body["status"], "second_factor_required");
-    let a = srv.post("/v1/login/enrol", json!({"login_id": "AAAAAAAAAAAAAAAAAAAAAA", "security_code": "135790"}), None).await;
+    assert_eq!(
+        srv.password("new.user", PASSWORD, None).await.body["status"],
+        "second_factor_required"
+    );
+    let a = srv
+        .post(
+            "/v1/login/enrol",
+            json!({"login_id": "AAAAAAAAAAAAAAAAAAAAAA", "security_code": "135790"}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "login_expired");
     // The security code is stored hashed.
     let user = srv.store.user("new.user").await.unwrap().unwrap();
@@ -307,18 +492,51 @@ async fn device_proof_errors() {
     let c = srv.challenge(&device_id).await;
     let ch = c.body["challenge"].as_str().unwrap().to_owned();
     let cid = c.body["challenge_id"].clone();
-    let try_proof = |proof: String| srv.post("/v1/login/device", json!({"challenge_id": cid, "proof": proof}), None);
+    let try_proof = |proof: String| {
+        srv.post(
+            "/v1/login/device",
+            json!({"challenge_id": cid, "proof": proof}),
+            None,
+        )
+    };
 
     let other = DeviceKey::generate();
     let bad = [
-        ("wrong nonce", key.login_proof(RP_ID, &device_id, "proof", "AAAA")),
-        ("wrong aud", key.login_proof("https://evil.example", &device_id, "proof", &ch)),
-        ("wrong sub", key.login_proof(RP_ID, &device_id, "someone", &ch)),
-        ("wrong key", other.login_proof(RP_ID, &device_id, "proof", &ch)),
-        ("wrong kid", key.login_proof(RP_ID, "AAAAAAAAAAAAAAAAAAAAAA", "proof", &ch)),
-        ("wrong typ", key.sign_jws(&json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "kid": device_id}),
-            &json!({"aud": RP_ID, "sub": "proof", "nonce": ch}))),
-        ("alg none", format!("{}.{}.", b64(br#"{"alg":"none","typ":"devicetrust-login+jwt"}"#), b64(b"{}"))),
+        (
+            "wrong nonce",
+            key.login_proof(RP_ID, &device_id, "proof", "AAAA"),
+        ),
+        (
+            "wrong aud",
+            key.login_proof("https://evil.example", &device_id, "proof", &ch),
+        ),
+        (
+            "wrong sub",
+            key.login_proof(RP_ID, &device_id, "someone", &ch),
+        ),
+        (
+            "wrong key",
+            other.login_proof(RP_ID, &device_id, "proof", &ch),
+        ),
+        (
+            "wrong kid",
+            key.login_proof(RP_ID, "AAAAAAAAAAAAAAAAAAAAAA", "proof", &ch),
+        ),
+        (
+            "wrong typ",
+            key.sign_jws(
+                &json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "kid": device_id}),
+                &json!({"aud": RP_ID, "sub": "proof", "nonce": ch}),
+            ),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(br#"{"alg":"none","typ":"devicetrust-login+jwt"}"#),
+                b64(b"{}")
+            ),
+        ),
         ("garbage", "not.a.jws".to_owned()),
         ("DER signature", {
             let p = key.login_proof(RP_ID, &device_id, "proof", &ch);
@@ -337,12 +555,29 @@ async fn device_proof_errors() {
     let a = try_proof(good).await;
     assert_eq!((a.status, a.code()), (401, "challenge_invalid"));
     // Unknown and expired challenges.
-    let a = srv.post("/v1/login/device", json!({"challenge_id": "AAAAAAAAAAAAAAAAAAAAAA", "proof": "a.b.c"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/device",
+            json!({"challenge_id": "AAAAAAAAAAAAAAAAAAAAAA", "proof": "a.b.c"}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "challenge_invalid");
     let c = srv.challenge(&device_id).await;
     srv.clock.advance(121);
-    let proof = key.login_proof(RP_ID, &device_id, "proof", c.body["challenge"].as_str().unwrap());
-    let a = srv.post("/v1/login/device", json!({"challenge_id": c.body["challenge_id"], "proof": proof}), None).await;
+    let proof = key.login_proof(
+        RP_ID,
+        &device_id,
+        "proof",
+        c.body["challenge"].as_str().unwrap(),
+    );
+    let a = srv
+        .post(
+            "/v1/login/device",
+            json!({"challenge_id": c.body["challenge_id"], "proof": proof}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "challenge_invalid");
     // Unknown device.
     let a = srv.challenge("AAAAAAAAAAAAAAAAAAAAAA").await;
@@ -358,51 +593,112 @@ async fn registration_errors() {
     srv.add_user("reg", "GB", None).await;
     let s = srv.sign_in_with_otp("reg", None).await;
     let t = s["access_token"].as_str().unwrap().to_owned();
-    let reg = srv.post("/v1/devices/registration", json!({}), Some(&t)).await;
+    let reg = srv
+        .post("/v1/devices/registration", json!({}), Some(&t))
+        .await;
     let rid = reg.body["registration_id"].clone();
     let ch = reg.body["challenge"].as_str().unwrap().to_owned();
     let key = DeviceKey::generate();
-    let body = |proof: String| json!({"registration_id": rid, "proof": proof, "name": "Phone",
-        "platform": "ios", "key_storage": "secure_enclave", "user_verification": "biometric"});
+    let body = |proof: String| {
+        json!({"registration_id": rid, "proof": proof, "name": "Phone",
+        "platform": "ios", "key_storage": "secure_enclave", "user_verification": "biometric"})
+    };
 
-    let a = srv.post("/v1/devices", body(key.register_proof(RP_ID, "reg", "AAAA")), Some(&t)).await;
-    assert_eq!((a.status, a.code()), (401, "signature_invalid"), "wrong nonce");
-    let a = srv.post("/v1/devices", body(key.register_proof(RP_ID, "other", &ch)), Some(&t)).await;
+    let a = srv
+        .post(
+            "/v1/devices",
+            body(key.register_proof(RP_ID, "reg", "AAAA")),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (401, "signature_invalid"),
+        "wrong nonce"
+    );
+    let a = srv
+        .post(
+            "/v1/devices",
+            body(key.register_proof(RP_ID, "other", &ch)),
+            Some(&t),
+        )
+        .await;
     assert_eq!(a.code(), "signature_invalid", "wrong sub");
     // A proof whose JWK is not the signing key.
     let other = DeviceKey::generate();
-    let forged = other.sign_jws(&json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": key.jwk()}),
-        &json!({"aud": RP_ID, "sub": "reg", "nonce": ch}));
-    assert_eq!(srv.post("/v1/devices", body(forged), Some(&t)).await.code(), "signature_invalid");
+    let forged = other.sign_jws(
+        &json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": key.jwk()}),
+        &json!({"aud": RP_ID, "sub": "reg", "nonce": ch}),
+    );
+    assert_eq!(
+        srv.post("/v1/devices", body(forged), Some(&t)).await.code(),
+        "signature_invalid"
+    );
     // Bad enum values and names.
     let mut b = body(key.register_proof(RP_ID, "reg", &ch));
     b["platform"] = json!("windows");
-    assert_eq!(srv.post("/v1/devices", b, Some(&t)).await.code(), "invalid_request");
+    assert_eq!(
+        srv.post("/v1/devices", b, Some(&t)).await.code(),
+        "invalid_request"
+    );
     let mut b = body(key.register_proof(RP_ID, "reg", &ch));
     b["name"] = json!("   ");
-    assert_eq!(srv.post("/v1/devices", b, Some(&t)).await.code(), "invalid_request");
+    assert_eq!(
+        srv.post("/v1/devices", b, Some(&t)).await.code(),
+        "invalid_request"
+    );
     // No token, and another user's registration.
-    assert_eq!(srv.post("/v1/devices", body(key.register_proof(RP_ID, "reg", &ch)), None).await.code(), "unauthorized");
+    assert_eq!(
+        srv.post(
+            "/v1/devices",
+            body(key.register_proof(RP_ID, "reg", &ch)),
+            None
+        )
+        .await
+        .code(),
+        "unauthorized"
+    );
     srv.add_user("other", "GB", None).await;
     let os = srv.sign_in_with_otp("other", None).await;
-    let a = srv.post("/v1/devices", body(key.register_proof(RP_ID, "other", &ch)), os["access_token"].as_str()).await;
+    let a = srv
+        .post(
+            "/v1/devices",
+            body(key.register_proof(RP_ID, "other", &ch)),
+            os["access_token"].as_str(),
+        )
+        .await;
     assert_eq!(a.code(), "challenge_invalid");
     // The right proof succeeds once; the registration is then spent.
     let good = key.register_proof(RP_ID, "reg", &ch);
-    assert_eq!(srv.post("/v1/devices", body(good.clone()), Some(&t)).await.status, 201);
+    assert_eq!(
+        srv.post("/v1/devices", body(good.clone()), Some(&t))
+            .await
+            .status,
+        201
+    );
     let a = srv.post("/v1/devices", body(good), Some(&t)).await;
     assert_eq!((a.status, a.code()), (401, "challenge_invalid"));
     // Expired registration.
-    let reg = srv.post("/v1/devices/registration", json!({}), Some(&t)).await;
+    let reg = srv
+        .post("/v1/devices/registration", json!({}), Some(&t))
+        .await;
     srv.clock.advance(301);
     let proof = key.register_proof(RP_ID, "reg", reg.body["challenge"].as_str().unwrap());
-    let a = srv.post("/v1/devices", json!({"registration_id": reg.body["registration_id"], "proof": proof, "name": "P",
-        "platform": "ios", "key_storage": "tee", "user_verification": "none"}), Some(&t)).await;
+    let a = srv
+        .post(
+            "/v1/devices",
+            json!({"registration_id": reg.body["registration_id"], "proof": proof, "name": "P",
+        "platform": "ios", "key_storage": "tee", "user_verification": "none"}),
+            Some(&t),
+        )
+        .await;
     // 301 s is also within the 10-minute strong window: the registration itself expired.
     assert_eq!(a.code(), "challenge_invalid");
     // The strong sign-in is more than 10 minutes old now.
     srv.clock.advance(300);
-    let a = srv.post("/v1/devices/registration", json!({}), Some(&t)).await;
+    let a = srv
+        .post("/v1/devices/registration", json!({}), Some(&t))
+        .await;
     assert_eq!((a.status, a.code()), (403, "forbidden"));
     srv.stop().await;
 }
@@ -417,7 +713,9 @@ async fn device_limit_is_ten() {
         ids.push(srv.register_device(&s, "biometric").await.0);
     }
     let t = s["access_token"].as_str().unwrap();
-    let reg = srv.post("/v1/devices/registration", json!({}), Some(t)).await;
+    let reg = srv
+        .post("/v1/devices/registration", json!({}), Some(t))
+        .await;
     let key = DeviceKey::generate();
     let a = srv.post("/v1/devices", json!({"registration_id": reg.body["registration_id"],
         "proof": key.register_proof(RP_ID, "many", reg.body["challenge"].as_str().unwrap()),
@@ -434,7 +732,9 @@ async fn bearer_and_admin_tokens_are_checked() {
         assert_eq!((a.status, a.code()), (401, "unauthorized"));
         assert_eq!(srv.get("/v1/devices", token).await.code(), "unauthorized");
     }
-    let a = srv.post("/admin/v1/users", json!({}), Some("wrong-admin-token")).await;
+    let a = srv
+        .post("/admin/v1/users", json!({}), Some("wrong-admin-token"))
+        .await;
     assert_eq!((a.status, a.code()), (401, "unauthorized"));
     let a = srv.post("/admin/v1/users/x/unlock", json!({}), None).await;
     assert_eq!(a.code(), "unauthorized");
@@ -442,8 +742,17 @@ async fn bearer_and_admin_tokens_are_checked() {
     srv.add_user("exp", "GB", None).await;
     let s = srv.sign_in_with_otp("exp", None).await;
     srv.clock.advance(901);
-    assert_eq!(srv.get("/v1/me", s["access_token"].as_str()).await.code(), "unauthorized");
-    let r = srv.post("/v1/session/refresh", json!({"refresh_token": s["refresh_token"]}), None).await;
+    assert_eq!(
+        srv.get("/v1/me", s["access_token"].as_str()).await.code(),
+        "unauthorized"
+    );
+    let r = srv
+        .post(
+            "/v1/session/refresh",
+            json!({"refresh_token": s["refresh_token"]}),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200, "a refresh token outlives the access token");
     srv.stop().await;
 }
@@ -452,24 +761,49 @@ async fn bearer_and_admin_tokens_are_checked() {
 async fn admin_api_validates_and_refuses_duplicates() {
     let srv = TestServer::start().await;
     srv.add_user("dup", "GB", None).await;
-    let a = srv.post("/admin/v1/users", json!({"user_id": "DUP", "name": "X", "email": "x@example.com",
-        "primary_market": "GB", "password": PASSWORD}), Some(ADMIN_TOKEN)).await;
+    let a = srv
+        .post(
+            "/admin/v1/users",
+            json!({"user_id": "DUP", "name": "X", "email": "x@example.com",
+        "primary_market": "GB", "password": PASSWORD}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!((a.status, a.code()), (409, "user_exists"));
-    for (field, value) in [("email", json!("not-an-email")), ("primary_market", json!("GBR")),
-        ("password", json!("short")), ("mobile", json!("12345")), ("user_id", json!("bad id"))] {
+    for (field, value) in [
+        ("email", json!("not-an-email")),
+        ("primary_market", json!("GBR")),
+        ("password", json!("short")),
+        ("mobile", json!("12345")),
+        ("user_id", json!("bad id")),
+    ] {
         let mut body = json!({"user_id": "fresh", "name": "X", "email": "x@example.com",
             "primary_market": "GB", "password": PASSWORD});
         body[field] = value;
         let a = srv.post("/admin/v1/users", body, Some(ADMIN_TOKEN)).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{field}");
     }
-    let a = srv.put("/admin/v1/markets/GBR", json!({"second_factor": "off"}), Some(ADMIN_TOKEN)).await;
+    let a = srv
+        .put(
+            "/admin/v1/markets/GBR",
+            json!({"second_factor": "off"}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!(a.code(), "invalid_request");
-    let a = srv.put("/admin/v1/markets/GB", json!({"second_factor": "maybe"}), Some(ADMIN_TOKEN)).await;
+    let a = srv
+        .put(
+            "/admin/v1/markets/GB",
+            json!({"second_factor": "maybe"}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!(a.code(), "invalid_request");
     // The password is stored as argon2id.
     let user = srv.store.user("dup").await.unwrap().unwrap();
-    assert!(user.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert!(user
+        .password_hash
+        .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     srv.stop().await;
 }
 
@@ -478,16 +812,49 @@ async fn refresh_reuse_revokes_the_family() {
     let srv = TestServer::start().await;
     srv.add_user("reuse", "GB", None).await;
     let s = srv.sign_in_with_otp("reuse", None).await;
-    let r1 = srv.post("/v1/session/refresh", json!({"refresh_token": s["refresh_token"]}), None).await;
+    let r1 = srv
+        .post(
+            "/v1/session/refresh",
+            json!({"refresh_token": s["refresh_token"]}),
+            None,
+        )
+        .await;
     assert_eq!(r1.status, 200);
     // The old refresh token comes back: the whole family dies.
-    let again = srv.post("/v1/session/refresh", json!({"refresh_token": s["refresh_token"]}), None).await;
+    let again = srv
+        .post(
+            "/v1/session/refresh",
+            json!({"refresh_token": s["refresh_token"]}),
+            None,
+        )
+        .await;
     assert_eq!((again.status, again.code()), (401, "unauthorized"));
-    assert_eq!(srv.get("/v1/me", r1.body["access_token"].as_str()).await.code(), "unauthorized");
-    let r2 = srv.post("/v1/session/refresh", json!({"refresh_token": r1.body["refresh_token"]}), None).await;
+    assert_eq!(
+        srv.get("/v1/me", r1.body["access_token"].as_str())
+            .await
+            .code(),
+        "unauthorized"
+    );
+    let r2 = srv
+        .post(
+            "/v1/session/refresh",
+            json!({"refresh_token": r1.body["refresh_token"]}),
+            None,
+        )
+        .await;
     assert_eq!(r2.code(), "unauthorized");
-    assert!(srv.audit_events("reuse").await.iter().any(|e| e == "refresh_reuse"));
-    let a = srv.post("/v1/session/refresh", json!({"refresh_token": "dtr_unknown"}), None).await;
+    assert!(srv
+        .audit_events("reuse")
+        .await
+        .iter()
+        .any(|e| e == "refresh_reuse"));
+    let a = srv
+        .post(
+            "/v1/session/refresh",
+            json!({"refresh_token": "dtr_unknown"}),
+            None,
+        )
+        .await;
     assert_eq!(a.code(), "unauthorized");
     srv.stop().await;
 }
@@ -498,9 +865,24 @@ async fn ip_rate_limit_answers_429_with_retry_after() {
     opts.settings.ip_rate_limit_per_minute = 3;
     let srv = TestServer::start_with(opts).await;
     for _ in 0..3 {
-        assert_eq!(srv.post("/v1/login/device/challenge", json!({"device_id": "AAAAAAAAAAAAAAAAAAAAAA"}), None).await.status, 401);
+        assert_eq!(
+            srv.post(
+                "/v1/login/device/challenge",
+                json!({"device_id": "AAAAAAAAAAAAAAAAAAAAAA"}),
+                None
+            )
+            .await
+            .status,
+            401
+        );
     }
-    let a = srv.post("/v1/login/device/challenge", json!({"device_id": "AAAAAAAAAAAAAAAAAAAAAA"}), None).await;
+    let a = srv
+        .post(
+            "/v1/login/device/challenge",
+            json!({"device_id": "AAAAAAAAAAAAAAAAAAAAAA"}),
+            None,
+        )
+        .await;
     assert_eq!((a.status, a.code()), (429, "rate_limited"));
     let retry = a.body["error"]["retry_after_s"].as_i64().unwrap();
     assert!((1..=20).contains(&retry), "{retry}");
@@ -522,25 +904,51 @@ impl RiskPolicy for StepUpDevices {
 
 #[tokio::test]
 async fn a_risk_policy_can_step_up_device_sign_in_to_otp() {
-    let opts = Options { risk: Arc::new(StepUpDevices), ..Options::default() };
+    let opts = Options {
+        risk: Arc::new(StepUpDevices),
+        ..Options::default()
+    };
     let srv = TestServer::start_with(opts).await;
     let (_, device_id, key) = srv.user_with_device("risky").await;
     let a = srv.device_sign_in(&device_id, &key, "risky").await;
-    assert_eq!((a.status, a.code()), (401, "step_up_required"), "{:?}", a.body);
+    assert_eq!(
+        (a.status, a.code()),
+        (401, "step_up_required"),
+        "{:?}",
+        a.body
+    );
     let login_id = a.body["error"]["login_id"].clone();
     assert_eq!(a.body["error"]["methods"][0]["type"], "otp");
     // Password sign-in on the device: the policy removes the device method.
     let p = srv.password("risky", PASSWORD, Some(&device_id)).await;
-    assert!(p.body["methods"].as_array().unwrap().iter().all(|m| m["type"] == "otp"));
+    assert!(p.body["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["type"] == "otp"));
     // The step-up is finished with an OTP; amr records both factors.
-    srv.post("/v1/login/otp/send", json!({"login_id": login_id, "channel": "email"}), None).await;
+    srv.post(
+        "/v1/login/otp/send",
+        json!({"login_id": login_id, "channel": "email"}),
+        None,
+    )
+    .await;
     let code = srv.last_otp("risky");
-    let v = srv.post("/v1/login/otp/verify", json!({"login_id": login_id, "code": code}), None).await;
+    let v = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({"login_id": login_id, "code": code}),
+            None,
+        )
+        .await;
     assert_eq!(v.status, 200, "{:?}", v.body);
     assert_eq!(v.body["session"]["amr"], json!(["hwk", "bio", "otp"]));
     // Market off but policy steps up: a second factor is asked for.
     srv.set_market("US", "off").await;
     srv.add_user("us.user", "US", None).await;
-    assert_eq!(srv.password("us.user", PASSWORD, None).await.body["status"], "enrolment_required");
+    assert_eq!(
+        srv.password("us.user", PASSWORD, None).await.body["status"],
+        "enrolment_required"
+    );
     srv.stop().await;
 }

@@ -58,8 +58,14 @@ pub async fn create_user(
         Err(StorageError::Conflict) => return Err(ApiError::UserExists),
         Err(e) => return Err(e.into()),
     }
-    app.audit("user_created", Some(&user.user_id), None, None, Some("admin_api"))
-        .await?;
+    app.audit(
+        "user_created",
+        Some(&user.user_id),
+        None,
+        None,
+        Some("admin_api"),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 

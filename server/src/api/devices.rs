@@ -118,15 +118,27 @@ pub async fn register(
     };
     let outcome = app
         .store()
-        .finish_registration(registration_id, &session.session_id, device.clone(), s.max_devices, now)
+        .finish_registration(
+            registration_id,
+            &session.session_id,
+            device.clone(),
+            s.max_devices,
+            now,
+        )
         .await?;
     match outcome {
         RegistrationOutcome::Created => {}
         RegistrationOutcome::Gone => return Err(ApiError::ChallengeInvalid),
         RegistrationOutcome::DeviceLimit => return Err(ApiError::DeviceLimit),
     }
-    app.audit("device_added", Some(&session.user_id), Some(&device.device_id), Some(ip), Some(&device.key_storage))
-        .await?;
+    app.audit(
+        "device_added",
+        Some(&session.user_id),
+        Some(&device.device_id),
+        Some(ip),
+        Some(&device.key_storage),
+    )
+    .await?;
     if let Some(user) = app.store().user(&session.user_id).await? {
         app.alert(
             &user,
@@ -192,8 +204,14 @@ pub async fn remove(
     if !removed {
         return Err(ApiError::NotFound);
     }
-    app.audit("device_removed", Some(&session.user_id), Some(device_id), Some(ip), None)
-        .await?;
+    app.audit(
+        "device_removed",
+        Some(&session.user_id),
+        Some(device_id),
+        Some(ip),
+        None,
+    )
+    .await?;
     if let (Some(user), Some(device)) = (app.store().user(&session.user_id).await?, device) {
         app.alert(
             &user,

@@ -28,7 +28,10 @@ pub async fn healthz(State(app): State<AppState>) -> Result<Json<Health>, ApiErr
     responses((status = 200, description = "This OpenAPI 3 document", content_type = "application/json"))
 )]
 pub async fn openapi(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], doc.0.to_string())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.to_string(),
+    )
 }
 
 /// The OpenAPI document, rendered once at start-up.

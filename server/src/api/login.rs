@@ -28,8 +28,14 @@ async fn reserve(app: &AppState, key: &str, user_id: &str, ip: IpAddr) -> Result
         _ => None,
     };
     if let Some(retry_after_s) = retry {
-        app.audit("signin_blocked", Some(user_id), None, Some(ip), Some("locked"))
-            .await?;
+        app.audit(
+            "signin_blocked",
+            Some(user_id),
+            None,
+            Some(ip),
+            Some("locked"),
+        )
+        .await?;
         return Err(ApiError::AccountLocked { retry_after_s });
     }
     Ok(attempts.count)
@@ -141,7 +147,14 @@ pub async fn password(
         Some(user) if verified => user,
         user => {
             return Err(app
-                .fail(&key, count, user.as_ref(), ip, "password", ApiError::InvalidCredentials)
+                .fail(
+                    &key,
+                    count,
+                    user.as_ref(),
+                    ip,
+                    "password",
+                    ApiError::InvalidCredentials,
+                )
                 .await)
         }
     };
@@ -173,8 +186,14 @@ pub async fn password(
             )
             .await?;
         app.store().reset_attempts(&key, now).await?;
-        app.audit("signin_ok", Some(&user.user_id), None, Some(ip), Some("pwd"))
-            .await?;
+        app.audit(
+            "signin_ok",
+            Some(&user.user_id),
+            None,
+            Some(ip),
+            Some("pwd"),
+        )
+        .await?;
         return Ok(Json(LoginResponse::Authenticated { session }));
     }
 
@@ -195,8 +214,14 @@ pub async fn password(
         created_at: now,
     };
     app.store().create_login(login.clone()).await?;
-    app.audit("password_ok", Some(&user.user_id), login.device_id.as_deref(), Some(ip), Some(stage.as_str()))
-        .await?;
+    app.audit(
+        "password_ok",
+        Some(&user.user_id),
+        login.device_id.as_deref(),
+        Some(ip),
+        Some(stage.as_str()),
+    )
+    .await?;
     match stage {
         LoginStage::Enrolment => Ok(Json(LoginResponse::EnrolmentRequired {
             login_id: login.login_id,
@@ -293,7 +318,9 @@ pub async fn otp_send(
         .await?
         .ok_or(ApiError::LoginExpired)?;
     if login.stage == LoginStage::Enrolment {
-        return Err(ApiError::invalid("complete enrolment before asking for a code"));
+        return Err(ApiError::invalid(
+            "complete enrolment before asking for a code",
+        ));
     }
     // A lock stops password sign-ins; a device step-up stays open.
     if login.amr.iter().any(|m| m == "pwd") {
@@ -359,8 +386,14 @@ pub async fn otp_send(
         tracing::error!(error = %e, user_id = %user.user_id, "OTP delivery failed");
         return Err(ApiError::DeliveryFailed);
     }
-    app.audit("otp_sent", Some(&user.user_id), login.device_id.as_deref(), Some(ip), Some(req.channel.as_str()))
-        .await?;
+    app.audit(
+        "otp_sent",
+        Some(&user.user_id),
+        login.device_id.as_deref(),
+        Some(ip),
+        Some(req.channel.as_str()),
+    )
+    .await?;
     let destination = match req.channel {
         OtpChannel::Email => validate::mask_email(&to),
         OtpChannel::Sms => validate::mask_mobile(&to),
@@ -436,8 +469,14 @@ pub async fn otp_verify(
                 app.fail(&key, count, user.as_ref(), ip, "otp", err).await
             }
             None => {
-                app.audit("signin_failed", Some(&login.user_id), login.device_id.as_deref(), Some(ip), Some("step_up_otp"))
-                    .await?;
+                app.audit(
+                    "signin_failed",
+                    Some(&login.user_id),
+                    login.device_id.as_deref(),
+                    Some(ip),
+                    Some("step_up_otp"),
+                )
+                .await?;
                 err
             }
         });
@@ -454,8 +493,14 @@ pub async fn otp_verify(
         app.store()
             .renew_trust(&device.device_id, now + s.trust_period_s)
             .await?;
-        app.audit("device_trust_renewed", Some(&login.user_id), Some(&device.device_id), Some(ip), None)
-            .await?;
+        app.audit(
+            "device_trust_renewed",
+            Some(&login.user_id),
+            Some(&device.device_id),
+            Some(ip),
+            None,
+        )
+        .await?;
     }
     let mut amr = login.amr.clone();
     amr.push("otp".into());
@@ -464,8 +509,14 @@ pub async fn otp_verify(
         .issue_session(&login.user_id, device_id.clone(), amr.clone(), now)
         .await?;
     app.store().reset_attempts(&key, now).await?;
-    app.audit("signin_ok", Some(&login.user_id), device_id.as_deref(), Some(ip), Some(&amr.join(" ")))
-        .await?;
+    app.audit(
+        "signin_ok",
+        Some(&login.user_id),
+        device_id.as_deref(),
+        Some(ip),
+        Some(&amr.join(" ")),
+    )
+    .await?;
     Ok(Json(AuthenticatedResponse::new(session)))
 }
 
@@ -560,8 +611,14 @@ pub async fn device_login(
             ProofError::BadSignature => "bad_signature",
             _ => "wrong_claims",
         };
-        app.audit("device_proof_failed", Some(&device.user_id), Some(&device.device_id), Some(ip), Some(reason))
-            .await?;
+        app.audit(
+            "device_proof_failed",
+            Some(&device.user_id),
+            Some(&device.device_id),
+            Some(ip),
+            Some(reason),
+        )
+        .await?;
         return Err(ApiError::SignatureInvalid);
     }
     let login = match app.store().consume_challenge(challenge_id, now).await? {
@@ -589,13 +646,24 @@ pub async fn device_login(
         }
     }
     let session = app
-        .issue_session(&device.user_id, Some(device.device_id.clone()), amr.clone(), now)
+        .issue_session(
+            &device.user_id,
+            Some(device.device_id.clone()),
+            amr.clone(),
+            now,
+        )
         .await?;
     if login.is_some() {
         app.store().reset_attempts(&device.user_id, now).await?;
     }
-    app.audit("signin_ok", Some(&device.user_id), Some(&device.device_id), Some(ip), Some(&amr.join(" ")))
-        .await?;
+    app.audit(
+        "signin_ok",
+        Some(&device.user_id),
+        Some(&device.device_id),
+        Some(ip),
+        Some(&amr.join(" ")),
+    )
+    .await?;
     Ok(Json(AuthenticatedResponse::new(session)))
 }
 
@@ -624,8 +692,14 @@ async fn step_up(
         created_at: now,
     };
     app.store().create_login(login.clone()).await?;
-    app.audit("step_up", Some(&user.user_id), Some(&device.device_id), Some(ip), None)
-        .await?;
+    app.audit(
+        "step_up",
+        Some(&user.user_id),
+        Some(&device.device_id),
+        Some(ip),
+        None,
+    )
+    .await?;
     Ok(ApiError::StepUpRequired {
         login_id: login.login_id,
         methods: otp_methods(&user),

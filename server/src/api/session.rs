@@ -53,8 +53,14 @@ pub async fn refresh(
             Ok(Json(session))
         }
         RefreshOutcome::Reused(record) => {
-            app.audit("refresh_reuse", Some(&record.user_id), record.device_id.as_deref(), Some(ip), Some("family revoked"))
-                .await?;
+            app.audit(
+                "refresh_reuse",
+                Some(&record.user_id),
+                record.device_id.as_deref(),
+                Some(ip),
+                Some("family revoked"),
+            )
+            .await?;
             if let Some(user) = app.store().user(&record.user_id).await? {
                 app.alert(
                     &user,
@@ -87,8 +93,14 @@ pub async fn logout(
     app.store()
         .revoke_session(&session.session_id, "logout", app.now())
         .await?;
-    app.audit("logout", Some(&session.user_id), session.device_id.as_deref(), Some(ip), None)
-        .await?;
+    app.audit(
+        "logout",
+        Some(&session.user_id),
+        session.device_id.as_deref(),
+        Some(ip),
+        None,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -256,8 +256,11 @@ pub trait Store: Send + Sync + 'static {
 
     // Device challenges
     async fn create_challenge(&self, challenge: Challenge) -> Result<(), StorageError>;
-    async fn challenge(&self, challenge_id: &str, now: i64)
-        -> Result<Option<Challenge>, StorageError>;
+    async fn challenge(
+        &self,
+        challenge_id: &str,
+        now: i64,
+    ) -> Result<Option<Challenge>, StorageError>;
     async fn consume_challenge(
         &self,
         challenge_id: &str,

@@ -181,8 +181,11 @@ fn insert_tokens(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StorageError> {
-        self.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
-            .await
+        self.run(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await
     }
 
     async fn otp_key(&self, fresh: Vec<u8>) -> Result<Vec<u8>, StorageError> {
@@ -516,7 +519,13 @@ impl Store for SqliteStore {
             c.execute(
                 "INSERT INTO challenges (challenge_id, device_id, challenge, login_id, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![ch.challenge_id, ch.device_id, ch.challenge, ch.login_id, ch.expires_at],
+                params![
+                    ch.challenge_id,
+                    ch.device_id,
+                    ch.challenge,
+                    ch.login_id,
+                    ch.expires_at
+                ],
             )?;
             Ok(())
         })
@@ -591,7 +600,12 @@ impl Store for SqliteStore {
             c.execute(
                 "INSERT INTO registrations (registration_id, user_id, challenge, expires_at)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![reg.registration_id, reg.user_id, reg.challenge, reg.expires_at],
+                params![
+                    reg.registration_id,
+                    reg.user_id,
+                    reg.challenge,
+                    reg.expires_at
+                ],
             )?;
             Ok(())
         })
@@ -732,7 +746,10 @@ impl Store for SqliteStore {
                  WHERE device_id = ?1 AND revoked_at IS NULL",
                 params![device_id, now],
             )?;
-            tx.execute("DELETE FROM challenges WHERE device_id = ?1", params![device_id])?;
+            tx.execute(
+                "DELETE FROM challenges WHERE device_id = ?1",
+                params![device_id],
+            )?;
             tx.commit()?;
             Ok(true)
         })
@@ -773,7 +790,14 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO sessions (session_id, user_id, device_id, amr, auth_time, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![s.session_id, s.user_id, s.device_id, join_amr(&s.amr), s.auth_time, s.created_at],
+                params![
+                    s.session_id,
+                    s.user_id,
+                    s.device_id,
+                    join_amr(&s.amr),
+                    s.auth_time,
+                    s.created_at
+                ],
             )?;
             insert_tokens(&tx, &s.session_id, &tokens)?;
             tx.commit()?;

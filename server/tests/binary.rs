@@ -1,0 +1,359 @@
+//! The `devicetrust-server` binary as an operator runs it: operator
+//! commands, `serve` with its flags, SIGTERM, restart on the same database,
+//! and logs free of secrets.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_devicetrust-server");
+const ADMIN: &str = "binary-test-admin-token-0123456789abcdef";
+const PASSWORD: &str = "s3cret-Pa55word!";
+
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+fn db_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("dt.db").display())
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rp-id",
+            "https://rp.test",
+        ])
+        .env("DEVICETRUST_DATABASE", db_url(dir))
+        .env("DEVICETRUST_OUTBOX", dir.join("outbox.jsonl"))
+        .env("DEVICETRUST_ADMIN_TOKEN", ADMIN)
+        .env("DEVICETRUST_IP_RATE_LIMIT", "0")
+        .env("DEVICETRUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    let base = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("server logs its address");
+    Server { child, base, log }
+}
+
+impl Server {
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> (i32, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (exit.code().unwrap_or(-1), log)
+    }
+}
+
+fn cli(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("DEVICETRUST_DATABASE", db_url(dir))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("cli output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn post(base: &str, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn last_otp(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("outbox.jsonl")).expect("outbox");
+    let line = text.lines().last().expect("a message");
+    let v: Value = serde_json::from_str(line).expect("json");
+    v["code"].as_str().expect("code").to_owned()
+}
+
+#[tokio::test]
+async fn operator_commands_serve_sigterm_and_restart_keep_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // Operator commands on the database before the server ever ran.
+    let (code, out, _) = cli(
+        d,
+        &[
+            "user",
+            "add",
+            "--user-id",
+            "Ann",
+            "--name",
+            "Ann Lee",
+            "--email",
+            "ann@example.com",
+            "--market",
+            "fr",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("added user ann"), "{out}");
+    let (code, _, err) = cli(
+        d,
+        &[
+            "user",
+            "add",
+            "--user-id",
+            "ANN",
+            "--name",
+            "X",
+            "--email",
+            "x@example.com",
+            "--market",
+            "FR",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 3, "duplicate user: {err}");
+    assert!(err.contains("exists"), "{err}");
+    let (code, _, err) = cli(
+        d,
+        &[
+            "user",
+            "add",
+            "--user-id",
+            "bad id",
+            "--name",
+            "X",
+            "--email",
+            "x@example.com",
+            "--market",
+            "FR",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 3, "{err}");
+    let (code, out, _) = cli(d, &["market", "set", "us", "--second-factor", "off"], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("market US: second factor off"), "{out}");
+
+    let srv = start(d);
+    let health = reqwest::get(format!("{}/healthz", srv.base)).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    // Ann (FR, second factor required) enrols and gets an OTP...
+    let (_, a) = post(
+        &srv.base,
+        "/v1/login/password",
+        json!({"user_id": "ann", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(a["status"], "enrolment_required");
+    let login_id = a["login_id"].clone();
+    let (s, _) = post(
+        &srv.base,
+        "/v1/login/enrol",
+        json!({"login_id": login_id, "security_code": "2468013"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post(
+        &srv.base,
+        "/v1/login/otp/send",
+        json!({"login_id": login_id, "channel": "email"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let code = last_otp(d);
+    // ...a US user signs in with password alone; the admin API works.
+    let (s, _) = post(
+        &srv.base,
+        "/admin/v1/users",
+        json!({"user_id": "bo", "name": "Bo", "email": "bo@example.com",
+        "primary_market": "US", "password": PASSWORD}),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, b) = post(
+        &srv.base,
+        "/v1/login/password",
+        json!({"user_id": "bo", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(b["status"], "authenticated", "{b}");
+    let token = b["session"]["access_token"].as_str().unwrap().to_owned();
+    let refresh = b["session"]["refresh_token"].as_str().unwrap().to_owned();
+    // Bo locks himself out.
+    for _ in 0..5 {
+        post(
+            &srv.base,
+            "/v1/login/password",
+            json!({"user_id": "bo", "password": "nope"}),
+            None,
+        )
+        .await;
+    }
+    let (s, _) = post(
+        &srv.base,
+        "/v1/login/password",
+        json!({"user_id": "bo", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 423);
+
+    let (exit, log) = srv.terminate();
+    assert_eq!(exit, 0, "SIGTERM exits 0");
+    assert!(log.contains("shut down cleanly"), "{log}");
+    // Nothing secret reached the log.
+    for secret in [PASSWORD, token.as_str(), refresh.as_str(), ADMIN] {
+        assert!(!log.contains(secret), "log leaks a secret");
+    }
+    // Six-digit codes can occur by chance in timestamps; look for them as values.
+    for short in [code.as_str(), "2468013"] {
+        for pattern in [
+            format!("\"{short}\""),
+            format!("={short}"),
+            format!("is {short}"),
+        ] {
+            assert!(!log.contains(&pattern), "log leaks a code");
+        }
+    }
+
+    // The operator unlocks Bo while the server is down.
+    let (c, out, _) = cli(d, &["user", "unlock", "BO"], "");
+    assert_eq!(c, 0, "{out}");
+
+    // Restart on the same database: sessions, logins, OTP key and users survive.
+    let srv = start(d);
+    let me = reqwest::Client::new()
+        .get(format!("{}/v1/me", srv.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status().as_u16(), 200, "session survives restart");
+    let (s, v) = post(
+        &srv.base,
+        "/v1/login/otp/verify",
+        json!({"login_id": login_id, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "OTP sent before restart verifies after it: {v}");
+    assert_eq!(v["session"]["amr"], json!(["pwd", "otp"]));
+    let (s, _) = post(
+        &srv.base,
+        "/admin/v1/users",
+        json!({"user_id": "bo", "name": "Bo", "email": "bo@example.com",
+        "primary_market": "US", "password": PASSWORD}),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (_, b) = post(
+        &srv.base,
+        "/v1/login/password",
+        json!({"user_id": "bo", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        b["status"], "authenticated",
+        "unlocked by the operator: {b}"
+    );
+    let (exit, _) = srv.terminate();
+    assert_eq!(exit, 0);
+}
+
+#[test]
+fn serve_refuses_to_start_without_delivery_or_with_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("DEVICETRUST_DATABASE", db_url(dir.path()))
+            .env_remove("DEVICETRUST_OUTBOX")
+            .env_remove("DEVICETRUST_ADMIN_TOKEN")
+            .output()
+            .expect("run")
+    };
+    let out = run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--outbox"));
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--outbox",
+        "o.jsonl",
+        "--admin-token",
+        "short",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("32 characters"));
+    let out = run(&[
+        "--database",
+        "postgres://localhost/dt",
+        "user",
+        "unlock",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PostgreSQL"));
+    let out = run(&["--database", "mysql://x", "user", "unlock", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["serve", "--ip-rate-limit", "lots"]);
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+}
