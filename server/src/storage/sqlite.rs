@@ -1,6 +1,8 @@
 //! The embedded SQLite backend: rusqlite (bundled), WAL, a small r2d2 pool,
 //! every call on tokio's blocking pool, versioned migrations.
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -19,7 +21,11 @@ fn migrations() -> Migrations<'static> {
 }
 
 pub struct SqliteStore {
-    pool: Pool<SqliteConnectionManager>,
+    /// Readers run concurrently under WAL.
+    readers: Pool<SqliteConnectionManager>,
+    /// SQLite admits one writer at a time; queueing writers on a mutex here
+    /// is fairer and faster than letting them spin in SQLite's busy handler.
+    writer: Arc<Mutex<Connection>>,
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -61,28 +67,50 @@ impl SqliteStore {
         }
         // FULL sync: a bank does not lose a committed device or revocation
         // on power loss. WAL lets readers run beside the writer.
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch(
-                "PRAGMA busy_timeout = 10000;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;",
-            )
-        });
-        let pool = Pool::builder()
+        const INIT: &str = "PRAGMA busy_timeout = 10000;
+                            PRAGMA synchronous = FULL;
+                            PRAGMA foreign_keys = ON;";
+        let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(INIT));
+        let readers = Pool::builder()
             .max_size(POOL_SIZE)
             .build(manager)
             .map_err(|e| StorageError::Pool(e.to_string()))?;
-        Ok(SqliteStore { pool })
+        let writer = Connection::open(path)?;
+        writer.execute_batch(INIT)?;
+        Ok(SqliteStore {
+            readers,
+            writer: Arc::new(Mutex::new(writer)),
+        })
     }
 
+    /// A read, on a pooled connection, off the async runtime.
+    async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| StorageError::Pool(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
+    /// A write, on the single writer connection, off the async runtime.
     async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| StorageError::Pool(e.to_string()))?;
+            // After a panic under the lock the connection is still sound:
+            // an unfinished transaction rolls back when it is dropped.
+            let mut conn = writer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&mut conn)
         })
         .await
@@ -181,7 +209,7 @@ fn insert_tokens(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StorageError> {
-        self.run(|c| {
+        self.read(|c| {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
         })
@@ -229,7 +257,7 @@ impl Store for SqliteStore {
 
     async fn user(&self, user_id: &str) -> Result<Option<User>, StorageError> {
         let user_id = user_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT * FROM users WHERE user_id = ?1",
                 params![user_id],
@@ -255,7 +283,7 @@ impl Store for SqliteStore {
 
     async fn market_requires_second_factor(&self, market: &str) -> Result<bool, StorageError> {
         let market = market.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             let setting: Option<String> = c
                 .query_row(
                     "SELECT second_factor FROM markets WHERE market = ?1",
@@ -318,7 +346,7 @@ impl Store for SqliteStore {
 
     async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StorageError> {
         let key = key.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT locked_until FROM attempts WHERE user_key = ?1 AND locked_until > ?2",
                 params![key, now],
@@ -376,7 +404,7 @@ impl Store for SqliteStore {
 
     async fn login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError> {
         let login_id = login_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {LOGIN_COLS} FROM logins WHERE login_id = ?1 AND expires_at > ?2"),
                 params![login_id, now],
@@ -538,7 +566,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<Challenge>, StorageError> {
         let id = challenge_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT * FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2",
                 params![id, now],
@@ -618,7 +646,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<Registration>, StorageError> {
         let id = registration_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT registration_id, user_id, challenge, expires_at FROM registrations
                  WHERE registration_id = ?1 AND expires_at > ?2",
@@ -697,7 +725,7 @@ impl Store for SqliteStore {
 
     async fn device(&self, device_id: &str) -> Result<Option<Device>, StorageError> {
         let id = device_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT * FROM devices WHERE device_id = ?1",
                 params![id],
@@ -710,7 +738,7 @@ impl Store for SqliteStore {
 
     async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StorageError> {
         let user_id = user_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT * FROM devices WHERE user_id = ?1 AND removed_at IS NULL
                  ORDER BY created_at, device_id",
@@ -812,7 +840,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<SessionRecord>, StorageError> {
         let hash = access_hash.to_vec();
-        self.run(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!(
                     "SELECT {SESSION_COLS} FROM access_tokens a
@@ -916,7 +944,7 @@ impl Store for SqliteStore {
 
     async fn audit_events(&self, user_id: &str) -> Result<Vec<AuditEvent>, StorageError> {
         let user_id = user_id.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT at, event, user_id, device_id, ip, reason FROM audit
                  WHERE user_id = ?1 ORDER BY id",
