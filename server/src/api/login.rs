@@ -69,6 +69,24 @@ async fn trusted_device(
     Ok(device.filter(|d| d.user_id == user_id && d.removed_at.is_none()))
 }
 
+/// A device that may sign in now: not removed, still trusted.
+async fn signing_device(
+    app: &AppState,
+    device_id: &str,
+    now: i64,
+) -> Result<storage::Device, ApiError> {
+    let device = app
+        .store()
+        .device(device_id)
+        .await?
+        .filter(|d| d.removed_at.is_none())
+        .ok_or(ApiError::DeviceNotRecognized)?;
+    if device.trusted_until <= now {
+        return Err(ApiError::ReauthorisationRequired);
+    }
+    Ok(device)
+}
+
 /// `second_factor_required` for a login: OTP channels, plus the device
 /// method when the login names a still-trusted device and risk allows it.
 async fn second_factor(
@@ -538,15 +556,7 @@ pub async fn device_challenge(
     app.rate.check(ip)?;
     let device_id = validate::server_id("device_id", &req.device_id)?;
     let now = app.now();
-    let device = app
-        .store()
-        .device(device_id)
-        .await?
-        .filter(|d| d.removed_at.is_none())
-        .ok_or(ApiError::DeviceNotRecognized)?;
-    if device.trusted_until <= now {
-        return Err(ApiError::ReauthorisationRequired);
-    }
+    let device = signing_device(&app, device_id, now).await?;
     let challenge = Challenge {
         challenge_id: new_id(),
         device_id: device.device_id,
@@ -591,15 +601,7 @@ pub async fn device_login(
     if jws.kid() != Some(challenge.device_id.as_str()) {
         return Err(ApiError::SignatureInvalid);
     }
-    let device = app
-        .store()
-        .device(&challenge.device_id)
-        .await?
-        .filter(|d| d.removed_at.is_none())
-        .ok_or(ApiError::DeviceNotRecognized)?;
-    if device.trusted_until <= now {
-        return Err(ApiError::ReauthorisationRequired);
-    }
+    let device = signing_device(&app, &challenge.device_id, now).await?;
     let expected = Expected {
         rp_id: &s.rp_id,
         user_id: &device.user_id,
