@@ -97,10 +97,15 @@ fn cli(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
+/// An HTTP client. The workspace builds reqwest with rustls but without a
+/// built-in provider (the SDK brings ring), so one is installed here.
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 async fn post(base: &str, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body);
+    let mut req = http().post(format!("{base}{path}")).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -184,7 +189,11 @@ async fn operator_commands_serve_sigterm_and_restart_keep_everything() {
     assert!(out.contains("market US: second factor off"), "{out}");
 
     let srv = start(d);
-    let health = reqwest::get(format!("{}/healthz", srv.base)).await.unwrap();
+    let health = http()
+        .get(format!("{}/healthz", srv.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
 
     // Ann (FR, second factor required) enrols and gets an OTP...
@@ -277,7 +286,7 @@ async fn operator_commands_serve_sigterm_and_restart_keep_everything() {
 
     // Restart on the same database: sessions, logins, OTP key and users survive.
     let srv = start(d);
-    let me = reqwest::Client::new()
+    let me = http()
         .get(format!("{}/v1/me", srv.base))
         .bearer_auth(&token)
         .send()

@@ -46,6 +46,8 @@ impl Default for Options {
 /// A running server and the handles a test needs to observe it.
 pub struct TestServer {
     pub base: String,
+    pub addr: std::net::SocketAddr,
+    state: AppState,
     pub clock: ManualClock,
     pub store: Arc<dyn Store>,
     pub outbox: PathBuf,
@@ -75,6 +77,7 @@ impl TestServer {
     }
 
     pub async fn start_with(opts: Options) -> Self {
+        install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("devicetrust.db");
         let outbox = dir.path().join("outbox.jsonl");
@@ -98,13 +101,16 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(app::serve(state, listener, async move {
+        let task = tokio::spawn(app::serve(state.clone(), listener, async move {
             let _ = rx.await;
         }));
         TestServer {
             base,
+            addr,
+            state,
             clock,
             store,
             outbox,
@@ -123,6 +129,32 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// Takes the server off the network; its data stays.
+    pub async fn pause(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves the same data again on the same address.
+    pub async fn resume(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("rebind");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.task = Some(tokio::spawn(app::serve(
+            self.state.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )));
+        self.shutdown = Some(tx);
     }
 
     pub fn now(&self) -> i64 {
@@ -358,6 +390,12 @@ impl TestServer {
     }
 }
 
+/// reqwest is built with rustls but no built-in provider (the SDK brings
+/// ring); plain clients in tests need ring installed process-wide.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Reads an outbox file: one JSON object a line.
 pub fn read_outbox(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -441,3 +479,5 @@ pub fn testvectors_dir() -> Option<PathBuf> {
     );
     None
 }
+
+pub mod sdk;

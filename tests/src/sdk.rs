@@ -1,0 +1,147 @@
+//! Harness for SDK tests: a key store whose platform behaviour a test can
+//! script (cancel, biometrics changed, unavailable, locked out), an SDK
+//! pointed at a test server, and a TLS-terminating proxy for pinning tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use devicetrust_core::*;
+
+/// What the scripted "platform" does on the next signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Sign normally.
+    Normal,
+    /// The user dismisses the prompt.
+    Cancel,
+    /// Biometrics were re-enrolled: keys are permanently invalidated.
+    BiometricsChanged,
+    /// No biometric enrolled.
+    Unavailable(String),
+    /// Too many failed biometric attempts.
+    LockedOut,
+    /// Key generation fails (e.g. no secure hardware).
+    GenerateFails,
+}
+
+/// A software key store behind a scriptable platform.
+pub struct ScriptedKeyStore {
+    inner: SoftwareKeyStore,
+    dir: PathBuf,
+    behaviour: Mutex<Behaviour>,
+    prompts: Mutex<Vec<String>>,
+}
+
+impl ScriptedKeyStore {
+    pub fn new(dir: &Path) -> Arc<Self> {
+        Arc::new(ScriptedKeyStore {
+            inner: SoftwareKeyStore::new(dir, &[42u8; 32]).expect("key store"),
+            dir: dir.to_path_buf(),
+            behaviour: Mutex::new(Behaviour::Normal),
+            prompts: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn set(&self, b: Behaviour) {
+        *self.behaviour.lock().unwrap() = b;
+    }
+
+    /// Titles of the prompts the SDK passed through, in order.
+    pub fn prompts(&self) -> Vec<String> {
+        self.prompts.lock().unwrap().clone()
+    }
+
+    /// Key files on disk.
+    pub fn key_count(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .map(|e| e.path().extension().is_some_and(|x| x == "key"))
+                        .unwrap_or(false)
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl PlatformKeyStore for ScriptedKeyStore {
+    async fn generate_key(
+        &self,
+        alias: String,
+        uv: UserVerification,
+    ) -> Result<GeneratedKey, KeyStoreError> {
+        if *self.behaviour.lock().unwrap() == Behaviour::GenerateFails {
+            return Err(KeyStoreError::Other {
+                message: "no secure hardware".into(),
+            });
+        }
+        self.inner.generate_key(alias, uv).await
+    }
+
+    async fn sign(
+        &self,
+        alias: String,
+        data: Vec<u8>,
+        prompt: BiometricPrompt,
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        self.prompts.lock().unwrap().push(prompt.title.clone());
+        let b = self.behaviour.lock().unwrap().clone();
+        match b {
+            Behaviour::Normal | Behaviour::GenerateFails => {
+                self.inner.sign(alias, data, prompt).await
+            }
+            Behaviour::Cancel => Err(KeyStoreError::Cancelled),
+            Behaviour::BiometricsChanged => Err(KeyStoreError::KeyInvalidated),
+            Behaviour::Unavailable(reason) => Err(KeyStoreError::BiometricUnavailable { reason }),
+            Behaviour::LockedOut => Err(KeyStoreError::BiometricLockedOut),
+        }
+    }
+
+    async fn delete_key(&self, alias: String) -> Result<(), KeyStoreError> {
+        self.inner.delete_key(alias).await
+    }
+
+    async fn key_exists(&self, alias: String) -> Result<bool, KeyStoreError> {
+        self.inner.key_exists(alias).await
+    }
+}
+
+/// A phone: an SDK with its own state folder and key store.
+pub struct Phone {
+    pub sdk: DeviceTrust,
+    pub keys: Arc<ScriptedKeyStore>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Phone {
+    pub fn new(base: &str) -> Phone {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys = ScriptedKeyStore::new(&dir.path().join("keys"));
+        let sdk = Self::sdk(base, dir.path(), keys.clone());
+        Phone { sdk, keys, dir }
+    }
+
+    /// An SDK on this phone's state and keys (as after an app restart).
+    pub fn sdk(base: &str, dir: &Path, keys: Arc<ScriptedKeyStore>) -> DeviceTrust {
+        let mut config = Config::new(
+            base,
+            crate::RP_ID,
+            dir.join("state").to_str().expect("utf-8"),
+        );
+        config.allow_insecure_http = true;
+        config.platform = Platform::Android;
+        DeviceTrust::new(config, keys).expect("sdk")
+    }
+
+    pub fn restart(&mut self, base: &str) {
+        self.sdk = Self::sdk(base, self.dir.path(), self.keys.clone());
+    }
+}
+
+pub fn prompt(title: &str) -> BiometricPrompt {
+    BiometricPrompt::new(title)
+}
