@@ -144,3 +144,42 @@ async fn registration_refuses_every_invalid_point() {
     assert!(list.body["devices"].as_array().unwrap().is_empty());
     srv.stop().await;
 }
+
+#[test]
+fn sdk_der_conversion_never_turns_an_invalid_signature_valid() {
+    let Some(file) = load("ecdsa_secp256r1_sha256_test.json") else {
+        return;
+    };
+    let cases = tests_of(&file);
+    assert_eq!(cases.len() as u64, file["numberOfTests"].as_u64().unwrap());
+    let (mut valid, mut refused, mut converted_but_rejected) = (0, 0, 0);
+    for (group, t) in &cases {
+        let key = hex(group["publicKey"]["uncompressed"].as_str().unwrap());
+        let msg = hex(t["msg"].as_str().unwrap());
+        let der = hex(t["sig"].as_str().unwrap());
+        let converted = devicetrust_core::der_to_jws_signature(&der);
+        match t["result"].as_str().unwrap() {
+            "valid" => {
+                let sig = converted
+                    .unwrap_or_else(|e| panic!("tcId {} valid DER refused: {e}", t["tcId"]));
+                assert!(verify_es256(&key, &msg, &sig), "tcId {}", t["tcId"]);
+                valid += 1;
+            }
+            "invalid" => match converted {
+                Err(_) => refused += 1,
+                Ok(sig) => {
+                    assert!(
+                        !verify_es256(&key, &msg, &sig),
+                        "tcId {} ({}) became valid",
+                        t["tcId"],
+                        t["comment"]
+                    );
+                    converted_but_rejected += 1;
+                }
+            },
+            other => panic!("tcId {}: unexpected result {other}", t["tcId"]),
+        }
+    }
+    eprintln!("DER vectors: {valid} valid converted, {refused} invalid refused by the parser, {converted_but_rejected} invalid converted and rejected by the verifier");
+    assert!(valid > 0 && refused > 0);
+}
