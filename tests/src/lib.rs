@@ -52,8 +52,8 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     pub outbox: PathBuf,
     pub http: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    shutdown: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -115,46 +115,39 @@ impl TestServer {
             store,
             outbox,
             http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            shutdown: std::sync::Mutex::new(Some(tx)),
+            task: std::sync::Mutex::new(Some(task)),
             _dir: dir,
         }
     }
 
     /// Stops accepting, finishes in-flight requests, and returns.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn stop(self) {
+        self.pause().await;
     }
 
     /// Takes the server off the network; its data stays.
-    pub async fn pause(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+    pub async fn pause(&self) {
+        if let Some(tx) = self.shutdown.lock().expect("lock").take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().expect("lock").take();
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
 
     /// Serves the same data again on the same address.
-    pub async fn resume(&mut self) {
+    pub async fn resume(&self) {
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .expect("rebind");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.task = Some(tokio::spawn(app::serve(
-            self.state.clone(),
-            listener,
-            async move {
-                let _ = rx.await;
-            },
-        )));
-        self.shutdown = Some(tx);
+        let task = tokio::spawn(app::serve(self.state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        *self.task.lock().expect("lock") = Some(task);
+        *self.shutdown.lock().expect("lock") = Some(tx);
     }
 
     pub fn now(&self) -> i64 {

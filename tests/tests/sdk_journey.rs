@@ -538,7 +538,7 @@ async fn trust_expiry_and_renewal_by_password_and_otp() {
 
 #[tokio::test]
 async fn server_down_and_back() {
-    let mut srv = TestServer::start().await;
+    let srv = TestServer::start().await;
     let phone = enabled_phone(&srv, "offline").await;
     phone.sdk.sign_out().await.unwrap();
     srv.pause().await;
@@ -693,4 +693,39 @@ fn configuration_is_checked() {
     ));
     let cfg = Config::new("ftp://x", RP_ID, state.to_str().unwrap());
     assert!(DeviceTrust::new(cfg, keys).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_requests_are_retried_with_back_off_and_unsafe_ones_are_not() {
+    let srv = Arc::new(TestServer::start().await);
+    let phone = enabled_phone(&srv, "flaky").await;
+    // Down, and back 300 ms later: a list of devices (safe to repeat) rides
+    // out the outage on its retries (after 200 ms, then 400 ms).
+    srv.pause().await;
+    let back = {
+        let srv = srv.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            srv.resume().await;
+        })
+    };
+    assert_eq!(phone.sdk.trusted_devices().await.unwrap().len(), 1);
+    back.await.unwrap();
+    // A password attempt counts on the server, so it is never repeated.
+    srv.pause().await;
+    let back = {
+        let srv = srv.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            srv.resume().await;
+        })
+    };
+    assert!(matches!(
+        phone.sdk.sign_in_with_password("flaky", PASSWORD).await,
+        Err(DeviceTrustError::Network {
+            retryable: true,
+            ..
+        })
+    ));
+    back.await.unwrap();
 }
