@@ -49,11 +49,11 @@ fn map_api(e: ServerError) -> DeviceTrustError {
         "rate_limited" => E::RateLimited {
             retry_after_s: e.retry_after_s.unwrap_or(1),
         },
-        "invalid_request" | "payload_too_large" => E::InvalidInput { message: e.message },
+        "invalid_request" | "payload_too_large" => E::InvalidInput { reason: e.message },
         _ => E::Server {
             status: e.status,
             code: e.code,
-            message: e.message,
+            reason: e.message,
         },
     }
 }
@@ -74,7 +74,7 @@ fn map_key_error(e: KeyStoreError) -> DeviceTrustError {
         }
         KeyStoreError::BiometricLockedOut => DeviceTrustError::BiometricLockedOut,
         KeyStoreError::KeyNotFound => DeviceTrustError::DeviceNotRecognized,
-        KeyStoreError::Other { message } => DeviceTrustError::KeyStore { message },
+        KeyStoreError::Other { reason } => DeviceTrustError::KeyStore { reason },
     }
 }
 
@@ -309,7 +309,7 @@ impl DeviceTrust {
                 DeviceTrustError::Server {
                     status: 200,
                     code: "unreadable_response".into(),
-                    message: e.to_string(),
+                    reason: e.to_string(),
                 }
             })?;
         self.clear_pending();
@@ -435,7 +435,7 @@ impl DeviceTrust {
                     .map_err(|e| DeviceTrustError::Server {
                         status: 200,
                         code: "unreadable_response".into(),
-                        message: e.to_string(),
+                        reason: e.to_string(),
                     })?;
                 self.signed_in(session).await
             }

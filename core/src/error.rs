@@ -2,6 +2,7 @@
 //! can meet, with what the app needs to tell them what to do next.
 
 /// What went wrong, and what the app should offer next.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceTrustError {
     /// The user ID or password is wrong (the server does not say which).
@@ -87,45 +88,45 @@ pub enum DeviceTrustError {
     #[error("too many requests: try again in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
 
-    /// Input the app passed (or the server refused as malformed); `message`
+    /// Input the app passed (or the server refused as malformed); `reason`
     /// says which field and why.
-    #[error("invalid input: {message}")]
-    InvalidInput { message: String },
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
 
     /// The server could not be reached or did not answer. `retryable`: a
     /// later try may succeed (timeouts, connection refused, 502–504); not
     /// retryable: TLS or pinning failures, which retrying cannot fix.
-    #[error("network problem: {message}")]
-    Network { retryable: bool, message: String },
+    #[error("network problem: {reason}")]
+    Network { retryable: bool, reason: String },
 
     /// The server answered with an error the SDK does not expect.
-    #[error("server error {status} ({code}): {message}")]
+    #[error("server error {status} ({code}): {reason}")]
     Server {
         status: u16,
         code: String,
-        message: String,
+        reason: String,
     },
 
     /// The platform key store failed in a way not listed above.
-    #[error("secure key storage failed: {message}")]
-    KeyStore { message: String },
+    #[error("secure key storage failed: {reason}")]
+    KeyStore { reason: String },
 
     /// The SDK's local state could not be read or written.
-    #[error("local storage failed: {message}")]
-    LocalStorage { message: String },
+    #[error("local storage failed: {reason}")]
+    LocalStorage { reason: String },
 }
 
 impl DeviceTrustError {
     pub(crate) fn network(retryable: bool, message: impl Into<String>) -> Self {
         DeviceTrustError::Network {
             retryable,
-            message: message.into(),
+            reason: message.into(),
         }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         DeviceTrustError::InvalidInput {
-            message: message.into(),
+            reason: message.into(),
         }
     }
 }
@@ -133,7 +134,7 @@ impl DeviceTrustError {
 impl From<rusqlite::Error> for DeviceTrustError {
     fn from(e: rusqlite::Error) -> Self {
         DeviceTrustError::LocalStorage {
-            message: e.to_string(),
+            reason: e.to_string(),
         }
     }
 }

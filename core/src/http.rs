@@ -281,7 +281,7 @@ impl Http {
             CallError::Transport(DeviceTrustError::Server {
                 status,
                 code: "unreadable_response".into(),
-                message: e.to_string(),
+                reason: e.to_string(),
             })
         })
     }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// Who must be present for the key to sign.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserVerification {
@@ -19,6 +20,7 @@ pub enum UserVerification {
 }
 
 /// Where the key lives, as the platform reports it.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStorage {
@@ -29,6 +31,7 @@ pub enum KeyStorage {
 }
 
 /// A key just created.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedKey {
     /// The P-256 public key, uncompressed SEC1 (65 bytes, starting 0x04).
@@ -38,6 +41,7 @@ pub struct GeneratedKey {
 }
 
 /// The words of the biometric prompt, chosen by the app.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BiometricPrompt {
     pub title: String,
@@ -57,6 +61,7 @@ impl BiometricPrompt {
 }
 
 /// How a key-store operation failed.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyStoreError {
     /// The user dismissed the prompt.
@@ -75,12 +80,22 @@ pub enum KeyStoreError {
     #[error("no such key")]
     KeyNotFound,
     /// Anything else, in the platform's words.
-    #[error("{message}")]
-    Other { message: String },
+    #[error("{reason}")]
+    Other { reason: String },
+}
+
+/// A foreign implementation that broke the FFI contract (e.g. threw an
+/// exception that is not a `KeyStoreError`).
+#[cfg(feature = "uniffi")]
+impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        KeyStoreError::Other { reason: e.reason }
+    }
 }
 
 /// Implemented by the platform. Every method may show UI (the biometric
 /// prompt), so the SDK never holds a lock while calling it.
+#[cfg_attr(feature = "uniffi", uniffi::export(foreign))]
 #[async_trait]
 pub trait PlatformKeyStore: Send + Sync {
     /// Creates a P-256 key under `alias`, gated by `user_verification` where

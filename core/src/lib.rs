@@ -17,6 +17,9 @@
 //! and an app restart signs in again (by biometric). The local state folder
 //! holds no secret. See `DeviceTrust` for a complete example.
 
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("devicetrust_core");
+
 mod client;
 mod config;
 mod error;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a sign-in stands, for the UI to render.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInStep {
     /// First sign-in: show the pre-filled profile to confirm, ask for a new
@@ -24,12 +25,14 @@ pub enum SignInStep {
 }
 
 /// Name and e-mail on file, to confirm at enrolment (not editable here).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     pub name: String,
     pub email: String,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtpChannel {
@@ -38,6 +41,7 @@ pub enum OtpChannel {
 }
 
 /// A channel an OTP can be sent to, with the masked destination to show.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpOption {
     pub channel: OtpChannel,
@@ -46,6 +50,7 @@ pub struct OtpOption {
 }
 
 /// A code was sent.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpSent {
     pub destination: String,
@@ -55,6 +60,7 @@ pub struct OtpSent {
 }
 
 /// The signed-in session, without its tokens.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     pub user_id: String,
@@ -64,6 +70,7 @@ pub struct SessionInfo {
 }
 
 /// A trusted device, as listed by the server.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedDevice {
     pub device_id: String,
@@ -79,6 +86,7 @@ pub struct TrustedDevice {
 }
 
 /// The signed-in user's profile.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserProfile {
     pub user_id: String,

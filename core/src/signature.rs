@@ -19,7 +19,7 @@ use crate::error::DeviceTrustError;
 /// ```
 pub fn der_to_jws_signature(der: &[u8]) -> Result<[u8; 64], DeviceTrustError> {
     let sig = p256::ecdsa::Signature::from_der(der).map_err(|_| DeviceTrustError::KeyStore {
-        message: "the key store returned a malformed signature".into(),
+        reason: "the key store returned a malformed signature".into(),
     })?;
     let mut out = [0u8; 64];
     out.copy_from_slice(&sig.to_bytes());
@@ -43,7 +43,7 @@ pub(crate) fn signing_input(header: &Value, payload: &Value) -> String {
 pub(crate) fn jwk(public_key: &[u8]) -> Result<Value, DeviceTrustError> {
     if public_key.len() != 65 || public_key[0] != 0x04 {
         return Err(DeviceTrustError::KeyStore {
-            message: "the key store returned a public key that is not an uncompressed P-256 point"
+            reason: "the key store returned a public key that is not an uncompressed P-256 point"
                 .into(),
         });
     }
@@ -65,7 +65,7 @@ pub(crate) fn check(
     ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, public_key)
         .verify(input, sig)
         .map_err(|_| DeviceTrustError::KeyStore {
-            message: "the key store's signature does not match its public key".into(),
+            reason: "the key store's signature does not match its public key".into(),
         })
 }
 

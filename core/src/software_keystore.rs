@@ -32,7 +32,7 @@ pub struct SoftwareKeyStore {
 
 fn other(e: impl std::fmt::Display) -> KeyStoreError {
     KeyStoreError::Other {
-        message: e.to_string(),
+        reason: e.to_string(),
     }
 }
 

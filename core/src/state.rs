@@ -13,6 +13,7 @@ use crate::keystore::{KeyStorage, UserVerification};
 
 /// What this phone knows about a user's biometric sign-in, without asking
 /// the server.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalEnrolment {
     pub user_id: String,
@@ -68,7 +69,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
 impl LocalState {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| DeviceTrustError::LocalStorage {
-            message: format!("cannot create {}: {e}", dir.display()),
+            reason: format!("cannot create {}: {e}", dir.display()),
         })?;
         let mut conn = Connection::open(dir.join("devicetrust-state.db"))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
@@ -77,7 +78,7 @@ impl LocalState {
         ))])
         .to_latest(&mut conn)
         .map_err(|e| DeviceTrustError::LocalStorage {
-            message: format!("migrating local state: {e}"),
+            reason: format!("migrating local state: {e}"),
         })?;
         Ok(LocalState {
             conn: Mutex::new(conn),

@@ -76,7 +76,7 @@ impl PlatformKeyStore for ScriptedKeyStore {
     ) -> Result<GeneratedKey, KeyStoreError> {
         if *self.behaviour.lock().unwrap() == Behaviour::GenerateFails {
             return Err(KeyStoreError::Other {
-                message: "no secure hardware".into(),
+                reason: "no secure hardware".into(),
             });
         }
         self.inner.generate_key(alias, uv).await

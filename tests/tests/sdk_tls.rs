@@ -99,7 +99,7 @@ async fn pinned_and_trusted_tls_works_and_anything_else_fails_closed() {
     {
         Err(DeviceTrustError::Network {
             retryable: false,
-            message,
+            reason: message,
         }) => assert!(message.contains("pin"), "{message}"),
         other => panic!("{other:?}"),
     }
@@ -110,7 +110,7 @@ async fn pinned_and_trusted_tls_works_and_anything_else_fails_closed() {
     {
         Err(DeviceTrustError::Network {
             retryable: false,
-            message,
+            reason: message,
         }) => assert!(message.starts_with("TLS"), "{message}"),
         other => panic!("{other:?}"),
     }
