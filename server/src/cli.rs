@@ -281,6 +281,7 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         otp_secret,
     })
     .await?;
+    let shutdown = shutdown_signal().map_err(|e| CliError::Io("install signal handlers", e))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::Io("bind the listen address", e))?;
@@ -288,34 +289,34 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         .local_addr()
         .map_err(|e| CliError::Io("read the listen address", e))?;
     tracing::info!("listening on http://{addr}");
-    app::serve(state, listener, shutdown_signal())
+    app::serve(state, listener, shutdown)
         .await
         .map_err(|e| CliError::Io("serve", e))?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers the SIGINT/SIGTERM handlers now (so a signal that arrives
+/// right after start-up is not lost) and resolves when one arrives.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
 }

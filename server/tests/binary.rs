@@ -366,3 +366,31 @@ fn serve_refuses_to_start_without_delivery_or_with_bad_settings() {
     let out = run(&["serve", "--ip-rate-limit", "lots"]);
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }
+
+#[test]
+fn sigterm_right_after_start_and_a_closed_log_pipe_still_exit_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    for wait_ms in [0, 500] {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DEVICETRUST_DATABASE", db_url(dir.path()))
+            .env("DEVICETRUST_OUTBOX", dir.path().join("o.jsonl"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        assert!(lines.any(|l| l.map(|l| l.contains("listening on")).unwrap_or(false)));
+        // The reader goes away: later log lines hit a closed pipe.
+        drop(lines);
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert_eq!(
+            child.wait().expect("wait").code(),
+            Some(0),
+            "after {wait_ms} ms"
+        );
+    }
+}

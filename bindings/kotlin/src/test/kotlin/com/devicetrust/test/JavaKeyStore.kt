@@ -1,0 +1,93 @@
+package com.devicetrust.test
+
+import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.GeneratedKey
+import com.devicetrust.core.KeyStorage
+import com.devicetrust.core.KeyStoreException
+import com.devicetrust.core.PlatformKeyStore
+import com.devicetrust.core.UserVerification
+import org.bouncycastle.asn1.x500.X500Name
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder
+import java.io.File
+import java.math.BigInteger
+import java.security.KeyPairGenerator
+import java.security.KeyStore
+import java.security.PrivateKey
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import java.util.Date
+import java.util.concurrent.CopyOnWriteArrayList
+
+/** What the stand-in "platform" does when asked to sign. */
+enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED }
+
+/**
+ * The SDK's key store on java.security, standing in for Android Keystore:
+ * EC P-256 keys in a PKCS#12 KeyStore file, SHA256withECDSA signatures in
+ * DER (as Android returns them). Suspend functions, as uniffi generates them.
+ */
+class JavaKeyStore(private val file: File, private val password: CharArray = "changeit".toCharArray()) : PlatformKeyStore {
+    @Volatile var mode = Mode.NORMAL
+    val prompts = CopyOnWriteArrayList<String>()
+    private val lock = Any()
+
+    private fun load(): KeyStore = KeyStore.getInstance("PKCS12").apply {
+        if (file.exists()) file.inputStream().use { load(it, password) } else load(null, password)
+    }
+
+    private fun save(ks: KeyStore) = file.outputStream().use { ks.store(it, password) }
+
+    override suspend fun generateKey(alias: String, userVerification: UserVerification): GeneratedKey {
+        val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
+        // PKCS#12 keeps a private key only with a certificate: a self-signed one.
+        val now = System.currentTimeMillis()
+        val name = X500Name("CN=devicetrust test key")
+        val holder = JcaX509v3CertificateBuilder(name, BigInteger.valueOf(now), Date(now), Date(now + 86_400_000L), name, pair.public)
+            .build(JcaContentSignerBuilder("SHA256withECDSA").build(pair.private))
+        val cert = JcaX509CertificateConverter().getCertificate(holder)
+        synchronized(lock) {
+            val ks = load()
+            ks.setKeyEntry(alias, pair.private, password, arrayOf(cert))
+            save(ks)
+        }
+        val w = (pair.public as ECPublicKey).w
+        return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), KeyStorage.SOFTWARE)
+    }
+
+    override suspend fun sign(alias: String, data: ByteArray, prompt: BiometricPrompt): ByteArray {
+        prompts.add(prompt.title)
+        when (mode) {
+            Mode.CANCEL -> throw KeyStoreException.Cancelled()
+            Mode.BIOMETRICS_CHANGED -> throw KeyStoreException.KeyInvalidated()
+            Mode.NORMAL -> {}
+        }
+        val key = synchronized(lock) { load().getKey(alias, password) as PrivateKey? } ?: throw KeyStoreException.KeyNotFound()
+        return Signature.getInstance("SHA256withECDSA").run {
+            initSign(key)
+            update(data)
+            sign()
+        }
+    }
+
+    override suspend fun deleteKey(alias: String) {
+        synchronized(lock) {
+            val ks = load()
+            if (ks.containsAlias(alias)) {
+                ks.deleteEntry(alias)
+                save(ks)
+            }
+        }
+    }
+
+    override suspend fun keyExists(alias: String): Boolean = synchronized(lock) { load().containsAlias(alias) }
+
+    fun keyCount(): Int = synchronized(lock) { load().size() }
+
+    private fun fixed32(n: BigInteger): ByteArray {
+        val b = n.toByteArray().dropWhile { it == 0.toByte() }.toByteArray()
+        return ByteArray(32 - b.size) + b
+    }
+}

@@ -1,0 +1,63 @@
+package com.devicetrust.test
+
+import java.io.File
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
+import java.nio.file.Files
+import java.util.concurrent.LinkedBlockingQueue
+import java.util.concurrent.TimeUnit
+
+const val ADMIN_TOKEN = "kotlin-tests-admin-token-0123456789abcdef"
+const val RP_ID = "https://rp.kotlin.test"
+const val PASSWORD = "correct horse battery"
+
+/** The workspace's real server binary on 127.0.0.1, with an outbox file. */
+class TestServer private constructor(private val process: Process, val base: String, private val outbox: File) : AutoCloseable {
+    private val http = HttpClient.newHttpClient()
+
+    companion object {
+        fun start(): TestServer {
+            val binary = System.getProperty("devicetrust.server") ?: error("devicetrust.server is not set")
+            val dir = Files.createTempDirectory("devicetrust-kotlin").toFile()
+            val outbox = File(dir, "outbox.jsonl")
+            val process = ProcessBuilder(
+                binary, "serve", "--listen", "127.0.0.1:0", "--rp-id", RP_ID,
+                "--database", "sqlite://" + File(dir, "dt.db").path, "--outbox", outbox.path,
+                "--admin-token", ADMIN_TOKEN, "--ip-rate-limit", "0",
+            ).redirectErrorStream(true).start()
+            val address = LinkedBlockingQueue<String>()
+            // Read the log for the address, then keep draining it.
+            Thread {
+                process.inputStream.bufferedReader().forEachLine { line ->
+                    Regex("listening on (http://\\S+)").find(line)?.let { address.add(it.groupValues[1]) }
+                }
+            }.apply { isDaemon = true }.start()
+            val base = address.poll(30, TimeUnit.SECONDS) ?: error("the server did not start")
+            return TestServer(process, base, outbox)
+        }
+    }
+
+    fun addUser(userId: String, mobile: String? = null) {
+        val mobileJson = mobile?.let { "\"$it\"" } ?: "null"
+        val body = """{"user_id":"$userId","name":"Jane Doe","email":"$userId@example.com","mobile":$mobileJson,"primary_market":"GB","password":"$PASSWORD"}"""
+        val request = HttpRequest.newBuilder(URI.create("$base/admin/v1/users"))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer $ADMIN_TOKEN")
+            .POST(HttpRequest.BodyPublishers.ofString(body)).build()
+        val response = http.send(request, HttpResponse.BodyHandlers.ofString())
+        check(response.statusCode() == 201) { "add user: ${response.statusCode()} ${response.body()}" }
+    }
+
+    fun lastOtp(userId: String): String {
+        val line = outbox.readLines().last { it.contains("\"purpose\":\"otp\"") && it.contains("\"user_id\":\"$userId\"") }
+        return Regex("\"code\":\"(\\d{6})\"").find(line)!!.groupValues[1]
+    }
+
+    override fun close() {
+        process.destroy()
+        check(process.waitFor(30, TimeUnit.SECONDS)) { "the server did not stop" }
+        check(process.exitValue() == 0) { "the server exited with ${process.exitValue()}" }
+    }
+}
