@@ -1,0 +1,19 @@
+// swift-tools-version:5.9
+// The devicetrust SDK for iOS: the uniffi-generated Swift of both crates
+// (DeviceTrust.swift, DeviceTrustCore.swift — copied into Sources/DeviceTrust
+// by bindings/scripts/build-xcframework.sh) compiled as one module, over the
+// Rust library and its two C modules in build/DeviceTrustFFI.xcframework.
+import PackageDescription
+
+let package = Package(
+    name: "DeviceTrust",
+    platforms: [.iOS(.v15), .macOS(.v12)],
+    products: [
+        .library(name: "DeviceTrust", targets: ["DeviceTrust"]),
+    ],
+    targets: [
+        .binaryTarget(name: "DeviceTrustFFI", path: "build/DeviceTrustFFI.xcframework"),
+        .target(name: "DeviceTrust", dependencies: ["DeviceTrustFFI"], path: "Sources/DeviceTrust"),
+        .testTarget(name: "DeviceTrustTests", dependencies: ["DeviceTrust"], path: "Tests/DeviceTrustTests"),
+    ]
+)

@@ -1,0 +1,73 @@
+import Foundation
+
+let adminToken = "swift-tests-admin-token-0123456789abcdef"
+let rpId = "https://rp.swift.test"
+let password = "correct horse battery"
+
+/// The workspace's real server binary (path in DEVICETRUST_SERVER) on
+/// 127.0.0.1 with an outbox file. macOS only: iOS cannot spawn processes.
+/// Mirrors bindings/kotlin's TestServer.
+final class TestServer {
+    let base: String
+    private let process: Process
+    private let outbox: URL
+
+    init() throws {
+        guard let binary = ProcessInfo.processInfo.environment["DEVICETRUST_SERVER"] else {
+            throw NSError(domain: "TestServer", code: 1, userInfo: [NSLocalizedDescriptionKey: "set DEVICETRUST_SERVER"])
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        outbox = dir.appendingPathComponent("outbox.jsonl")
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--rp-id", rpId,
+                             "--database", "sqlite://" + dir.appendingPathComponent("dt.db").path,
+                             "--outbox", outbox.path, "--admin-token", adminToken, "--ip-rate-limit", "0"]
+        let pipe = Pipe()
+        process.standardError = pipe
+        try process.run()
+        var found: String?
+        var buffer = ""
+        while found == nil {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            buffer += String(decoding: chunk, as: UTF8.self)
+            if let range = buffer.range(of: #"listening on (http://\S+)"#, options: .regularExpression) {
+                found = String(buffer[range].dropFirst("listening on ".count))
+            }
+        }
+        guard let address = found else { throw NSError(domain: "TestServer", code: 2) }
+        base = address
+        // Keep draining the log so the server never blocks on a full pipe.
+        pipe.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+    }
+
+    func addUser(_ userId: String) async throws {
+        var request = URLRequest(url: URL(string: base + "/admin/v1/users")!)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "content-type")
+        request.setValue("Bearer " + adminToken, forHTTPHeaderField: "authorization")
+        request.httpBody = try JSONSerialization.data(withJSONObject: [
+            "user_id": userId, "name": "Jane Doe", "email": userId + "@example.com",
+            "primary_market": "GB", "password": password,
+        ])
+        let (_, response) = try await URLSession.shared.data(for: request)
+        precondition((response as? HTTPURLResponse)?.statusCode == 201)
+    }
+
+    func lastOtp(_ userId: String) throws -> String {
+        let lines = try String(contentsOf: outbox, encoding: .utf8).split(separator: "\n")
+        for line in lines.reversed() {
+            let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            if m["purpose"] as? String == "otp", m["user_id"] as? String == userId { return m["code"] as! String }
+        }
+        throw NSError(domain: "TestServer", code: 3)
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        precondition(process.terminationStatus == 0)
+    }
+}
