@@ -13,7 +13,7 @@ let package = Package(
     ],
     targets: [
         .binaryTarget(name: "DeviceTrustFFI", path: "build/DeviceTrustFFI.xcframework"),
-        .target(name: "DeviceTrust", dependencies: ["DeviceTrustFFI"], path: "Sources/DeviceTrust"),
+        .target(name: "DeviceTrust", dependencies: ["DeviceTrustFFI"], path: "Sources/DeviceTrust", exclude: ["README.md"]),
         .testTarget(name: "DeviceTrustTests", dependencies: ["DeviceTrust"], path: "Tests/DeviceTrustTests"),
     ]
 )

@@ -27,6 +27,7 @@ mod http;
 mod keystore;
 mod model;
 mod signature;
+#[cfg(feature = "software-keystore")]
 mod software_keystore;
 mod state;
 mod wire;
@@ -41,6 +42,7 @@ pub use model::{
     OtpChannel, OtpOption, OtpSent, Profile, SessionInfo, SignInStep, TrustedDevice, UserProfile,
 };
 pub use signature::der_to_jws_signature;
+#[cfg(feature = "software-keystore")]
 pub use software_keystore::{SoftwareKeyStore, UserPresence};
 pub use state::LocalEnrolment;
 
