@@ -695,6 +695,15 @@ fn configuration_is_checked() {
     assert!(DeviceTrust::new(cfg, keys).is_err());
 }
 
+/// Brings a paused server back after `ms` milliseconds.
+fn resume_after(srv: &Arc<TestServer>, ms: u64) -> tokio::task::JoinHandle<()> {
+    let srv = srv.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        srv.resume().await;
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safe_requests_are_retried_with_back_off_and_unsafe_ones_are_not() {
     let srv = Arc::new(TestServer::start().await);
@@ -702,24 +711,12 @@ async fn safe_requests_are_retried_with_back_off_and_unsafe_ones_are_not() {
     // Down, and back 300 ms later: a list of devices (safe to repeat) rides
     // out the outage on its retries (after 200 ms, then 400 ms).
     srv.pause().await;
-    let back = {
-        let srv = srv.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            srv.resume().await;
-        })
-    };
+    let back = resume_after(&srv, 300);
     assert_eq!(phone.sdk.trusted_devices().await.unwrap().len(), 1);
     back.await.unwrap();
     // A password attempt counts on the server, so it is never repeated.
     srv.pause().await;
-    let back = {
-        let srv = srv.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            srv.resume().await;
-        })
-    };
+    let back = resume_after(&srv, 300);
     assert!(matches!(
         phone.sdk.sign_in_with_password("flaky", PASSWORD).await,
         Err(DeviceTrustError::Network {
