@@ -1,0 +1,426 @@
+//! The interactive commands: `login`, `enable-device`, `unlock`, `devices`,
+//! `remove-device`, `status`. Keys and local state persist in the state
+//! folder; a session lives only while one command runs, and each command
+//! signs out (revoking it on the server) before it exits.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use devicetrust_core::{
+    BiometricPrompt, Config, DeviceTrust, DeviceTrustError, KeyStoreError, OtpChannel, SignInStep,
+    SoftwareKeyStore, UserPresence, UserVerification,
+};
+use ring::rand::SecureRandom;
+
+/// Where and how to reach the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Server URL; http:// only for 127.0.0.1 or localhost.
+    #[arg(
+        long,
+        env = "DEVICETRUST_SERVER_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// The server's relying-party id (its --rp-id).
+    #[arg(
+        long,
+        env = "DEVICETRUST_RP_ID",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub rp_id: String,
+    /// Folder for keys and local state (default: ~/.devicetrust).
+    #[arg(long, env = "DEVICETRUST_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Why a command failed, with the exit status scripts can branch on.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+pub mod exit {
+    /// Wrong credentials, lock, wrong or expired code.
+    pub const AUTH: i32 = 3;
+    /// Biometric sign-in not enabled, cancelled, or the device is no longer trusted.
+    pub const DEVICE: i32 = 4;
+    /// The server cannot be reached.
+    pub const NETWORK: i32 = 5;
+    /// Anything else.
+    pub const FAILED: i32 = 1;
+}
+
+impl From<DeviceTrustError> for Failure {
+    fn from(e: DeviceTrustError) -> Self {
+        use DeviceTrustError as E;
+        let code = match &e {
+            E::InvalidCredentials
+            | E::AccountLocked { .. }
+            | E::OtpInvalid { .. }
+            | E::OtpExpired
+            | E::SignInExpired => exit::AUTH,
+            E::NotEnrolledOnThisDevice
+            | E::BiometricCancelled
+            | E::BiometricsChanged
+            | E::DeviceNotRecognized
+            | E::ReauthorisationRequired => exit::DEVICE,
+            E::Network { .. } => exit::NETWORK,
+            _ => exit::FAILED,
+        };
+        let hint = match &e {
+            E::AccountLocked { retry_after_s } => format!(
+                " (try again in {} min, or call the number on your card)",
+                retry_after_s.div_ceil(60)
+            ),
+            E::DeviceNotRecognized | E::ReauthorisationRequired | E::BiometricsChanged => {
+                "; run `devicetrust login` with your password".into()
+            }
+            E::NotEnrolledOnThisDevice => "; run `devicetrust enable-device` first".into(),
+            _ => String::new(),
+        };
+        Failure {
+            code,
+            message: format!("{e}{hint}"),
+        }
+    }
+}
+
+fn failed(message: impl Into<String>) -> Failure {
+    Failure {
+        code: exit::FAILED,
+        message: message.into(),
+    }
+}
+
+type Outcome<T = ()> = Result<T, Failure>;
+
+/// A line typed by the user.
+fn ask(question: &str) -> Outcome<String> {
+    print!("{question}");
+    std::io::stdout()
+        .flush()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut line = String::new();
+    let n = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| failed(e.to_string()))?;
+    if n == 0 {
+        return Err(failed("no input (stdin closed)"));
+    }
+    Ok(line.trim().to_owned())
+}
+
+/// A secret typed without echo.
+fn ask_secret(question: &str) -> Outcome<String> {
+    rpassword::prompt_password(question)
+        .map_err(|e| failed(format!("reading from the terminal: {e}")))
+}
+
+/// "Biometric" for a terminal: the user types `yes`.
+struct TypedConfirmation;
+
+impl UserPresence for TypedConfirmation {
+    fn confirm(&self, prompt: &BiometricPrompt) -> Result<(), KeyStoreError> {
+        match ask(&format!("{}: type yes to confirm: ", prompt.title)) {
+            Ok(answer) if answer.eq_ignore_ascii_case("yes") => Ok(()),
+            _ => Err(KeyStoreError::Cancelled),
+        }
+    }
+}
+
+fn state_dir(target: &Target) -> Outcome<PathBuf> {
+    match &target.state_dir {
+        Some(d) => Ok(d.clone()),
+        None => std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".devicetrust"))
+            .ok_or_else(|| failed("set --state-dir (no HOME)")),
+    }
+}
+
+/// The key-encryption key of the software key store: 32 random bytes in a
+/// file only the user can read — the terminal's stand-in for an OS keychain.
+fn key_encryption_key(dir: &Path) -> Outcome<Vec<u8>> {
+    let path = dir.join("key-encryption-key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        return Ok(bytes);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    let mut kek = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut kek)
+        .map_err(|_| failed("no randomness"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(|e| failed(e.to_string()))?;
+    file.write_all(&kek).map_err(|e| failed(e.to_string()))?;
+    Ok(kek.to_vec())
+}
+
+pub fn sdk(target: &Target) -> Outcome<DeviceTrust> {
+    let dir = state_dir(target)?;
+    let kek = key_encryption_key(&dir)?;
+    let keys = SoftwareKeyStore::new(dir.join("keys"), &kek)
+        .map_err(|e| failed(e.to_string()))?
+        .with_user_presence(Arc::new(TypedConfirmation));
+    let mut config = Config::new(
+        &target.server,
+        &target.rp_id,
+        &dir.join("state").to_string_lossy(),
+    );
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    config.allow_insecure_http = loopback.iter().any(|p| target.server.starts_with(p));
+    Ok(DeviceTrust::new(config, Arc::new(keys))?)
+}
+
+fn user_or_ask(sdk: &DeviceTrust, user: Option<String>) -> Outcome<String> {
+    if let Some(u) = user {
+        return Ok(u);
+    }
+    let enrolled = sdk.local_enrolments()?;
+    if let [only] = enrolled.as_slice() {
+        return Ok(only.user_id.clone());
+    }
+    ask("User ID: ")
+}
+
+/// Password sign-in, through enrolment and the second factor.
+pub async fn password_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
+    let password = ask_secret("Password: ")?;
+    println!("Signing in…");
+    let mut step = sdk.sign_in_with_password(user, &password).await?;
+    loop {
+        step = match step {
+            SignInStep::EnrolmentRequired { profile, .. } => {
+                println!("First sign-in on devicetrust: confirm your details.");
+                println!("  Name:   {}", profile.name);
+                println!("  E-mail: {}", profile.email);
+                if !ask("Are these correct? [y/N] ")?.eq_ignore_ascii_case("y") {
+                    return Err(failed(
+                        "please ask your programme administrator to correct your details",
+                    ));
+                }
+                let code = ask_secret("Create a security code (6-9 digits): ")?;
+                let mobile = ask("Mobile number for codes by SMS (E.164, or empty): ")?;
+                let mobile = (!mobile.is_empty()).then_some(mobile);
+                sdk.complete_enrolment(&code, mobile.as_deref()).await?
+            }
+            SignInStep::SecondFactorRequired {
+                otp_options,
+                this_device_can_approve,
+                ..
+            } => {
+                let mut choices: Vec<String> = Vec::new();
+                if this_device_can_approve {
+                    choices.push("approve with biometric sign-in on this computer".into());
+                }
+                for o in &otp_options {
+                    choices.push(format!(
+                        "code by {} to {}",
+                        if o.channel == OtpChannel::Sms {
+                            "SMS"
+                        } else {
+                            "e-mail"
+                        },
+                        o.destination
+                    ));
+                }
+                println!("Verify it's you:");
+                for (i, c) in choices.iter().enumerate() {
+                    println!("  {}) {c}", i + 1);
+                }
+                let pick: usize = ask("Choose [1]: ")?.parse().unwrap_or(1);
+                let index = pick.clamp(1, choices.len().max(1)) - 1;
+                if this_device_can_approve && index == 0 {
+                    sdk.approve_with_this_device(BiometricPrompt::new("Approve sign-in"))
+                        .await?
+                } else {
+                    let option = &otp_options[index - usize::from(this_device_can_approve)];
+                    let sent = sdk.send_otp(option.channel).await?;
+                    println!(
+                        "Code sent to {} (valid until {}).",
+                        sent.destination, sent.expires_at
+                    );
+                    loop {
+                        let code = ask_secret("Code: ")?;
+                        match sdk.verify_otp(&code).await {
+                            Ok(s) => break s,
+                            Err(DeviceTrustError::OtpInvalid { attempts_left })
+                                if attempts_left > 0 =>
+                            {
+                                println!("That code is wrong; {attempts_left} tries left.");
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+            }
+            SignInStep::SignedIn { session } => {
+                println!(
+                    "Signed in as {} ({}).",
+                    session.user_id,
+                    session.amr.join("+")
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Biometric sign-in (typed confirmation); a step-up continues with a code.
+pub async fn biometric_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
+    println!("Signing in with biometric sign-in…");
+    match sdk
+        .sign_in_with_biometric(user, BiometricPrompt::new("Sign in to devicetrust"))
+        .await?
+    {
+        SignInStep::SignedIn { session } => {
+            println!(
+                "Signed in as {} ({}).",
+                session.user_id,
+                session.amr.join("+")
+            );
+            Ok(())
+        }
+        SignInStep::SecondFactorRequired { otp_options, .. } => {
+            let option = otp_options
+                .first()
+                .ok_or_else(|| failed("no way to verify"))?;
+            let sent = sdk.send_otp(option.channel).await?;
+            println!("Extra verification: code sent to {}.", sent.destination);
+            sdk.verify_otp(&ask_secret("Code: ")?).await?;
+            println!("Signed in as {user}.");
+            Ok(())
+        }
+        SignInStep::EnrolmentRequired { .. } => Err(failed("unexpected enrolment")),
+    }
+}
+
+/// Signs in the best available way: biometric if enabled here, else password.
+async fn sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
+    if sdk.is_biometric_sign_in_available(user)? {
+        biometric_sign_in(sdk, user).await
+    } else {
+        password_sign_in(sdk, user).await
+    }
+}
+
+async fn finish(sdk: &DeviceTrust, result: Outcome) -> Outcome {
+    // The session ends with the command: revoke it on the server too.
+    let _ = sdk.sign_out().await;
+    result
+}
+
+pub async fn login(target: &Target, user: Option<String>, enable: bool) -> Outcome {
+    let sdk = sdk(target)?;
+    let user = user_or_ask(&sdk, user)?;
+    let result = async {
+        password_sign_in(&sdk, &user).await?;
+        let wanted = enable
+            || ask("Enable biometric sign-in on this computer? [y/N] ")?.eq_ignore_ascii_case("y");
+        if wanted {
+            enable_here(&sdk).await?;
+        }
+        Ok(())
+    }
+    .await;
+    finish(&sdk, result).await
+}
+
+async fn enable_here(sdk: &DeviceTrust) -> Outcome {
+    let name = ask("Name for this computer [Terminal]: ")?;
+    let name = if name.is_empty() {
+        "Terminal".to_owned()
+    } else {
+        name
+    };
+    let device = sdk
+        .enable_biometric_sign_in(
+            &name,
+            UserVerification::Biometric,
+            BiometricPrompt::new("Turn on biometric sign-in"),
+        )
+        .await?;
+    println!(
+        "Biometric sign-in enabled: device {} trusted until {}.",
+        device.device_id, device.trusted_until
+    );
+    Ok(())
+}
+
+pub async fn unlock(target: &Target, user: Option<String>) -> Outcome {
+    let sdk = sdk(target)?;
+    let user = user_or_ask(&sdk, user)?;
+    let result = biometric_sign_in(&sdk, &user).await;
+    finish(&sdk, result).await
+}
+
+pub async fn devices(target: &Target, user: Option<String>) -> Outcome {
+    let sdk = sdk(target)?;
+    let user = user_or_ask(&sdk, user)?;
+    let result = async {
+        sign_in(&sdk, &user).await?;
+        let list = sdk.trusted_devices().await?;
+        if list.is_empty() {
+            println!("No trusted devices.");
+        }
+        for d in list {
+            let this = if d.is_this_device {
+                "  (this computer)"
+            } else {
+                ""
+            };
+            println!(
+                "{}  {}  {}  trusted until {}{this}",
+                d.device_id, d.name, d.key_storage, d.trusted_until
+            );
+        }
+        Ok(())
+    }
+    .await;
+    finish(&sdk, result).await
+}
+
+pub async fn remove_device(target: &Target, user: Option<String>, device_id: String) -> Outcome {
+    let sdk = sdk(target)?;
+    let user = user_or_ask(&sdk, user)?;
+    let result = async {
+        sign_in(&sdk, &user).await?;
+        sdk.remove_device(&device_id).await?;
+        println!("Removed {device_id}.");
+        Ok(())
+    }
+    .await;
+    finish(&sdk, result).await
+}
+
+pub fn status(target: &Target) -> Outcome {
+    let sdk = sdk(target)?;
+    let enrolled = sdk.local_enrolments()?;
+    if enrolled.is_empty() {
+        println!("Biometric sign-in is not enabled on this computer.");
+    }
+    for e in enrolled {
+        let available = sdk.is_biometric_sign_in_available(&e.user_id)?;
+        println!(
+            "{}: device {} ({}), trusted until {}{}",
+            e.user_id,
+            e.device_id,
+            e.device_name,
+            e.trusted_until,
+            if available {
+                ""
+            } else {
+                " (expired: sign in with your password)"
+            }
+        );
+    }
+    Ok(())
+}
