@@ -1,0 +1,190 @@
+package com.devicetrust.sample.keystore
+
+import android.content.Context
+import android.hardware.biometrics.BiometricManager
+import android.hardware.biometrics.BiometricPrompt as SystemPrompt
+import android.os.Build
+import android.os.CancellationSignal
+import android.security.keystore.KeyGenParameterSpec
+import android.security.keystore.KeyInfo
+import android.security.keystore.KeyPermanentlyInvalidatedException
+import android.security.keystore.KeyProperties
+import android.security.keystore.StrongBoxUnavailableException
+import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.GeneratedKey
+import com.devicetrust.core.KeyStorage
+import com.devicetrust.core.KeyStoreException
+import com.devicetrust.core.PlatformKeyStore
+import com.devicetrust.core.UserVerification
+import kotlinx.coroutines.suspendCancellableCoroutine
+import java.math.BigInteger
+import java.security.KeyFactory
+import java.security.KeyPairGenerator
+import java.security.KeyStore
+import java.security.PrivateKey
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import kotlin.coroutines.resume
+import kotlin.coroutines.resumeWithException
+
+/**
+ * The SDK's key store on Android: EC P-256 keys in `AndroidKeyStore`, in
+ * StrongBox when the phone has one (the TEE otherwise, reported as such),
+ * for signing with SHA-256 only, unlocked per use by strong biometrics (or
+ * biometrics or the device credential, by policy) and invalidated when new
+ * biometrics are enrolled. Signatures go through the system BiometricPrompt
+ * with a CryptoObject, on the main thread. Framework APIs only (API 28+;
+ * `setUserAuthenticationParameters` on API 30+), so this class compiles
+ * against the Android framework jar without AndroidX.
+ */
+class AndroidKeystoreKeyStore(private val context: Context) : PlatformKeyStore {
+    private fun keyStore(): KeyStore = KeyStore.getInstance(ANDROID_KEYSTORE).apply { load(null) }
+
+    override suspend fun generateKey(alias: String, userVerification: UserVerification): GeneratedKey {
+        val pair = try {
+            generate(alias, userVerification, strongBox = hasStrongBox())
+        } catch (e: StrongBoxUnavailableException) {
+            generate(alias, userVerification, strongBox = false)
+        } catch (e: Exception) {
+            throw KeyStoreException.Other("key generation failed: ${e.message}")
+        }
+        val w = (pair.public as ECPublicKey).w
+        return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), storageOf(pair.private))
+    }
+
+    private fun hasStrongBox(): Boolean =
+        context.packageManager.hasSystemFeature("android.hardware.strongbox_keystore")
+
+    private fun generate(alias: String, uv: UserVerification, strongBox: Boolean) =
+        KeyPairGenerator.getInstance(KeyProperties.KEY_ALGORITHM_EC, ANDROID_KEYSTORE).run {
+            val spec = KeyGenParameterSpec.Builder(alias, KeyProperties.PURPOSE_SIGN)
+                .setAlgorithmParameterSpec(ECGenParameterSpec("secp256r1"))
+                .setDigests(KeyProperties.DIGEST_SHA256)
+                .setIsStrongBoxBacked(strongBox)
+                .apply {
+                    if (uv != UserVerification.NONE) {
+                        setUserAuthenticationRequired(true)
+                        // A new fingerprint or face voids the key: the SDK then re-enrols.
+                        setInvalidatedByBiometricEnrollment(uv == UserVerification.BIOMETRIC)
+                        if (Build.VERSION.SDK_INT >= 30) {
+                            // 0 seconds: every single signature needs the user.
+                            setUserAuthenticationParameters(0, authenticators(uv))
+                        }
+                    }
+                }
+                .build()
+            initialize(spec)
+            generateKeyPair()
+        }
+
+    private fun authenticators(uv: UserVerification): Int = when (uv) {
+        UserVerification.BIOMETRIC -> KeyProperties.AUTH_BIOMETRIC_STRONG
+        else -> KeyProperties.AUTH_BIOMETRIC_STRONG or KeyProperties.AUTH_DEVICE_CREDENTIAL
+    }
+
+    private fun keyInfo(key: PrivateKey): KeyInfo =
+        KeyFactory.getInstance(key.algorithm, ANDROID_KEYSTORE).getKeySpec(key, KeyInfo::class.java)
+
+    private fun storageOf(key: PrivateKey): KeyStorage {
+        val info = keyInfo(key)
+        return if (Build.VERSION.SDK_INT >= 31) {
+            when (info.securityLevel) {
+                KeyProperties.SECURITY_LEVEL_STRONGBOX -> KeyStorage.STRONGBOX
+                KeyProperties.SECURITY_LEVEL_TRUSTED_ENVIRONMENT -> KeyStorage.TEE
+                else -> KeyStorage.SOFTWARE
+            }
+        } else {
+            @Suppress("DEPRECATION")
+            if (info.isInsideSecureHardware) KeyStorage.TEE else KeyStorage.SOFTWARE
+        }
+    }
+
+    /** The key's attestation certificate chain (DER, leaf first), for the server. */
+    fun attestationChain(alias: String): List<ByteArray> =
+        keyStore().getCertificateChain(alias)?.map { it.encoded } ?: emptyList()
+
+    override suspend fun sign(alias: String, data: ByteArray, prompt: BiometricPrompt): ByteArray {
+        val key = keyStore().getKey(alias, null) as? PrivateKey ?: throw KeyStoreException.KeyNotFound()
+        val signature = Signature.getInstance("SHA256withECDSA")
+        try {
+            signature.initSign(key)
+        } catch (e: KeyPermanentlyInvalidatedException) {
+            throw KeyStoreException.KeyInvalidated()
+        }
+        val unlocked = if (keyInfo(key).isUserAuthenticationRequired) authenticate(signature, prompt, key) else signature
+        unlocked.update(data)
+        return unlocked.sign() // DER, as the SDK expects.
+    }
+
+    /** Shows the system prompt on the main thread; resumes with the unlocked Signature. */
+    private suspend fun authenticate(signature: Signature, prompt: BiometricPrompt, key: PrivateKey): Signature =
+        suspendCancellableCoroutine { continuation ->
+            val executor = context.mainExecutor
+            val cancel = CancellationSignal()
+            continuation.invokeOnCancellation { cancel.cancel() }
+            val allowsCredential = Build.VERSION.SDK_INT >= 30 &&
+                (keyInfo(key).userAuthenticationType and KeyProperties.AUTH_DEVICE_CREDENTIAL) != 0
+            val builder = SystemPrompt.Builder(context).setTitle(prompt.title)
+            prompt.subtitle?.let { builder.setSubtitle(it) }
+            if (allowsCredential) {
+                builder.setAllowedAuthenticators(
+                    BiometricManager.Authenticators.BIOMETRIC_STRONG or BiometricManager.Authenticators.DEVICE_CREDENTIAL,
+                )
+            } else {
+                if (Build.VERSION.SDK_INT >= 30) {
+                    builder.setAllowedAuthenticators(BiometricManager.Authenticators.BIOMETRIC_STRONG)
+                }
+                builder.setNegativeButton(prompt.cancelLabel, executor) { _, _ ->
+                    if (continuation.isActive) continuation.resumeWithException(KeyStoreException.Cancelled())
+                }
+            }
+            val callback = object : SystemPrompt.AuthenticationCallback() {
+                override fun onAuthenticationSucceeded(result: SystemPrompt.AuthenticationResult) {
+                    val unlocked = result.cryptoObject?.signature
+                    if (!continuation.isActive) return
+                    if (unlocked != null) continuation.resume(unlocked)
+                    else continuation.resumeWithException(KeyStoreException.Other("no signature after authentication"))
+                }
+
+                override fun onAuthenticationError(errorCode: Int, errString: CharSequence) {
+                    if (continuation.isActive) continuation.resumeWithException(mapError(errorCode, errString.toString()))
+                }
+                // onAuthenticationFailed (a finger not recognised) lets the system prompt retry.
+            }
+            executor.execute {
+                builder.build().authenticate(SystemPrompt.CryptoObject(signature), cancel, executor, callback)
+            }
+        }
+
+    override suspend fun deleteKey(alias: String) {
+        val ks = keyStore()
+        if (ks.containsAlias(alias)) ks.deleteEntry(alias)
+    }
+
+    override suspend fun keyExists(alias: String): Boolean = keyStore().containsAlias(alias)
+
+    companion object {
+        private const val ANDROID_KEYSTORE = "AndroidKeyStore"
+
+        /** BiometricPrompt error codes → the SDK's key-store errors. */
+        fun mapError(code: Int, message: String): KeyStoreException = when (code) {
+            SystemPrompt.BIOMETRIC_ERROR_USER_CANCELED,
+            SystemPrompt.BIOMETRIC_ERROR_CANCELED,
+            SystemPrompt.BIOMETRIC_ERROR_NEGATIVE_BUTTON,
+            SystemPrompt.BIOMETRIC_ERROR_TIMEOUT -> KeyStoreException.Cancelled()
+            SystemPrompt.BIOMETRIC_ERROR_LOCKOUT,
+            SystemPrompt.BIOMETRIC_ERROR_LOCKOUT_PERMANENT -> KeyStoreException.BiometricLockedOut()
+            SystemPrompt.BIOMETRIC_ERROR_NO_BIOMETRICS,
+            SystemPrompt.BIOMETRIC_ERROR_HW_NOT_PRESENT,
+            SystemPrompt.BIOMETRIC_ERROR_HW_UNAVAILABLE,
+            SystemPrompt.BIOMETRIC_ERROR_NO_DEVICE_CREDENTIAL -> KeyStoreException.BiometricUnavailable(message)
+            else -> KeyStoreException.Other("biometric prompt error $code: $message")
+        }
+
+        private fun fixed32(n: BigInteger): ByteArray {
+            val b = n.toByteArray().dropWhile { it == 0.toByte() }.toByteArray()
+            return ByteArray(32 - b.size) + b
+        }
+    }
+}
