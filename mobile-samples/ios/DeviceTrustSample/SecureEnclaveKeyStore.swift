@@ -1,0 +1,150 @@
+import DeviceTrust
+import Foundation
+import LocalAuthentication
+import Security
+
+/// The SDK's key store on iOS: a P-256 key created inside the Secure Enclave
+/// (`SecKeyCreateRandomKey` with `kSecAttrTokenIDSecureEnclave`), usable only
+/// on this device, gated by `.privateKeyUsage` plus `.biometryCurrentSet`
+/// (Face ID / Touch ID as enrolled now) or `.userPresence` (biometry or
+/// passcode) by policy. Signing uses `.ecdsaSignatureMessageX962SHA256`
+/// (DER, as the SDK expects) with an `LAContext` carrying the app's words.
+///
+/// Simulator fallback: the simulator has no Secure Enclave, so there the key
+/// is a regular keychain key with the same access control, reported as
+/// `.software` (the server sees it as such).
+public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable {
+    private let tagPrefix: String
+    private let defaults: UserDefaults
+
+    public init(tagPrefix: String = "com.devicetrust.key.", defaults: UserDefaults = .standard) {
+        self.tagPrefix = tagPrefix
+        self.defaults = defaults
+    }
+
+    private func tag(_ alias: String) -> Data { Data((tagPrefix + alias).utf8) }
+    private func domainStateKey(_ alias: String) -> String { tagPrefix + alias + ".biometry-state" }
+
+    public func generateKey(alias: String, userVerification: UserVerification) async throws -> GeneratedKey {
+        try await deleteKey(alias: alias)
+        var flags: SecAccessControlCreateFlags = [.privateKeyUsage]
+        switch userVerification {
+        case .biometric: flags.insert(.biometryCurrentSet)
+        case .biometricOrDeviceCredential: flags.insert(.userPresence)
+        case .none: break
+        }
+        var error: Unmanaged<CFError>?
+        guard let access = SecAccessControlCreateWithFlags(
+            kCFAllocatorDefault, kSecAttrAccessibleWhenPasscodeSetThisDeviceOnly, flags, &error
+        ) else { throw Self.other(error, "access control") }
+
+        var attributes: [String: Any] = [
+            kSecAttrKeyType as String: kSecAttrKeyTypeECSECPrimeRandom,
+            kSecAttrKeySizeInBits as String: 256,
+            kSecPrivateKeyAttrs as String: [
+                kSecAttrIsPermanent as String: true,
+                kSecAttrApplicationTag as String: tag(alias),
+                kSecAttrAccessControl as String: access,
+            ] as [String: Any],
+        ]
+        #if targetEnvironment(simulator)
+        let storage = KeyStorage.software
+        #else
+        attributes[kSecAttrTokenID as String] = kSecAttrTokenIDSecureEnclave
+        let storage = KeyStorage.secureEnclave
+        #endif
+        guard let key = SecKeyCreateRandomKey(attributes as CFDictionary, &error) else {
+            throw Self.other(error, "key generation")
+        }
+        guard let publicKey = SecKeyCopyPublicKey(key),
+              let raw = SecKeyCopyExternalRepresentation(publicKey, &error) as Data? else {
+            throw Self.other(error, "public key export")
+        }
+        // Remember the enrolled biometrics, to tell "biometrics changed" from
+        // other failures later.
+        let context = LAContext()
+        _ = context.canEvaluatePolicy(.deviceOwnerAuthenticationWithBiometrics, error: nil)
+        defaults.set(context.evaluatedPolicyDomainState, forKey: domainStateKey(alias))
+        // X9.63 uncompressed: 0x04 ‖ x ‖ y, 65 bytes.
+        return GeneratedKey(publicKey: raw, storage: storage)
+    }
+
+    public func sign(alias: String, data: Data, prompt: BiometricPrompt) async throws -> Data {
+        let context = LAContext()
+        context.localizedReason = prompt.title
+        context.localizedCancelTitle = prompt.cancelLabel
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassKey,
+            kSecAttrApplicationTag as String: tag(alias),
+            kSecAttrKeyType as String: kSecAttrKeyTypeECSECPrimeRandom,
+            kSecReturnRef as String: true,
+            kSecUseAuthenticationContext as String: context,
+        ]
+        var item: CFTypeRef?
+        let status = SecItemCopyMatching(query as CFDictionary, &item)
+        if status == errSecItemNotFound {
+            throw biometricsChanged(alias) ? KeyStoreError.KeyInvalidated : KeyStoreError.KeyNotFound
+        }
+        guard status == errSecSuccess, let found = item else {
+            throw KeyStoreError.Other(reason: "keychain lookup failed: \(status)")
+        }
+        let key = found as! SecKey // The query asked for a key reference.
+        var error: Unmanaged<CFError>?
+        // LocalAuthentication shows Face ID / Touch ID here, with the app's reason.
+        guard let signature = SecKeyCreateSignature(key, .ecdsaSignatureMessageX962SHA256, data as CFData, &error) as Data? else {
+            throw map(error, alias: alias)
+        }
+        return signature
+    }
+
+    public func deleteKey(alias: String) async throws {
+        let query: [String: Any] = [kSecClass as String: kSecClassKey, kSecAttrApplicationTag as String: tag(alias)]
+        let status = SecItemDelete(query as CFDictionary)
+        guard status == errSecSuccess || status == errSecItemNotFound else {
+            throw KeyStoreError.Other(reason: "keychain delete failed: \(status)")
+        }
+        defaults.removeObject(forKey: domainStateKey(alias))
+    }
+
+    public func keyExists(alias: String) async throws -> Bool {
+        let context = LAContext()
+        context.interactionNotAllowed = true // never prompt just to look
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassKey,
+            kSecAttrApplicationTag as String: tag(alias),
+            kSecUseAuthenticationContext as String: context,
+        ]
+        let status = SecItemCopyMatching(query as CFDictionary, nil)
+        return status == errSecSuccess || status == errSecInteractionNotAllowed
+    }
+
+    /// Whether the enrolled biometrics differ from those at key creation.
+    private func biometricsChanged(_ alias: String) -> Bool {
+        guard let then = defaults.data(forKey: domainStateKey(alias)) else { return false }
+        let context = LAContext()
+        _ = context.canEvaluatePolicy(.deviceOwnerAuthenticationWithBiometrics, error: nil)
+        return context.evaluatedPolicyDomainState != then
+    }
+
+    private func map(_ error: Unmanaged<CFError>?, alias: String) -> KeyStoreError {
+        guard let cfError = error?.takeRetainedValue() else { return .Other(reason: "signing failed") }
+        let nsError = cfError as Error as NSError
+        if nsError.domain == LAError.errorDomain {
+            switch LAError.Code(rawValue: nsError.code) {
+            case .userCancel, .appCancel, .systemCancel, .userFallback: return .Cancelled
+            case .biometryLockout: return .BiometricLockedOut
+            case .biometryNotAvailable, .biometryNotEnrolled, .passcodeNotSet:
+                return .BiometricUnavailable(reason: nsError.localizedDescription)
+            default: break
+            }
+        }
+        // A `.biometryCurrentSet` key refuses to sign once enrolment changed.
+        if biometricsChanged(alias) { return .KeyInvalidated }
+        return .Other(reason: nsError.localizedDescription)
+    }
+
+    private static func other(_ error: Unmanaged<CFError>?, _ what: String) -> KeyStoreError {
+        let description = error.map { ($0.takeRetainedValue() as Error).localizedDescription } ?? "unknown error"
+        return .Other(reason: "\(what): \(description)")
+    }
+}
