@@ -323,15 +323,79 @@ pub async fn login(target: &Target, user: Option<String>, enable: bool) -> Outco
     let user = user_or_ask(&sdk, user)?;
     let result = async {
         password_sign_in(&sdk, &user).await?;
-        let wanted = enable
-            || ask("Enable biometric sign-in on this computer? [y/N] ")?.eq_ignore_ascii_case("y");
-        if wanted {
+        if enable {
+            return enable_here(&sdk).await;
+        }
+        if !sdk.is_biometric_sign_in_available(&user)?
+            && ask("Enable biometric sign-in on this computer? [y/N] ")?.eq_ignore_ascii_case("y")
+        {
             enable_here(&sdk).await?;
         }
-        Ok(())
+        shell(&sdk, &user).await
     }
     .await;
     finish(&sdk, result).await
+}
+
+/// While signed in at a terminal: a prompt for commands that use the
+/// session, until `logout` (or end of input). Scripts (stdin not a terminal)
+/// get one-shot commands instead.
+async fn shell(sdk: &DeviceTrust, user: &str) -> Outcome {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    println!("Commands: devices, remove-device ID, enable-device, profile, status, logout.");
+    loop {
+        let Ok(line) = ask("devicetrust> ") else {
+            break; // end of input: sign out as for `logout`
+        };
+        let mut words = line.split_whitespace();
+        let outcome: Outcome = match (words.next(), words.next()) {
+            (None, _) => Ok(()),
+            (Some("logout" | "exit" | "quit"), _) => break,
+            (Some("devices"), _) => list_devices(sdk).await,
+            (Some("remove-device"), Some(id)) => match sdk.remove_device(id).await {
+                Ok(()) => {
+                    println!("Removed {id}.");
+                    if sdk.session().await.is_none() {
+                        println!("That was this computer: you are signed out.");
+                        return Ok(());
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            (Some("enable-device"), _) => enable_here(sdk).await,
+            (Some("profile"), _) => match sdk.profile().await {
+                Ok(p) => {
+                    println!(
+                        "{} <{}>, market {}, mobile {}",
+                        p.name,
+                        p.email,
+                        p.primary_market,
+                        p.mobile.as_deref().unwrap_or("none")
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            (Some("status"), _) => print_status(sdk),
+            (Some(other), _) => {
+                println!("Unknown command {other:?}. Commands: devices, remove-device ID, enable-device, profile, status, logout.");
+                Ok(())
+            }
+        };
+        if let Err(f) = outcome {
+            println!("{}", f.message);
+            if sdk.session().await.is_none() {
+                return Err(f);
+            }
+        }
+    }
+    sdk.sign_out().await?;
+    println!("Signed out of {user}.");
+    Ok(())
 }
 
 async fn enable_here(sdk: &DeviceTrust) -> Outcome {
@@ -358,7 +422,11 @@ async fn enable_here(sdk: &DeviceTrust) -> Outcome {
 pub async fn unlock(target: &Target, user: Option<String>) -> Outcome {
     let sdk = sdk(target)?;
     let user = user_or_ask(&sdk, user)?;
-    let result = biometric_sign_in(&sdk, &user).await;
+    let result = async {
+        biometric_sign_in(&sdk, &user).await?;
+        shell(&sdk, &user).await
+    }
+    .await;
     finish(&sdk, result).await
 }
 
@@ -388,6 +456,25 @@ pub async fn devices(target: &Target, user: Option<String>) -> Outcome {
     finish(&sdk, result).await
 }
 
+async fn list_devices(sdk: &DeviceTrust) -> Outcome {
+    let list = sdk.trusted_devices().await?;
+    if list.is_empty() {
+        println!("No trusted devices.");
+    }
+    for d in list {
+        let this = if d.is_this_device {
+            "  (this computer)"
+        } else {
+            ""
+        };
+        println!(
+            "{}  {}  {}  trusted until {}{this}",
+            d.device_id, d.name, d.key_storage, d.trusted_until
+        );
+    }
+    Ok(())
+}
+
 pub async fn remove_device(target: &Target, user: Option<String>, device_id: String) -> Outcome {
     let sdk = sdk(target)?;
     let user = user_or_ask(&sdk, user)?;
@@ -402,7 +489,10 @@ pub async fn remove_device(target: &Target, user: Option<String>, device_id: Str
 }
 
 pub fn status(target: &Target) -> Outcome {
-    let sdk = sdk(target)?;
+    print_status(&sdk(target)?)
+}
+
+fn print_status(sdk: &DeviceTrust) -> Outcome {
     let enrolled = sdk.local_enrolments()?;
     if enrolled.is_empty() {
         println!("Biometric sign-in is not enabled on this computer.");

@@ -31,7 +31,8 @@ enum Command {
     /// through the whole journey: password, enrolment, OTP, enabling
     /// biometric sign-in, biometric sign-in, devices.
     Demo,
-    /// Sign in with your password (enrolling and verifying a code as needed).
+    /// Sign in with your password (enrolling and verifying a code as needed);
+    /// at a terminal, stay signed in at a prompt until `logout`.
     Login {
         #[arg(long)]
         user: Option<String>,
@@ -41,7 +42,8 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Sign in with biometric sign-in (a typed confirmation here).
+    /// Sign in with biometric sign-in (a typed confirmation here); at a
+    /// terminal, stay signed in at a prompt until `logout`.
     Unlock {
         #[arg(long)]
         user: Option<String>,

@@ -74,12 +74,26 @@ async fn enrol_enable_unlock_and_fail_like_a_person_would() {
             "{out:?}"
         );
 
-        // Biometric sign-in: a typed confirmation, no password.
+        // Biometric sign-in: a typed confirmation, no password; the session
+        // stays open at a prompt until `logout`.
         let mut p = spawn_command(command(&base, &dir, &["unlock"]), Some(20_000)).unwrap();
         p.exp_string("Sign in to devicetrust: type yes to confirm: ")
             .unwrap();
         p.send_line("yes").unwrap();
         p.exp_string("Signed in as term (hwk+bio).").unwrap();
+        p.exp_string("devicetrust> ").unwrap();
+        p.send_line("profile").unwrap();
+        p.exp_string("Jane Doe <term@example.com>, market GB, mobile none")
+            .unwrap();
+        p.exp_string("devicetrust> ").unwrap();
+        p.send_line("devices").unwrap();
+        p.exp_string("(this computer)").unwrap();
+        p.exp_string("devicetrust> ").unwrap();
+        p.send_line("fly").unwrap();
+        p.exp_string("Unknown command").unwrap();
+        p.exp_string("devicetrust> ").unwrap();
+        p.send_line("logout").unwrap();
+        p.exp_string("Signed out of term.").unwrap();
         p.exp_eof().unwrap();
         assert_eq!(exit_code(&mut p), 0);
 
