@@ -346,10 +346,8 @@ async fn shell(sdk: &DeviceTrust, user: &str) -> Outcome {
         return Ok(());
     }
     println!("Commands: devices, remove-device ID, enable-device, profile, status, logout.");
-    loop {
-        let Ok(line) = ask("devicetrust> ") else {
-            break; // end of input: sign out as for `logout`
-        };
+    // End of input signs out as `logout` does.
+    while let Ok(line) = ask("devicetrust> ") {
         let mut words = line.split_whitespace();
         let outcome: Outcome = match (words.next(), words.next()) {
             (None, _) => Ok(()),
