@@ -1,0 +1,156 @@
+import DeviceTrust
+import SwiftUI
+
+/// Renders the model's screen, its progress and its message.
+struct ContentView: View {
+    @EnvironmentObject var model: SignInModel
+
+    var body: some View {
+        NavigationStack {
+            Group {
+                switch model.screen {
+                case .signIn(let userId, let biometricAvailable):
+                    SignInView(initialUser: userId, biometricAvailable: biometricAvailable)
+                case .enrolment(let profile):
+                    EnrolmentView(profile: profile)
+                case .secondFactor(let options, let canApprove, let sentTo):
+                    SecondFactorView(options: options, canApprove: canApprove, sentTo: sentTo)
+                case .offerBiometric:
+                    OfferBiometricView()
+                case .home(let session, let devices):
+                    HomeView(session: session, devices: devices)
+                }
+            }
+            .padding()
+            .disabled(model.busy)
+            .overlay { if model.busy { ProgressView() } }
+        }
+        .alert(item: $model.message) { m in
+            Alert(title: Text(m.title), message: Text(m.body), dismissButton: .default(Text(label(m.next))))
+        }
+    }
+
+    private func label(_ next: NextStep) -> String {
+        switch next {
+        case .signInWithPassword, .usePasswordInstead: return "Use password"
+        case .sendNewCode: return "Send a new code"
+        case .tryAgain: return "Try again"
+        case .waitOrCall, .nothing: return "OK"
+        }
+    }
+}
+
+struct SignInView: View {
+    @EnvironmentObject var model: SignInModel
+    let initialUser: String
+    let biometricAvailable: Bool
+    @State private var user = ""
+    @State private var password = ""
+
+    var body: some View {
+        Form {
+            if biometricAvailable {
+                Button("Sign in with Face ID") { Task { await model.signInWithBiometric() } }
+                    // Offer Face ID at once, as banking apps do at launch.
+                    .task { await model.signInWithBiometric() }
+            }
+            TextField("User ID", text: $user).textInputAutocapitalization(.never).autocorrectionDisabled()
+            SecureField("Password", text: $password)
+            Button("Log in") { Task { await model.signInWithPassword(user, password) } }
+                .disabled(user.isEmpty || password.isEmpty)
+        }
+        .navigationTitle("Log in")
+        .onAppear { user = initialUser }
+    }
+}
+
+struct EnrolmentView: View {
+    @EnvironmentObject var model: SignInModel
+    let profile: Profile
+    @State private var code = ""
+    @State private var mobile = ""
+
+    var body: some View {
+        Form {
+            Section("Please check your details") {
+                LabeledContent("Name", value: profile.name)
+                LabeledContent("E-mail", value: profile.email)
+                Text("If they are wrong, contact your programme administrator.").font(.footnote)
+            }
+            Section("Security code (6-9 digits)") {
+                SecureField("Security code", text: $code).keyboardType(.numberPad)
+            }
+            Section(footer: Text("Without a mobile number, codes always go to your e-mail.")) {
+                TextField("Mobile (optional, e.g. +447700900123)", text: $mobile).keyboardType(.phonePad)
+            }
+            Button("Continue") { Task { await model.enrol(securityCode: code, mobile: mobile) } }
+                .disabled(code.count < 6)
+        }
+        .navigationTitle("Two-step verification")
+    }
+}
+
+struct SecondFactorView: View {
+    @EnvironmentObject var model: SignInModel
+    let options: [OtpOption]
+    let canApprove: Bool
+    let sentTo: String?
+    @State private var code = ""
+
+    var body: some View {
+        Form {
+            if canApprove {
+                Button("Approve with Face ID") { Task { await model.approveWithThisDevice() } }
+            }
+            ForEach(options, id: \.destination) { o in
+                Button("Send a code by \(o.channel == .sms ? "SMS" : "e-mail") to \(o.destination)") {
+                    Task { await model.sendCode(o.channel) }
+                }
+            }
+            if let sentTo {
+                Section("We sent a code to \(sentTo)") {
+                    TextField("6-digit code", text: $code).keyboardType(.numberPad).textContentType(.oneTimeCode)
+                    Button("Verify") { Task { await model.verify(code) } }.disabled(code.count != 6)
+                }
+            }
+        }
+        .navigationTitle("Verify it's you")
+    }
+}
+
+struct OfferBiometricView: View {
+    @EnvironmentObject var model: SignInModel
+    @State private var name = UIDevice.current.name
+
+    var body: some View {
+        Form {
+            Text("Use Face ID or Touch ID instead of your password and a code. Your face and fingerprints never leave this iPhone.")
+            TextField("Name for this iPhone", text: $name)
+            Button("Turn on") { Task { await model.enableBiometric(name: name) } }.disabled(name.isEmpty)
+            Button("Not now", role: .cancel) { Task { await model.skipBiometric() } }
+        }
+        .navigationTitle("Sign in faster")
+    }
+}
+
+struct HomeView: View {
+    @EnvironmentObject var model: SignInModel
+    let session: SessionInfo
+    let devices: [TrustedDevice]
+
+    var body: some View {
+        List {
+            Section("Trusted devices") {
+                ForEach(devices, id: \.deviceId) { d in
+                    VStack(alignment: .leading) {
+                        Text(d.name + (d.isThisDevice ? " (this iPhone)" : ""))
+                        Text("\(d.platform), key in \(d.keyStorage)").font(.footnote)
+                    }
+                    .swipeActions { Button("Remove", role: .destructive) { Task { await model.removeDevice(d.deviceId) } } }
+                }
+            }
+            Button("Log out") { Task { await model.signOut() } }
+        }
+        .navigationTitle("Welcome, \(session.userId)")
+    }
+}
