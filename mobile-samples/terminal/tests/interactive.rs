@@ -126,11 +126,47 @@ async fn enrol_enable_unlock_and_fail_like_a_person_would() {
         p.exp_eof().unwrap();
         assert_eq!(exit_code(&mut p), 3);
 
-        // The server is gone: exit status 5.
-        let out = command("http://127.0.0.1:9", &dir, &["unlock"])
+        // Remove this computer (one-shot): its key goes, status says so.
+        let out = command(&base, &dir, &["status"]).output().unwrap();
+        let status = String::from_utf8_lossy(&out.stdout).to_string();
+        let device_id = status
+            .split("device ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a device id in the status")
+            .to_owned();
+        let mut p = spawn_command(
+            command(&base, &dir, &["remove-device", &device_id]),
+            Some(20_000),
+        )
+        .unwrap();
+        p.exp_string("type yes to confirm: ").unwrap();
+        p.send_line("yes").unwrap();
+        p.exp_string(&format!("Removed {device_id}.")).unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&mut p), 0);
+        let out = command(&base, &dir, &["status"]).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("not enabled"),
+            "{out:?}"
+        );
+        // Now `unlock` has nothing to unlock with: exit status 4.
+        let out = command(&base, &dir, &["unlock", "--user", "term"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(5), "{out:?}");
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+
+        // The server is gone: exit status 5.
+        let mut p = spawn_command(
+            command("http://127.0.0.1:9", &dir, &["login", "--user", "term"]),
+            Some(20_000),
+        )
+        .unwrap();
+        p.exp_string("Password: ").unwrap();
+        p.send_line(PASSWORD).unwrap();
+        p.exp_string("cannot be reached").unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&mut p), 5);
     })
     .await
     .unwrap();
