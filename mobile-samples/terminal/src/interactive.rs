@@ -433,22 +433,7 @@ pub async fn devices(target: &Target, user: Option<String>) -> Outcome {
     let user = user_or_ask(&sdk, user)?;
     let result = async {
         sign_in(&sdk, &user).await?;
-        let list = sdk.trusted_devices().await?;
-        if list.is_empty() {
-            println!("No trusted devices.");
-        }
-        for d in list {
-            let this = if d.is_this_device {
-                "  (this computer)"
-            } else {
-                ""
-            };
-            println!(
-                "{}  {}  {}  trusted until {}{this}",
-                d.device_id, d.name, d.key_storage, d.trusted_until
-            );
-        }
-        Ok(())
+        list_devices(&sdk).await
     }
     .await;
     finish(&sdk, result).await
