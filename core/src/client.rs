@@ -304,14 +304,7 @@ impl DeviceTrust {
             )
             .await
             .map_err(|e| self.pending_failed(e))?;
-        let session: WireSession =
-            serde_json::from_value(reply["session"].clone()).map_err(|e| {
-                DeviceTrustError::Server {
-                    status: 200,
-                    code: "unreadable_response".into(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let session = session_in(&reply)?;
         self.clear_pending();
         self.signed_in(session).await
     }
@@ -431,12 +424,7 @@ impl DeviceTrust {
             .await
         {
             Ok(reply) => {
-                let session: WireSession = serde_json::from_value(reply["session"].clone())
-                    .map_err(|e| DeviceTrustError::Server {
-                        status: 200,
-                        code: "unreadable_response".into(),
-                        reason: e.to_string(),
-                    })?;
+                let session = session_in(&reply)?;
                 self.signed_in(session).await
             }
             Err(CallError::Api(e)) if e.code == "step_up_required" => {
@@ -952,6 +940,15 @@ impl DeviceTrust {
         }
         err
     }
+}
+
+/// The `session` of an `authenticated` answer.
+fn session_in(reply: &Value) -> Result<WireSession> {
+    serde_json::from_value(reply["session"].clone()).map_err(|e| DeviceTrustError::Server {
+        status: 200,
+        code: "unreadable_response".into(),
+        reason: e.to_string(),
+    })
 }
 
 fn active(s: WireSession) -> ActiveSession {

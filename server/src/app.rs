@@ -78,6 +78,12 @@ impl Default for Settings {
     }
 }
 
+/// Tokens in the clear, between minting and the answer that carries them.
+pub(crate) struct MintedTokens {
+    access: String,
+    refresh: String,
+}
+
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);
@@ -166,33 +172,41 @@ impl AppState {
             auth_time,
             created_at: now,
         };
-        let (session, tokens) = self.mint_tokens(&record, now);
+        let (minted, tokens) = self.mint_tokens(now);
+        let session = self.session(minted, &record);
         self.store.create_session(record, tokens).await?;
         Ok(session)
     }
 
-    /// New access and refresh tokens for a session; only hashes are stored.
-    pub(crate) fn mint_tokens(&self, record: &SessionRecord, now: i64) -> (Session, TokenPair) {
+    /// A new access and refresh token; only their hashes are ever stored.
+    pub(crate) fn mint_tokens(&self, now: i64) -> (MintedTokens, TokenPair) {
         let s = &self.settings;
-        let access = new_token("dta_");
-        let refresh = new_token("dtr_");
+        let minted = MintedTokens {
+            access: new_token("dta_"),
+            refresh: new_token("dtr_"),
+        };
         let tokens = TokenPair {
-            access_hash: token_hash(&access),
+            access_hash: token_hash(&minted.access),
             access_expires_at: now + s.access_ttl_s,
-            refresh_hash: token_hash(&refresh),
+            refresh_hash: token_hash(&minted.refresh),
             refresh_expires_at: now + s.refresh_ttl_s,
         };
-        let session = Session {
-            access_token: access,
+        (minted, tokens)
+    }
+
+    /// The `Session` a client receives for `record` with freshly minted tokens.
+    pub(crate) fn session(&self, minted: MintedTokens, record: &SessionRecord) -> Session {
+        let s = &self.settings;
+        Session {
+            access_token: minted.access,
             token_type: "Bearer",
             expires_in: s.access_ttl_s,
-            refresh_token: refresh,
+            refresh_token: minted.refresh,
             refresh_expires_in: s.refresh_ttl_s,
             user_id: record.user_id.clone(),
             amr: record.amr.clone(),
             auth_time: record.auth_time,
-        };
-        (session, tokens)
+        }
     }
 
     /// Records a security event in the audit table and the log.

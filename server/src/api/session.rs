@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Auth, ClientIp, EmptyBody};
 use crate::secrets::token_hash;
-use crate::storage::{RefreshOutcome, SessionRecord};
+use crate::storage::RefreshOutcome;
 
 #[utoipa::path(
     post, path = "/v1/session/refresh", tag = "session",
@@ -32,26 +32,13 @@ pub async fn refresh(
     let now = app.now();
     // The new pair is minted first so the rotation is one transaction;
     // only its hashes reach the store.
-    let placeholder = SessionRecord {
-        session_id: String::new(),
-        user_id: String::new(),
-        device_id: None,
-        amr: Vec::new(),
-        auth_time: 0,
-        created_at: now,
-    };
-    let (mut session, tokens) = app.mint_tokens(&placeholder, now);
+    let (minted, tokens) = app.mint_tokens(now);
     match app
         .store()
         .rotate_refresh(&token_hash(presented), tokens, now)
         .await?
     {
-        RefreshOutcome::Rotated(record) => {
-            session.user_id = record.user_id;
-            session.amr = record.amr;
-            session.auth_time = record.auth_time;
-            Ok(Json(session))
-        }
+        RefreshOutcome::Rotated(record) => Ok(Json(app.session(minted, &record))),
         RefreshOutcome::Reused(record) => {
             app.audit(
                 "refresh_reuse",
