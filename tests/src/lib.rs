@@ -282,16 +282,8 @@ impl TestServer {
             assert_eq!(a.status, 200, "enrol: {:?}", a.body);
         }
         assert_eq!(a.body["status"], "second_factor_required", "{:?}", a.body);
-        let login_id = a.body["login_id"].as_str().expect("login_id").to_owned();
-        let sent = self
-            .post(
-                "/v1/login/otp/send",
-                json!({ "login_id": login_id, "channel": "email" }),
-                None,
-            )
-            .await;
-        assert_eq!(sent.status, 200, "otp send: {:?}", sent.body);
-        let code = self.last_otp(user_id);
+        let login_id = a.body["login_id"].clone();
+        let code = self.send_email_otp(user_id, &login_id).await;
         let v = self
             .post(
                 "/v1/login/otp/verify",
@@ -301,6 +293,29 @@ impl TestServer {
             .await;
         assert_eq!(v.status, 200, "otp verify: {:?}", v.body);
         v.body["session"].clone()
+    }
+
+    /// Sends an e-mail OTP for `login_id` and returns the code from the outbox.
+    pub async fn send_email_otp(&self, user_id: &str, login_id: &Value) -> String {
+        let sent = self
+            .post(
+                "/v1/login/otp/send",
+                json!({ "login_id": login_id, "channel": "email" }),
+                None,
+            )
+            .await;
+        assert_eq!(sent.status, 200, "otp send: {:?}", sent.body);
+        self.last_otp(user_id)
+    }
+
+    /// An enrolled user's password step, then an e-mail OTP: the login
+    /// waiting for its code, and the code.
+    pub async fn pending_otp(&self, user_id: &str) -> (Value, String) {
+        let p = self.password(user_id, PASSWORD, None).await;
+        assert_eq!(p.body["status"], "second_factor_required", "{:?}", p.body);
+        let login_id = p.body["login_id"].clone();
+        let code = self.send_email_otp(user_id, &login_id).await;
+        (login_id, code)
     }
 
     /// Registers a new software key as a trusted device of the session's user.
@@ -396,6 +411,15 @@ pub fn read_outbox(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("outbox line is JSON"))
         .collect()
+}
+
+/// A six-digit code that is certainly not `code`.
+pub fn wrong_code(code: &str) -> &'static str {
+    if code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
 }
 
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {

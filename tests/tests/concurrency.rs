@@ -45,15 +45,7 @@ async fn concurrent_otp_verifications_open_one_session() {
     let srv = Arc::new(TestServer::start().await);
     srv.add_user("otp.race", "GB", None).await;
     srv.sign_in_with_otp("otp.race", None).await;
-    let p = srv.password("otp.race", PASSWORD, None).await;
-    let login_id = p.body["login_id"].clone();
-    srv.post(
-        "/v1/login/otp/send",
-        json!({"login_id": login_id, "channel": "email"}),
-        None,
-    )
-    .await;
-    let code = srv.last_otp("otp.race");
+    let (login_id, code) = srv.pending_otp("otp.race").await;
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let srv = srv.clone();
@@ -107,15 +99,7 @@ async fn parallel_otp_guesses_get_at_most_five_evaluations() {
     let srv = Arc::new(TestServer::start_with(opts).await);
     srv.add_user("guessed", "GB", None).await;
     srv.sign_in_with_otp("guessed", None).await;
-    let p = srv.password("guessed", PASSWORD, None).await;
-    let login_id = p.body["login_id"].clone();
-    srv.post(
-        "/v1/login/otp/send",
-        json!({"login_id": login_id, "channel": "email"}),
-        None,
-    )
-    .await;
-    let code = srv.last_otp("guessed");
+    let (login_id, code) = srv.pending_otp("guessed").await;
     let tasks: Vec<_> = (0..30)
         .map(|i| {
             let srv = srv.clone();

@@ -179,16 +179,8 @@ async fn password_and_otp_failures_count_together_and_a_session_resets_them() {
     for _ in 0..3 {
         srv.password("mix", "bad", None).await;
     }
-    let p = srv.password("mix", PASSWORD, None).await;
-    let login_id = p.body["login_id"].clone();
-    srv.post(
-        "/v1/login/otp/send",
-        json!({"login_id": login_id, "channel": "email"}),
-        None,
-    )
-    .await;
-    let code = srv.last_otp("mix");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (login_id, code) = srv.pending_otp("mix").await;
+    let wrong = wrong_code(&code);
     let a = srv
         .post(
             "/v1/login/otp/verify",
@@ -381,16 +373,8 @@ async fn each_code_allows_five_tries_then_otp_expired() {
     let srv = TestServer::start_with(opts).await;
     srv.add_user("tries", "GB", None).await;
     srv.sign_in_with_otp("tries", None).await;
-    let p = srv.password("tries", PASSWORD, None).await;
-    let login_id = p.body["login_id"].clone();
-    srv.post(
-        "/v1/login/otp/send",
-        json!({"login_id": login_id, "channel": "email"}),
-        None,
-    )
-    .await;
-    let code = srv.last_otp("tries");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (login_id, code) = srv.pending_otp("tries").await;
+    let wrong = wrong_code(&code);
     for left in (0..5).rev() {
         let a = srv
             .post(

@@ -238,7 +238,7 @@ async fn password_errors_carry_what_the_ui_needs() {
         .unwrap();
     phone.sdk.send_otp(OtpChannel::Email).await.unwrap();
     let code = srv.last_otp("err");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     assert_eq!(
         phone.sdk.verify_otp(wrong).await,
         Err(DeviceTrustError::OtpInvalid { attempts_left: 4 })
