@@ -2,7 +2,6 @@
 //! token hashes, OTP codes and their HMACs, and argon2id on a bounded pool.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
@@ -124,9 +123,15 @@ pub struct Hasher {
 
 struct HasherInner {
     params: Params,
-    permits: Semaphore,
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    /// Hashes computed at once; a permit travels with its blocking job, so a
+    /// request whose client went away still holds its slot until the hash is
+    /// done and cannot make room for more concurrent hashing than configured.
+    permits: Arc<Semaphore>,
+    /// Places in the queue (waiting or computing). A permit is returned when
+    /// it is dropped, on every path: an answer, an error, or a client that
+    /// disconnected while waiting (its future is dropped).
+    queue: Arc<Semaphore>,
+    queue_size: usize,
     dummy_hash: String,
 }
 
@@ -168,11 +173,13 @@ impl Hasher {
     pub fn new(cfg: HasherConfig) -> Result<Self, HashError> {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(|e| HashError::Params(e.to_string()))?;
+        let concurrency = cfg.concurrency.max(1);
+        let queue_size = cfg.max_waiting + concurrency;
         let mut hasher = HasherInner {
             params,
-            permits: Semaphore::new(cfg.concurrency.max(1)),
-            waiting: AtomicUsize::new(0),
-            max_waiting: cfg.max_waiting,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            queue: Arc::new(Semaphore::new(queue_size)),
+            queue_size,
             dummy_hash: String::new(),
         };
         // A real hash of a random secret: verifying against it costs what a
@@ -189,18 +196,30 @@ impl Hasher {
         job: impl FnOnce(&Params) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let inner = self.inner.clone();
-        let queued = inner.waiting.fetch_add(1, Ordering::SeqCst);
-        if queued >= inner.max_waiting {
-            inner.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::RateLimited { retry_after_s: 1 });
-        }
-        let permit = inner.permits.acquire().await;
-        inner.waiting.fetch_sub(1, Ordering::SeqCst);
-        let _permit = permit.map_err(|_| ApiError::Internal)?;
-        let params = inner.params.clone();
-        tokio::task::spawn_blocking(move || job(&params))
+        // RAII: whatever happens to this future, the place is given back.
+        let place = inner
+            .queue
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::RateLimited { retry_after_s: 1 })?;
+        let permit = inner
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| ApiError::Internal)
+            .map_err(|_| ApiError::Internal)?;
+        let params = inner.params.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = (place, permit);
+            job(&params)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)
+    }
+
+    /// Requests waiting for or computing a hash now (for tests and metrics).
+    pub fn queued(&self) -> usize {
+        self.inner.queue_size - self.inner.queue.available_permits()
     }
 
     /// Hashes a new secret (PHC string).
@@ -284,6 +303,44 @@ mod tests {
     #[test]
     fn secrets_do_not_print() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+
+    /// Hole: a waiter whose client vanished was never counted out, and
+    /// enough of them turned every later password away with 429.
+    #[tokio::test]
+    async fn dropped_waiters_give_their_place_back() {
+        let hasher = Hasher::new(HasherConfig {
+            concurrency: 1,
+            max_waiting: 8,
+            ..HasherConfig::default()
+        })
+        .unwrap();
+        for _round in 0..50 {
+            let mut waiting = Vec::new();
+            for _ in 0..9 {
+                let h = hasher.clone();
+                waiting.push(tokio::spawn(async move {
+                    h.verify(None, &Secret::new("guess")).await
+                }));
+            }
+            tokio::task::yield_now().await;
+            // The clients go away while their requests wait.
+            for task in &waiting {
+                task.abort();
+            }
+            for task in waiting {
+                let _ = task.await;
+            }
+        }
+        // Jobs already computing finish; then every place is free again.
+        for _ in 0..200 {
+            if hasher.queued() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(hasher.queued(), 0);
+        assert!(hasher.verify(None, &Secret::new("x")).await.is_ok());
     }
 
     #[tokio::test]
