@@ -82,11 +82,7 @@ impl Notifier for Outbox {
         let mut line = serde_json::to_vec(&message)?;
         line.push(b'\n');
         let _guard = self.lock.lock().await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .await?;
+        let mut file = tokio::fs::File::from_std(crate::private_files::open_append(&self.path)?);
         file.write_all(&line).await?;
         file.flush().await?;
         Ok(())
