@@ -52,6 +52,8 @@ pub enum ApiError {
     UserExists,
     #[error("the request body exceeds 16 KiB")]
     PayloadTooLarge,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("too many requests: slow down")]
     RateLimited { retry_after_s: i64 },
     #[error("the message could not be delivered: try again shortly")]
@@ -81,6 +83,7 @@ impl ApiError {
             ApiError::DeviceLimit => "device_limit",
             ApiError::UserExists => "user_exists",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::DeliveryFailed => "delivery_failed",
             ApiError::Internal => "internal",
@@ -106,6 +109,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DeviceLimit | ApiError::UserExists => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::DeliveryFailed => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

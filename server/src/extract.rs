@@ -34,9 +34,24 @@ where
     }
 }
 
+/// Whether a body error was the body timeout (a client that stopped sending).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::PayloadTooLarge;
+    }
+    if timed_out(&rejection) {
+        return ApiError::RequestTimeout;
     }
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {
@@ -58,6 +73,8 @@ impl<S: Send + Sync> FromRequest<S> for EmptyBody {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
+            } else if timed_out(&r) {
+                ApiError::RequestTimeout
             } else {
                 ApiError::invalid("unreadable body")
             }
