@@ -135,7 +135,8 @@ impl<'a> Jws<'a> {
         if claims.aud != expected.rp_id {
             return Err(ProofError::WrongClaims("aud"));
         }
-        if claims.sub != expected.user_id {
+        // User ids are compared case-insensitively everywhere.
+        if !claims.sub.eq_ignore_ascii_case(expected.user_id) {
             return Err(ProofError::WrongClaims("sub"));
         }
         if !ct_eq(claims.nonce.as_bytes(), expected.nonce.as_bytes()) {

@@ -109,12 +109,21 @@ pub fn market(raw: &str) -> Result<String, ApiError> {
 pub fn label(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
-    if len == 0 || len > max || trimmed.chars().any(char::is_control) {
+    if len == 0 || len > max || trimmed.chars().any(|c| c.is_control() || invisible(c)) {
         return Err(ApiError::invalid(format!(
             "{field} must be 1 to {max} printable characters"
         )));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Invisible formatting characters that make a name display as something
+/// it is not: bidirectional overrides and isolates (a "Trojan Source" name
+/// reads backwards), zero-width characters, the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// A plausible e-mail address: one `@`, non-empty local part, a dotted domain.
