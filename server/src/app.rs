@@ -1,16 +1,21 @@
 //! The application: settings, shared state, the router and the serve loop.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, Response};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::Router;
+use ring::hmac;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,11 +24,13 @@ use crate::api;
 use crate::api::types::{Session, UserVerification};
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::http_server::{self, ConnectionLimits};
 use crate::notify::{Channel, Message, Notifier, Purpose};
 use crate::ratelimit::IpRateLimit;
 use crate::risk::RiskPolicy;
 use crate::secrets::{new_id, new_token, token_hash, Hasher, OtpKey};
-use crate::storage::{AuditEvent, SessionRecord, Store, TokenPair, User};
+use crate::server_key::{self, ServerKey};
+use crate::storage::{AuditEvent, Retention, SessionRecord, Store, TokenPair, User};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -52,6 +59,16 @@ pub struct Settings {
     /// How recent a strong sign-in must be to register a device.
     pub strong_auth_window_s: i64,
     pub ip_rate_limit_per_minute: u32,
+    /// OTP sends per user, and per destination, in any hour, across logins.
+    pub otp_sends_per_hour: i64,
+    /// A failure count that has not moved for this long is forgotten.
+    pub attempt_memory_s: i64,
+    /// A session ends this long after its sign-in, whatever its refreshes.
+    pub session_max_age_s: i64,
+    /// Audit lines older than this are deleted.
+    pub audit_retention_s: i64,
+    /// Connection cap and timeouts of the accept loop.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Settings {
@@ -74,6 +91,11 @@ impl Default for Settings {
             max_devices: 10,
             strong_auth_window_s: 10 * 60,
             ip_rate_limit_per_minute: 60,
+            otp_sends_per_hour: 10,
+            attempt_memory_s: 24 * 3600,
+            session_max_age_s: 12 * 3600,
+            audit_retention_s: 400 * 24 * 3600,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -97,6 +119,8 @@ pub struct Inner {
     pub(crate) risk: Arc<dyn RiskPolicy>,
     pub(crate) hasher: Hasher,
     pub(crate) otp_key: OtpKey,
+    /// Hides OTP destinations in the send log.
+    pub(crate) destination_key: hmac::Key,
     pub(crate) rate: IpRateLimit,
     /// SHA-256 of the admin token, compared in constant time.
     pub(crate) admin_token_hash: Option<Vec<u8>>,
@@ -118,16 +142,18 @@ pub struct Components {
     pub notifier: Arc<dyn Notifier>,
     pub risk: Arc<dyn RiskPolicy>,
     pub hasher: Hasher,
-    /// HMAC key for OTPs; `None` loads (or creates and persists) the stored one.
-    pub otp_secret: Option<Vec<u8>>,
+    /// The server key, kept outside the database (see `server_key`).
+    pub server_key: ServerKey,
 }
 
 impl AppState {
     pub async fn new(c: Components) -> Result<Self, crate::storage::StorageError> {
-        let otp_key = match c.otp_secret {
-            Some(bytes) => bytes,
-            None => c.store.otp_key(OtpKey::generate_bytes()).await?,
-        };
+        if c.store.take_legacy_secret().await?.is_some() {
+            tracing::warn!(
+                "removed the OTP key that schema v1 kept in the database; the server key now \
+                 lives outside it (codes sent before this upgrade no longer verify)"
+            );
+        }
         let admin_token_hash = c.settings.admin_token.as_deref().map(token_hash);
         let rate = IpRateLimit::new(c.settings.ip_rate_limit_per_minute);
         Ok(AppState(Arc::new(Inner {
@@ -137,7 +163,11 @@ impl AppState {
             notifier: c.notifier,
             risk: c.risk,
             hasher: c.hasher,
-            otp_key: OtpKey::from_bytes(&otp_key),
+            otp_key: OtpKey::from_bytes(&c.server_key.derive(server_key::Purpose::OtpMac)),
+            destination_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &c.server_key.derive(server_key::Purpose::Destination),
+            ),
             rate,
             admin_token_hash,
         })))
@@ -149,6 +179,10 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.0.settings
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.0.hasher
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -163,6 +197,20 @@ impl AppState {
         amr: Vec<String>,
         auth_time: i64,
     ) -> Result<Session, ApiError> {
+        let (record, minted, tokens) = self.new_session(user_id, device_id, amr, auth_time);
+        let session = self.session(minted, &record);
+        self.store.create_session(record, tokens).await?;
+        Ok(session)
+    }
+
+    /// A session record and its first tokens, not yet stored.
+    pub(crate) fn new_session(
+        &self,
+        user_id: &str,
+        device_id: Option<String>,
+        amr: Vec<String>,
+        auth_time: i64,
+    ) -> (SessionRecord, MintedTokens, TokenPair) {
         let now = self.now();
         let record = SessionRecord {
             session_id: new_id(),
@@ -171,11 +219,17 @@ impl AppState {
             amr,
             auth_time,
             created_at: now,
+            expires_at: now + self.settings.session_max_age_s,
         };
         let (minted, tokens) = self.mint_tokens(now);
-        let session = self.session(minted, &record);
-        self.store.create_session(record, tokens).await?;
-        Ok(session)
+        (record, minted, tokens)
+    }
+
+    /// Keyed hash of an OTP destination, for the per-destination send cap.
+    pub(crate) fn destination_hash(&self, destination: &str) -> Vec<u8> {
+        hmac::sign(&self.destination_key, destination.as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     /// A new access and refresh token; only their hashes are ever stored.
@@ -194,15 +248,17 @@ impl AppState {
         (minted, tokens)
     }
 
-    /// The `Session` a client receives for `record` with freshly minted tokens.
+    /// The `Session` a client receives for `record` with freshly minted
+    /// tokens; no token outlives the session's absolute end.
     pub(crate) fn session(&self, minted: MintedTokens, record: &SessionRecord) -> Session {
         let s = &self.settings;
+        let left = (record.expires_at - self.now()).max(0);
         Session {
             access_token: minted.access,
             token_type: "Bearer",
-            expires_in: s.access_ttl_s,
+            expires_in: s.access_ttl_s.min(left),
             refresh_token: minted.refresh,
-            refresh_expires_in: s.refresh_ttl_s,
+            refresh_expires_in: s.refresh_ttl_s.min(left),
             user_id: record.user_id.clone(),
             amr: record.amr.clone(),
             auth_time: record.auth_time,
@@ -253,56 +309,6 @@ impl AppState {
         };
         if let Err(e) = self.notifier.send(message).await {
             tracing::warn!(error = %e, user_id = %user.user_id, "security alert not delivered");
-        }
-    }
-
-    /// A failed password or OTP: the attempt stays counted; the one that
-    /// reaches the threshold locks the key and still answers `err`.
-    pub(crate) async fn fail(
-        &self,
-        key: &str,
-        count: i64,
-        user: Option<&User>,
-        ip: IpAddr,
-        reason: &str,
-        err: ApiError,
-    ) -> ApiError {
-        let s = &self.settings;
-        let user_id = user.map(|u| u.user_id.as_str()).unwrap_or(key);
-        let mut outcome = self
-            .audit("signin_failed", Some(user_id), None, Some(ip), Some(reason))
-            .await;
-        if count >= s.lockout_threshold && outcome.is_ok() {
-            let until = self.now() + s.lockout_duration_s;
-            outcome = match self.store.lock(key, until).await {
-                Ok(()) => {
-                    self.audit(
-                        "account_locked",
-                        Some(user_id),
-                        None,
-                        Some(ip),
-                        Some(reason),
-                    )
-                    .await
-                }
-                Err(e) => Err(e.into()),
-            };
-            if let Some(user) = user {
-                self.alert(
-                    user,
-                    format!(
-                        "Your devicetrust sign-in was locked for {} minutes after {} failed attempts. \
-                         If this was not you, call the number on your card.",
-                        s.lockout_duration_s / 60,
-                        count
-                    ),
-                )
-                .await;
-            }
-        }
-        match outcome {
-            Ok(()) => err,
-            Err(e) => e,
         }
     }
 }
@@ -374,7 +380,93 @@ pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::admin::set_market))
         .routes(routes!(api::health::healthz))
         .routes(routes!(api::health::openapi));
-    router.split_for_parts()
+    let (router, mut doc) = router.split_for_parts();
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    (router, doc)
+}
+
+/// What the layers around every handler add to its documented answers:
+/// `x-request-id` on every response, `Retry-After` with 423 and 429, 500
+/// `internal` anywhere, and on operations that read a body (POST, PUT) 408
+/// `request_timeout` and 413 `payload_too_large`.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
+        let request_id = HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(
+                "The request's id: the client's own x-request-id, else a generated UUID",
+            ))
+            .build();
+        let retry_after = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .description(Some(
+                "Seconds until a retry can succeed; the same as retry_after_s",
+            ))
+            .build();
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, false),
+                (&mut item.options, false),
+                (&mut item.head, false),
+                (&mut item.patch, true),
+                (&mut item.trace, false),
+            ];
+            for (operation, reads_body) in operations {
+                let Some(operation) = operation else {
+                    continue;
+                };
+                let responses = &mut operation.responses.responses;
+                if reads_body {
+                    responses.entry("408".into()).or_insert_with(|| {
+                        error("request_timeout: the body did not arrive in time")
+                    });
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| error("payload_too_large: the body exceeds 16 KiB"));
+                }
+                responses
+                    .entry("500".into())
+                    .or_insert_with(|| error("internal: an unexpected server fault"));
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    response
+                        .headers
+                        .insert("x-request-id".into(), request_id.clone());
+                    if status == "423" || status == "429" {
+                        response
+                            .headers
+                            .insert("Retry-After".into(), retry_after.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document the server serves.
@@ -389,10 +481,13 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(run_to_completion))
+        .layer(RequestBodyTimeoutLayer::new(
+            state.settings.connections.body_timeout,
+        ))
         .layer(axum::Extension(doc))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CatchPanicLayer::custom(|_| {
-            use axum::response::IntoResponse;
             ApiError::Internal.into_response()
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -419,7 +514,45 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unsafe_request_id))
         .with_state(state)
+}
+
+/// Each request runs in a task of its own, to completion, even when its
+/// client disconnects and hyper drops the connection's future: a counted
+/// attempt always reaches its failure handler and its audit line, and a
+/// consumed challenge always gets its session or its error recorded.
+async fn run_to_completion(req: axum::extract::Request, next: Next) -> AxumResponse {
+    let task = tokio::spawn(next.run(req).instrument(tracing::Span::current()));
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            ApiError::Internal.into_response()
+        }
+    }
+}
+
+/// A client's `x-request-id` is echoed and logged only when it is a plain
+/// token (1–64 of `A-Z a-z 0-9 . _ : -`); anything else (newlines, ANSI
+/// escapes, quotes: log forging) is replaced by a generated one.
+async fn drop_unsafe_request_id(mut req: axum::extract::Request, next: Next) -> AxumResponse {
+    let safe = req
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= 64
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+        })
+        .collect::<Vec<_>>();
+    if safe.len() != 1 || !safe[0] {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -429,13 +562,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let limits = state.settings.connections;
     let app = router(state);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = http_server::run(app, listener, limits, shutdown).await;
     housekeeping.abort();
     result
 }
@@ -445,7 +574,13 @@ async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match state.store.purge_expired(state.now()).await {
+        let s = &state.settings;
+        let retention = Retention {
+            audit_s: s.audit_retention_s,
+            attempts_s: s.attempt_memory_s,
+            send_window_s: 3600,
+        };
+        match state.store.purge_expired(state.now(), retention).await {
             Ok(n) if n > 0 => tracing::debug!(rows = n, "purged expired rows"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purge failed"),

@@ -5,6 +5,7 @@ use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -12,9 +13,11 @@ use crate::api::admin::new_user;
 use crate::api::types::CreateUserRequest;
 use crate::app::{self, AppState, Components, Settings};
 use crate::clock::{Clock, SystemClock};
+use crate::http_server::ConnectionLimits;
 use crate::notify::Outbox;
 use crate::risk::AllowAll;
 use crate::secrets::{Hasher, HasherConfig, Secret};
+use crate::server_key::{KeyError, ServerKey};
 use crate::storage::{self, StorageError};
 use crate::validate;
 
@@ -62,19 +65,61 @@ pub struct ServeArgs {
     )]
     pub rp_id: String,
     /// Bearer token for /admin/v1 (at least 32 characters); without it the
-    /// administration API is disabled.
+    /// administration API is disabled. Prefer --admin-token-file: a command
+    /// line is visible to every user of the machine.
     #[arg(long, env = "DEVICETRUST_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A file holding the admin token (its first line).
+    #[arg(
+        long,
+        env = "DEVICETRUST_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
     /// Append every outgoing message (OTPs, alerts) to this file as JSON lines.
     #[arg(long, env = "DEVICETRUST_OUTBOX")]
     pub outbox: Option<PathBuf>,
     /// Sign-in requests per minute from one IP address; 0 turns it off.
     #[arg(long, env = "DEVICETRUST_IP_RATE_LIMIT", default_value_t = 60)]
     pub ip_rate_limit: u32,
-    /// HMAC key for OTP codes (at least 32 characters); without it a random
-    /// key is created on first start and kept in the database.
-    #[arg(long, env = "DEVICETRUST_OTP_SECRET", hide_env_values = true)]
-    pub otp_secret: Option<String>,
+    /// The server key (at least 32 characters), e.g. from a secret manager;
+    /// purpose keys (OTP HMACs, destination hashes) are derived from it.
+    #[arg(
+        long,
+        env = "DEVICETRUST_SERVER_KEY",
+        hide_env_values = true,
+        conflicts_with = "server_key_file"
+    )]
+    pub server_key: Option<String>,
+    /// File holding the server key, created (mode 0600) with a random key on
+    /// first start. Default: the SQLite database's path plus `.key`. Keep it
+    /// outside the database's backups.
+    #[arg(long, env = "DEVICETRUST_SERVER_KEY_FILE")]
+    pub server_key_file: Option<PathBuf>,
+    /// OTP sends per user, and per destination, in any hour, across logins.
+    #[arg(long, env = "DEVICETRUST_OTP_SENDS_PER_HOUR", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub otp_sends_per_hour: i64,
+    /// Hours after a sign-in that its session ends, whatever its refreshes.
+    #[arg(long, env = "DEVICETRUST_SESSION_MAX_AGE_HOURS", default_value_t = 12, value_parser = clap::value_parser!(i64).range(1..=2160))]
+    pub session_max_age_hours: i64,
+    /// Hours after which an idle failure count is forgotten.
+    #[arg(long, env = "DEVICETRUST_ATTEMPT_MEMORY_HOURS", default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=8760))]
+    pub attempt_memory_hours: i64,
+    /// Days the audit trail is kept.
+    #[arg(long, env = "DEVICETRUST_AUDIT_RETENTION_DAYS", default_value_t = 400, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub audit_retention_days: i64,
+    /// Connections open at once; more are closed on accept.
+    #[arg(long, env = "DEVICETRUST_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "DEVICETRUST_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "DEVICETRUST_BODY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub body_timeout: u64,
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    #[arg(long, env = "DEVICETRUST_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub shutdown_grace: u64,
     /// Failed passwords/OTPs in a row that lock a user id.
     #[arg(long, env = "DEVICETRUST_LOCKOUT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=100))]
     pub lockout_threshold: i64,
@@ -140,6 +185,8 @@ pub enum CliError {
     Rejected(String),
     #[error("could not {0}: {1}")]
     Io(&'static str, std::io::Error),
+    #[error(transparent)]
+    Key(KeyError),
 }
 
 impl CliError {
@@ -147,7 +194,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Rejected(_) => 3,
-            CliError::Storage(_) | CliError::Io(..) => 1,
+            CliError::Storage(_) | CliError::Io(..) | CliError::Key(_) => 1,
         }
     }
 }
@@ -157,23 +204,65 @@ impl ServeArgs {
         if self.rp_id.trim().is_empty() {
             return Err(CliError::Usage("--rp-id must not be empty".into()));
         }
-        if let Some(t) = &self.admin_token {
-            if t.len() < 32 {
-                return Err(CliError::Usage(
-                    "--admin-token must be at least 32 characters".into(),
-                ));
+        let admin_token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::Io("read --admin-token-file", e))?;
+                Some(text.lines().next().unwrap_or("").trim().to_owned())
             }
+            (None, None) => None,
+        };
+        if admin_token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err(CliError::Usage(
+                "the admin token must be at least 32 characters".into(),
+            ));
         }
         Ok(Settings {
             rp_id: self.rp_id.clone(),
-            admin_token: self.admin_token.clone(),
+            admin_token,
             access_ttl_s: self.access_ttl,
             trust_period_s: self.trust_days * 24 * 3600,
             lockout_threshold: self.lockout_threshold,
             lockout_duration_s: self.lockout_minutes * 60,
             ip_rate_limit_per_minute: self.ip_rate_limit,
+            otp_sends_per_hour: self.otp_sends_per_hour,
+            session_max_age_s: self.session_max_age_hours * 3600,
+            attempt_memory_s: self.attempt_memory_hours * 3600,
+            audit_retention_s: self.audit_retention_days * 24 * 3600,
+            connections: ConnectionLimits {
+                max_connections: self.max_connections as usize,
+                header_timeout: Duration::from_secs(self.header_timeout),
+                body_timeout: Duration::from_secs(self.body_timeout),
+                shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            },
             ..Settings::default()
         })
+    }
+
+    /// The server key: the value given, or the key file (created on first
+    /// start).
+    fn server_key(&self, database: &str) -> Result<ServerKey, CliError> {
+        if let Some(value) = &self.server_key {
+            return ServerKey::from_value(value).map_err(|e| CliError::Usage(e.to_string()));
+        }
+        let path = match (&self.server_key_file, database.strip_prefix("sqlite://")) {
+            (Some(path), _) => path.clone(),
+            (None, Some(db)) if !db.is_empty() => PathBuf::from(format!("{db}.key")),
+            _ => {
+                return Err(CliError::Usage(
+                    "pass --server-key-file PATH (or --server-key) for this database".into(),
+                ))
+            }
+        };
+        let (key, created) = ServerKey::load_or_create(&path).map_err(|e| match e {
+            KeyError::Exposed(..) | KeyError::TooShort => CliError::Usage(e.to_string()),
+            other => CliError::Key(other),
+        })?;
+        if created {
+            tracing::info!(path = %path.display(), "created a new server key file (mode 0600)");
+        }
+        Ok(key)
     }
 }
 
@@ -256,15 +345,8 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
             "no delivery is configured: pass --outbox PATH (DEVICETRUST_OUTBOX) so OTP codes can reach users".into(),
         ));
     };
-    let otp_secret = match &args.otp_secret {
-        Some(s) if s.len() < 32 => {
-            return Err(CliError::Usage(
-                "--otp-secret must be at least 32 characters".into(),
-            ))
-        }
-        Some(s) => Some(s.as_bytes().to_vec()),
-        None => None,
-    };
+    let server_key = args.server_key(database)?;
+    crate::private_files::narrow(outbox).map_err(|e| CliError::Io("secure the outbox", e))?;
     let mut hash_cfg = HasherConfig::default();
     if let Some(n) = args.hash_concurrency {
         hash_cfg.concurrency = n.max(1);
@@ -278,7 +360,7 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         notifier: Arc::new(Outbox::new(outbox)),
         risk: Arc::new(AllowAll),
         hasher,
-        otp_secret,
+        server_key,
     })
     .await?;
     let shutdown = shutdown_signal().map_err(|e| CliError::Io("install signal handlers", e))?;

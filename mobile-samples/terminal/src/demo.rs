@@ -86,7 +86,7 @@ pub async fn run() -> DemoResult<()> {
         notifier: Arc::new(Outbox::new(&outbox)),
         risk: Arc::new(AllowAll),
         hasher,
-        otp_secret: None,
+        server_key: devicetrust_server::server_key::ServerKey::generate().expect("server key"),
     })
     .await
     .map_err(|e| e.to_string())?;

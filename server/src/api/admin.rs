@@ -33,6 +33,8 @@ pub async fn new_user(hasher: &Hasher, now: i64, req: CreateUserRequest) -> Resu
         security_code_hash: None,
         enrolled_at: None,
         created_at: now,
+        // The bank provisioned it: it is an OTP channel from the start.
+        mobile_verified: true,
     })
 }
 
@@ -45,6 +47,7 @@ pub async fn new_user(hasher: &Hasher, now: i64, req: CreateUserRequest) -> Resu
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 409, description = "user_exists", body = ErrorBody),
+        (status = 429, description = "rate_limited: the password-hashing queue is full", body = ErrorBody),
     )
 )]
 pub async fn create_user(
@@ -72,7 +75,7 @@ pub async fn create_user(
 #[utoipa::path(
     post, path = "/admin/v1/users/{user_id}/unlock", tag = "admin",
     security(("admin" = [])),
-    params(("user_id" = String, Path, description = "The user id (any case)")),
+    params(("user_id" = String, Path, description = "The user id (any case)", pattern = "^[A-Za-z0-9._@+-]{1,64}$")),
     responses(
         (status = 204, description = "Lock lifted and failure count cleared"),
         (status = 400, description = "invalid_request", body = ErrorBody),
@@ -95,7 +98,7 @@ pub async fn unlock_user(
 #[utoipa::path(
     put, path = "/admin/v1/markets/{market}", tag = "admin",
     security(("admin" = [])),
-    params(("market" = String, Path, description = "ISO 3166-1 alpha-2")),
+    params(("market" = String, Path, description = "ISO 3166-1 alpha-2, any case", pattern = "^[A-Za-z]{2}$")),
     request_body = MarketRequest,
     responses(
         (status = 204, description = "Saved"),

@@ -1,7 +1,5 @@
 //! Sign-in: password, enrolment, OTP, and device (biometric) sign-in.
 
-use std::net::IpAddr;
-
 use axum::extract::State;
 use axum::Json;
 
@@ -13,41 +11,20 @@ use crate::notify::{Channel, Message, Purpose};
 use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
 use crate::risk::{Flow, RiskContext, RiskDecision};
 use crate::secrets::{ct_eq, new_challenge, new_id, OtpKey};
-use crate::storage::{self, Challenge, ChallengeOutcome, Login, LoginStage, OtpSendOutcome, User};
+use crate::storage::{
+    self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, OtpSendOutcome, Redemption,
+    SendCaps, User,
+};
 use crate::validate;
 
-/// Counts the attempt before anything is evaluated; refuses while locked or
-/// while parallel attempts have already used up the allowance.
-async fn reserve(app: &AppState, key: &str, user_id: &str, ip: IpAddr) -> Result<i64, ApiError> {
-    let now = app.now();
-    let attempts = app.store().reserve_attempt(key, now).await?;
-    let s = app.settings();
-    let retry = match attempts.locked_until {
-        Some(until) if until > now => Some(until - now),
-        _ if attempts.count > s.lockout_threshold => Some(s.lockout_duration_s),
-        _ => None,
-    };
-    if let Some(retry_after_s) = retry {
-        app.audit(
-            "signin_blocked",
-            Some(user_id),
-            None,
-            Some(ip),
-            Some("locked"),
-        )
-        .await?;
-        return Err(ApiError::AccountLocked { retry_after_s });
-    }
-    Ok(attempts.count)
-}
-
-/// The OTP methods a user can receive.
+/// The OTP methods a user can receive. A mobile given at enrolment is not
+/// one until a sign-in completed with a code sent to the e-mail on file.
 fn otp_methods(user: &User) -> Vec<Method> {
     let mut methods = vec![Method::Otp {
         channel: OtpChannel::Email,
         destination: validate::mask_email(&user.email),
     }];
-    if let Some(mobile) = &user.mobile {
+    if let Some(mobile) = user.mobile.as_ref().filter(|_| user.mobile_verified) {
         methods.push(Method::Otp {
             channel: OtpChannel::Sms,
             destination: validate::mask_mobile(mobile),
@@ -150,14 +127,14 @@ pub async fn password(
         .transpose()?;
     let key = validate::lockout_key(&req.user_id);
 
-    let count = reserve(&app, &key, &user_id, ip).await?;
+    let count = app.reserve_attempt(&key, &user_id, ip).await?;
     let user = app.store().user(&user_id).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = match app.hasher.verify(stored, &req.password).await {
         Ok(v) => v,
         Err(e) => {
             // Not evaluated (hashing pool full): the attempt does not count.
-            app.store().refund_attempt(&key).await?;
+            app.refund_attempt(&key).await?;
             return Err(e);
         }
     };
@@ -177,7 +154,7 @@ pub async fn password(
         }
     };
     // A right password is not a failure; only a session resets the count.
-    app.store().refund_attempt(&key).await?;
+    app.refund_attempt(&key).await?;
 
     let now = app.now();
     let known_device = trusted_device(&app, &user.user_id, device_id).await?;
@@ -230,6 +207,7 @@ pub async fn password(
         otp_sends: 0,
         last_send_at: None,
         created_at: now,
+        pending_mobile: false,
     };
     app.store().create_login(login.clone()).await?;
     app.audit(
@@ -260,6 +238,7 @@ pub async fn password(
         (status = 200, description = "Enrolled; the sign-in continues as for an enrolled user", body = LoginResponse),
         (status = 400, description = "invalid_request (security code or mobile rules)", body = ErrorBody),
         (status = 401, description = "login_expired", body = ErrorBody),
+        (status = 429, description = "rate_limited: per-IP limit, or the hashing queue is full", body = ErrorBody),
     )
 )]
 pub async fn enrol(
@@ -276,24 +255,68 @@ pub async fn enrol(
     }
     let now = app.now();
     // Checked before the costly hash; `enrol` below re-checks atomically.
-    app.store()
+    let pending = app
+        .store()
         .login(login_id, now)
         .await?
         .filter(|l| l.stage == LoginStage::Enrolment)
         .ok_or(ApiError::LoginExpired)?;
+    let on_file = app
+        .store()
+        .user(&pending.user_id)
+        .await?
+        .ok_or(ApiError::LoginExpired)?;
+    if on_file.enrolled_at.is_some() {
+        return Err(ApiError::LoginExpired);
+    }
+    // Enrolment proves only the password: it may not replace the mobile the
+    // bank has on file (the OTP would then go to whoever enrolled).
+    if req.mobile.is_some() && on_file.mobile.is_some() {
+        return Err(mobile_on_file());
+    }
     let code_hash = app.hasher.hash(&req.security_code).await?;
-    let login = app
+    let login = match app
         .store()
         .enrol(login_id, &code_hash, req.mobile.as_deref(), now)
         .await?
-        .ok_or(ApiError::LoginExpired)?;
+    {
+        EnrolOutcome::Enrolled(login) => login,
+        EnrolOutcome::LoginGone => return Err(ApiError::LoginExpired),
+        EnrolOutcome::MobileOnFile => return Err(mobile_on_file()),
+    };
     let user = app
         .store()
         .user(&login.user_id)
         .await?
         .ok_or(ApiError::LoginExpired)?;
-    app.audit("enrolled", Some(&user.user_id), None, Some(ip), None)
-        .await?;
+    app.audit(
+        "enrolled",
+        Some(&user.user_id),
+        None,
+        Some(ip),
+        Some(if req.mobile.is_some() {
+            "with_mobile"
+        } else {
+            "without_mobile"
+        }),
+    )
+    .await?;
+    let mobile_note = match &req.mobile {
+        Some(m) => format!(
+            " You added the mobile number {}; it can receive codes once you have signed in \
+             with a code sent to this e-mail address.",
+            validate::mask_mobile(m)
+        ),
+        None => String::new(),
+    };
+    app.alert(
+        &user,
+        format!(
+            "You set up two-step sign-in and created a security code.{mobile_note} \
+             If this was not you, call the number on your card."
+        ),
+    )
+    .await;
     let risk = app.risk.assess(&RiskContext {
         flow: Flow::Password,
         user_id: &user.user_id,
@@ -307,6 +330,12 @@ pub async fn enrol(
         ..login
     };
     Ok(Json(second_factor(&app, &login, &user, risk).await?))
+}
+
+fn mobile_on_file() -> ApiError {
+    ApiError::invalid(
+        "a mobile number is already on file: it can be changed in your account settings, not at enrolment",
+    )
 }
 
 #[utoipa::path(
@@ -355,9 +384,13 @@ pub async fn otp_send(
         .ok_or(ApiError::LoginExpired)?;
     let (channel, to) = match req.channel {
         OtpChannel::Email => (Channel::Email, user.email.clone()),
-        OtpChannel::Sms => match &user.mobile {
+        OtpChannel::Sms => match user.mobile.as_ref().filter(|_| user.mobile_verified) {
             Some(m) => (Channel::Sms, m.clone()),
-            None => return Err(ApiError::invalid("no mobile number is on file for sms")),
+            None => {
+                return Err(ApiError::invalid(
+                    "no mobile number that can receive codes is on file",
+                ))
+            }
         },
     };
     let code = OtpKey::new_code();
@@ -371,6 +404,10 @@ pub async fn otp_send(
             expires_at,
             s.otp_resend_after_s,
             s.otp_max_sends,
+            SendCaps {
+                destination_key: app.destination_hash(&to),
+                per_hour: s.otp_sends_per_hour,
+            },
             now,
         )
         .await?;
@@ -385,6 +422,19 @@ pub async fn otp_send(
             return Err(ApiError::RateLimited {
                 retry_after_s: login.expires_at - now,
             })
+        }
+        OtpSendOutcome::HourlyCapReached(wait) => {
+            app.audit(
+                "otp_capped",
+                Some(&user.user_id),
+                login.device_id.as_deref(),
+                Some(ip),
+                Some(req.channel.as_str()),
+            )
+            .await?;
+            return Err(ApiError::RateLimited {
+                retry_after_s: wait,
+            });
         }
         OtpSendOutcome::LoginGone => return Err(ApiError::LoginExpired),
     }
@@ -431,6 +481,7 @@ pub async fn otp_send(
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "otp_invalid (attempts_left), otp_expired, login_expired", body = ErrorBody),
         (status = 423, description = "account_locked", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
     )
 )]
 pub async fn otp_verify(
@@ -454,13 +505,13 @@ pub async fn otp_verify(
     // A step-up after a device proof is the owner's device sign-in: the
     // per-code tries bound it, and a lock others caused does not block it.
     let count = if password_flow {
-        Some(reserve(&app, &key, &login.user_id, ip).await?)
+        Some(app.reserve_attempt(&key, &login.user_id, ip).await?)
     } else {
         None
     };
     let refund = || async {
         match count {
-            Some(_) => app.store().refund_attempt(&key).await,
+            Some(_) => app.refund_attempt(&key).await,
             None => Ok(()),
         }
     };
@@ -515,6 +566,19 @@ pub async fn otp_verify(
             "device_trust_renewed",
             Some(&login.user_id),
             Some(&device.device_id),
+            Some(ip),
+            None,
+        )
+        .await?;
+    }
+    // The person who gave a mobile at enrolment also holds the e-mail on
+    // file: the mobile becomes an OTP channel.
+    if login.pending_mobile && attempt.channel == OtpChannel::Email.as_str() {
+        app.store().confirm_mobile(&login.user_id).await?;
+        app.audit(
+            "mobile_confirmed",
+            Some(&login.user_id),
+            None,
             Some(ip),
             None,
         )
@@ -623,68 +687,95 @@ pub async fn device_login(
         .await?;
         return Err(ApiError::SignatureInvalid);
     }
-    let login = match app.store().consume_challenge(challenge_id, now).await? {
-        ChallengeOutcome::Consumed { login } => login,
-        ChallengeOutcome::Gone => return Err(ApiError::ChallengeInvalid),
-    };
-    app.store().touch_device(&device.device_id, now).await?;
-
-    let amr = match &login {
+    let password_login = challenge.login_id.is_some();
+    let amr = if password_login {
         // The device method of a password sign-in.
-        Some(_) => vec!["pwd".to_owned(), "hwk".to_owned()],
-        None => device_amr(&device.user_verification),
+        vec!["pwd".to_owned(), "hwk".to_owned()]
+    } else {
+        device_amr(&device.user_verification)
     };
-    if login.is_none() {
-        let risk = app.risk.assess(&RiskContext {
+    let step_up = !password_login
+        && app.risk.assess(&RiskContext {
             flow: Flow::Device,
             user_id: &device.user_id,
             device_id: Some(&device.device_id),
             ip,
             user_agent: ua.as_deref(),
             now,
-        });
-        if risk == RiskDecision::StepUp {
-            return Err(step_up(&app, &device, amr, ip).await?);
-        }
-    }
-    let session = app
-        .issue_session(
-            &device.user_id,
-            Some(device.device_id.clone()),
-            amr.clone(),
-            now,
-        )
-        .await?;
-    if login.is_some() {
-        app.store().reset_attempts(&device.user_id, now).await?;
-    }
-    app.audit(
-        "signin_ok",
-        Some(&device.user_id),
-        Some(&device.device_id),
-        Some(ip),
-        Some(&amr.join(" ")),
-    )
-    .await?;
-    Ok(Json(AuthenticatedResponse::new(session)))
-}
-
-/// A device proof the risk policy wants more for: a login waiting for an OTP.
-async fn step_up(
-    app: &AppState,
-    device: &storage::Device,
-    amr: Vec<String>,
-    ip: IpAddr,
-) -> Result<ApiError, ApiError> {
-    let now = app.now();
+        }) == RiskDecision::StepUp;
     let user = app
         .store()
         .user(&device.user_id)
         .await?
         .ok_or(ApiError::DeviceNotRecognized)?;
-    let login = Login {
+    // What the proof turns into is stored in the same transaction as the
+    // challenge's consumption and the device's check, so a removal racing
+    // this sign-in either comes first (no session) or revokes the session.
+    let (redemption, answer) = if step_up {
+        let login = step_up_login(&app, &device, amr.clone());
+        let err = ApiError::StepUpRequired {
+            login_id: login.login_id.clone(),
+            methods: otp_methods(&user),
+        };
+        (Redemption::StepUp(login), Err(err))
+    } else {
+        let (record, minted, tokens) = app.new_session(
+            &device.user_id,
+            Some(device.device_id.clone()),
+            amr.clone(),
+            now,
+        );
+        let session = app.session(minted, &record);
+        let redemption = Redemption::Session {
+            record,
+            tokens,
+            reset_key: device.user_id.clone(),
+        };
+        (redemption, Ok(session))
+    };
+    match app
+        .store()
+        .redeem_challenge(challenge_id, now, redemption)
+        .await?
+    {
+        ChallengeOutcome::Consumed { .. } => {}
+        ChallengeOutcome::Gone => return Err(ApiError::ChallengeInvalid),
+        ChallengeOutcome::DeviceRemoved => return Err(ApiError::DeviceNotRecognized),
+        ChallengeOutcome::TrustEnded => return Err(ApiError::ReauthorisationRequired),
+    }
+    match answer {
+        Ok(session) => {
+            app.audit(
+                "signin_ok",
+                Some(&device.user_id),
+                Some(&device.device_id),
+                Some(ip),
+                Some(&amr.join(" ")),
+            )
+            .await?;
+            Ok(Json(AuthenticatedResponse::new(session)))
+        }
+        Err(step_up) => {
+            app.audit(
+                "step_up",
+                Some(&device.user_id),
+                Some(&device.device_id),
+                Some(ip),
+                None,
+            )
+            .await?;
+            Err(step_up)
+        }
+    }
+}
+
+/// A device proof the risk policy wants more for: a login waiting for an
+/// OTP. Such a login is the owner's device sign-in, outside the lockout count.
+fn step_up_login(app: &AppState, device: &storage::Device, amr: Vec<String>) -> Login {
+    let now = app.now();
+    Login {
         login_id: new_id(),
-        user_id: user.user_id.clone(),
+        user_id: device.user_id.clone(),
         device_id: Some(device.device_id.clone()),
         stage: LoginStage::SecondFactor,
         amr,
@@ -692,18 +783,6 @@ async fn step_up(
         otp_sends: 0,
         last_send_at: None,
         created_at: now,
-    };
-    app.store().create_login(login.clone()).await?;
-    app.audit(
-        "step_up",
-        Some(&user.user_id),
-        Some(&device.device_id),
-        Some(ip),
-        None,
-    )
-    .await?;
-    Ok(ApiError::StepUpRequired {
-        login_id: login.login_id,
-        methods: otp_methods(&user),
-    })
+        pending_mobile: false,
+    }
 }

@@ -37,6 +37,9 @@ pub struct User {
     pub security_code_hash: Option<String>,
     pub enrolled_at: Option<i64>,
     pub created_at: i64,
+    /// False for a mobile given at enrolment until the same sign-in completes
+    /// with a code sent to the e-mail on file: until then it is no OTP channel.
+    pub mobile_verified: bool,
 }
 
 /// What a login is waiting for.
@@ -79,11 +82,15 @@ pub struct Login {
     pub otp_sends: i64,
     pub last_send_at: Option<i64>,
     pub created_at: i64,
+    /// This login's enrolment gave a mobile; an e-mail code completing it
+    /// makes that mobile an OTP channel.
+    pub pending_mobile: bool,
 }
 
 /// A stored OTP, after one try was counted against it.
 #[derive(Debug, Clone)]
 pub struct OtpTry {
+    pub channel: String,
     pub mac: Vec<u8>,
     /// Tries used including this one.
     pub attempts: i64,
@@ -97,15 +104,49 @@ pub enum OtpSendOutcome {
     TooSoon(i64),
     /// The per-login cap on sends is used up.
     CapReached,
+    /// The cap on sends to this user, or to this destination, across logins
+    /// is used up for the window: retry after so many seconds.
+    HourlyCapReached(i64),
     /// The login is unknown or expired.
     LoginGone,
 }
 
+/// The lockout rules storage applies when it counts an attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub threshold: i64,
+    pub duration_s: i64,
+    /// A count that has not moved for this long is forgotten.
+    pub memory_s: i64,
+}
+
+/// The answer to "may this attempt be evaluated?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Counted; the number of failures and in-flight attempts, this one included.
+    Counted(i64),
+    /// Not counted, not to be evaluated: locked, or the allowance is used up
+    /// by attempts still being evaluated. Either way it ends at `until`.
+    Locked { until: i64 },
+}
+
+/// What enrolment did.
 #[derive(Debug, Clone)]
-pub struct Attempts {
-    /// Attempts counted since the last completed sign-in, this one included.
-    pub count: i64,
-    pub locked_until: Option<i64>,
+pub enum EnrolOutcome {
+    Enrolled(Login),
+    /// The login is unknown, expired, not at enrolment, or the user enrolled
+    /// meanwhile (through another login).
+    LoginGone,
+    /// A mobile was given but one is on file already.
+    MobileOnFile,
+}
+
+/// Limits on OTP sends across logins (SMS pumping).
+#[derive(Debug, Clone)]
+pub struct SendCaps {
+    /// Keyed hash of the destination address.
+    pub destination_key: Vec<u8>,
+    pub per_hour: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,12 +159,30 @@ pub struct Challenge {
     pub expires_at: i64,
 }
 
+/// What a device proof that verified turns into, in the same transaction as
+/// the challenge's consumption.
+#[derive(Debug, Clone)]
+pub enum Redemption {
+    /// A session for the device; the failure count of `reset_key` restarts.
+    Session {
+        record: SessionRecord,
+        tokens: TokenPair,
+        reset_key: String,
+    },
+    /// The risk policy wants an OTP: a login waiting for it.
+    StepUp(Login),
+}
+
 #[derive(Debug, Clone)]
 pub enum ChallengeOutcome {
     /// This request consumed it; the login it belonged to, if any, is consumed too.
     Consumed { login: Option<Login> },
     /// Someone else consumed it, or it expired.
     Gone,
+    /// The device was removed (before or while this sign-in was in flight).
+    DeviceRemoved,
+    /// The device's trust period ended.
+    TrustEnded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +226,8 @@ pub struct SessionRecord {
     pub amr: Vec<String>,
     pub auth_time: i64,
     pub created_at: i64,
+    /// Absolute end, whatever the refreshes.
+    pub expires_at: i64,
 }
 
 /// Hashes and lifetimes of a freshly issued token pair.
@@ -186,6 +247,17 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+/// How long what is not needed any more is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Audit lines older than this are deleted.
+    pub audit_s: i64,
+    /// Failure counts idle this long (and not locked) are deleted.
+    pub attempts_s: i64,
+    /// The window of the hourly send caps.
+    pub send_window_s: i64,
+}
+
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -201,8 +273,9 @@ pub struct AuditEvent {
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StorageError>;
 
-    /// The OTP HMAC key: the stored one, or `fresh` stored and returned.
-    async fn otp_key(&self, fresh: Vec<u8>) -> Result<Vec<u8>, StorageError>;
+    /// Removes and returns the OTP key schema v1 kept in the database: the
+    /// server key now lives outside it (see `server_key`).
+    async fn take_legacy_secret(&self) -> Result<Option<Vec<u8>>, StorageError>;
 
     // Users and markets
     async fn create_user(&self, user: User) -> Result<(), StorageError>;
@@ -212,9 +285,16 @@ pub trait Store: Send + Sync + 'static {
     async fn market_requires_second_factor(&self, market: &str) -> Result<bool, StorageError>;
 
     // Lockout
-    /// Counts one attempt for `key` before it is evaluated; a lock that has
-    /// run out starts the count afresh.
-    async fn reserve_attempt(&self, key: &str, now: i64) -> Result<Attempts, StorageError>;
+    /// Counts one attempt for `key` before it is evaluated, atomically. A
+    /// lock that ran out, or a count idle for `memory_s`, starts afresh; a
+    /// count at the threshold without a lock (its last attempts never
+    /// finished) ends `duration_s` after it last moved, so no lock is endless.
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        policy: LockoutPolicy,
+    ) -> Result<Reservation, StorageError>;
     /// Takes back a reserved attempt that turned out not to be a failure.
     async fn refund_attempt(&self, key: &str) -> Result<(), StorageError>;
     async fn lock(&self, key: &str, until: i64) -> Result<(), StorageError>;
@@ -231,15 +311,20 @@ pub trait Store: Send + Sync + 'static {
     async fn login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError>;
     /// Moves a login from enrolment to second factor and records the user's
     /// enrolment, atomically; `None` if the login is not awaiting enrolment.
+    /// A mobile is accepted only when none is on file, and stays unverified;
+    /// every other enrolment login of the user dies.
     async fn enrol(
         &self,
         login_id: &str,
         security_code_hash: &str,
         mobile: Option<&str>,
         now: i64,
-    ) -> Result<Option<Login>, StorageError>;
+    ) -> Result<EnrolOutcome, StorageError>;
+    /// The mobile given at enrolment becomes an OTP channel.
+    async fn confirm_mobile(&self, user_id: &str) -> Result<(), StorageError>;
     async fn consume_login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError>;
-    /// Replaces the login's OTP if the spacing and the cap allow.
+    /// Replaces the login's OTP if the spacing, the per-login cap and the
+    /// hourly caps per user and per destination allow, and records the send.
     #[allow(clippy::too_many_arguments)]
     async fn store_otp(
         &self,
@@ -249,6 +334,7 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
         resend_after_s: i64,
         max_sends: i64,
+        caps: SendCaps,
         now: i64,
     ) -> Result<OtpSendOutcome, StorageError>;
     /// Counts one try against the login's OTP and returns it.
@@ -261,10 +347,15 @@ pub trait Store: Send + Sync + 'static {
         challenge_id: &str,
         now: i64,
     ) -> Result<Option<Challenge>, StorageError>;
-    async fn consume_challenge(
+    /// In one transaction: consumes the challenge (and its login), checks the
+    /// device is still active and trusted, marks it used, and stores what the
+    /// proof turns into. A removal is serialised with it: either it sees the
+    /// device removed, or the removal revokes the session made here.
+    async fn redeem_challenge(
         &self,
         challenge_id: &str,
         now: i64,
+        redemption: Redemption,
     ) -> Result<ChallengeOutcome, StorageError>;
 
     // Registrations and devices
@@ -294,10 +385,11 @@ pub trait Store: Send + Sync + 'static {
         device_id: &str,
         now: i64,
     ) -> Result<bool, StorageError>;
-    async fn touch_device(&self, device_id: &str, now: i64) -> Result<(), StorageError>;
     async fn renew_trust(&self, device_id: &str, until: i64) -> Result<(), StorageError>;
 
     // Sessions
+    /// Stores a session; a `device_id` that is no longer active is dropped
+    /// from it (a removal that raced this sign-in wins).
     async fn create_session(
         &self,
         session: SessionRecord,
@@ -324,8 +416,9 @@ pub trait Store: Send + Sync + 'static {
     // Audit and housekeeping
     async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;
     async fn audit_events(&self, user_id: &str) -> Result<Vec<AuditEvent>, StorageError>;
-    /// Deletes what has expired; returns the number of rows removed.
-    async fn purge_expired(&self, now: i64) -> Result<u64, StorageError>;
+    /// Deletes what has expired or outlived its retention; returns the
+    /// number of rows removed.
+    async fn purge_expired(&self, now: i64, retention: Retention) -> Result<u64, StorageError>;
 }
 
 /// Opens the store a `--database` URL names.

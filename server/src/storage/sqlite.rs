@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{named_params, params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 use super::*;
@@ -17,7 +17,10 @@ const POOL_SIZE: u32 = 8;
 
 /// Versioned schema. Append new migrations; never edit one that has shipped.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_initial.sql")),
+        M::up(include_str!("migrations/0002_hardening.sql")),
+    ])
 }
 
 pub struct SqliteStore {
@@ -56,6 +59,19 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &str) -> Result<Self, StorageError> {
+        // The database holds personal data and hashes: owner-only. SQLite
+        // gives its -wal and -shm files the database file's mode.
+        if path != ":memory:" {
+            let p = std::path::Path::new(path);
+            crate::private_files::ensure_private(p)
+                .map_err(|e| StorageError::Database(format!("{path}: {e}")))?;
+            for suffix in ["-wal", "-shm"] {
+                let mut side = p.as_os_str().to_owned();
+                side.push(suffix);
+                crate::private_files::narrow(std::path::Path::new(&side))
+                    .map_err(|e| StorageError::Database(format!("{path}{suffix}: {e}")))?;
+            }
+        }
         // Journal mode and schema are set up once, on one connection, before
         // the pool opens its connections concurrently.
         {
@@ -129,6 +145,7 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         security_code_hash: r.get("security_code_hash")?,
         enrolled_at: r.get("enrolled_at")?,
         created_at: r.get("created_at")?,
+        mobile_verified: r.get("mobile_verified")?,
     })
 }
 
@@ -145,6 +162,7 @@ fn login_from_row(r: &Row<'_>) -> rusqlite::Result<Login> {
         otp_sends: r.get("otp_sends")?,
         last_send_at: r.get("last_send_at")?,
         created_at: r.get("created_at")?,
+        pending_mobile: r.get("pending_mobile")?,
     })
 }
 
@@ -183,12 +201,61 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         amr: split_amr(&amr),
         auth_time: r.get("auth_time")?,
         created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
     })
 }
 
-const LOGIN_COLS: &str =
-    "login_id, user_id, device_id, stage, amr, expires_at, otp_sends, last_send_at, created_at";
-const SESSION_COLS: &str = "s.session_id, s.user_id, s.device_id, s.amr, s.auth_time, s.created_at";
+const LOGIN_COLS: &str = "login_id, user_id, device_id, stage, amr, expires_at, otp_sends, \
+                          last_send_at, created_at, pending_mobile";
+const SESSION_COLS: &str =
+    "s.session_id, s.user_id, s.device_id, s.amr, s.auth_time, s.created_at, s.expires_at";
+
+fn insert_login(conn: &Connection, l: &Login) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO logins (login_id, user_id, device_id, stage, amr, expires_at,
+                             otp_sends, last_send_at, created_at, pending_mobile)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            l.login_id,
+            l.user_id,
+            l.device_id,
+            l.stage.as_str(),
+            join_amr(&l.amr),
+            l.expires_at,
+            l.otp_sends,
+            l.last_send_at,
+            l.created_at,
+            l.pending_mobile
+        ],
+    )?;
+    Ok(())
+}
+
+/// A session and its first tokens. A device removed meanwhile is not bound
+/// to the session: its removal has already revoked what it opened.
+fn insert_session(
+    conn: &Connection,
+    s: &SessionRecord,
+    tokens: &TokenPair,
+) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO sessions (session_id, user_id, device_id, amr, auth_time, created_at,
+                               expires_at)
+         VALUES (?1, ?2,
+                 (SELECT device_id FROM devices WHERE device_id = ?3 AND removed_at IS NULL),
+                 ?4, ?5, ?6, ?7)",
+        params![
+            s.session_id,
+            s.user_id,
+            s.device_id,
+            join_amr(&s.amr),
+            s.auth_time,
+            s.created_at,
+            s.expires_at
+        ],
+    )?;
+    insert_tokens(conn, &s.session_id, tokens)
+}
 
 fn insert_tokens(
     conn: &Connection,
@@ -216,18 +283,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn otp_key(&self, fresh: Vec<u8>) -> Result<Vec<u8>, StorageError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO server_secrets (name, value) VALUES ('otp_hmac_key', ?1)
-                 ON CONFLICT (name) DO NOTHING",
-                params![fresh],
-            )?;
+    async fn take_legacy_secret(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.run(|c| {
             Ok(c.query_row(
-                "SELECT value FROM server_secrets WHERE name = 'otp_hmac_key'",
+                "DELETE FROM server_secrets WHERE name = 'otp_hmac_key' RETURNING value",
                 [],
                 |r| r.get(0),
-            )?)
+            )
+            .optional()?)
         })
         .await
     }
@@ -236,8 +299,8 @@ impl Store for SqliteStore {
         self.run(move |c| {
             c.execute(
                 "INSERT INTO users (user_id, name, email, mobile, primary_market, password_hash,
-                                    security_code_hash, enrolled_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    security_code_hash, enrolled_at, created_at, mobile_verified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     u.user_id,
                     u.name,
@@ -247,7 +310,8 @@ impl Store for SqliteStore {
                     u.password_hash,
                     u.security_code_hash,
                     u.enrolled_at,
-                    u.created_at
+                    u.created_at,
+                    u.mobile_verified
                 ],
             )?;
             Ok(())
@@ -296,25 +360,56 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn reserve_attempt(&self, key: &str, now: i64) -> Result<Attempts, StorageError> {
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        policy: LockoutPolicy,
+    ) -> Result<Reservation, StorageError> {
         let key = key.to_owned();
         self.run(move |c| {
-            Ok(c.query_row(
-                "INSERT INTO attempts (user_key, count, locked_until) VALUES (:key, 1, NULL)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(i64, Option<i64>, i64)> = tx
+                .query_row(
+                    "SELECT count, locked_until, updated_at FROM attempts WHERE user_key = ?1",
+                    params![key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let mut count = 0;
+            if let Some((n, locked_until, updated_at)) = row {
+                match locked_until {
+                    Some(until) if until > now => return Ok(Reservation::Locked { until }),
+                    // A lock that ran out starts the count afresh.
+                    Some(_) => {}
+                    None => {
+                        let stale = updated_at + policy.memory_s <= now;
+                        // At the threshold without a lock: attempts still in
+                        // flight, or ones that never finished (a crash). It
+                        // ends a lock's length after the count last moved.
+                        let unfinished_end = updated_at + policy.duration_s;
+                        if !stale && n >= policy.threshold {
+                            if unfinished_end > now {
+                                return Ok(Reservation::Locked {
+                                    until: unfinished_end,
+                                });
+                            }
+                        } else if !stale {
+                            count = n;
+                        }
+                    }
+                }
+            }
+            count += 1;
+            tx.execute(
+                "INSERT INTO attempts (user_key, count, locked_until, updated_at)
+                 VALUES (?1, ?2, NULL, ?3)
                  ON CONFLICT (user_key) DO UPDATE SET
-                   count = CASE WHEN locked_until IS NOT NULL AND locked_until <= :now
-                                THEN 1 ELSE count + 1 END,
-                   locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= :now
-                                       THEN NULL ELSE locked_until END
-                 RETURNING count, locked_until",
-                named_params! {":key": key, ":now": now},
-                |r| {
-                    Ok(Attempts {
-                        count: r.get(0)?,
-                        locked_until: r.get(1)?,
-                    })
-                },
-            )?)
+                   count = excluded.count, locked_until = NULL, updated_at = excluded.updated_at",
+                params![key, count, now],
+            )?;
+            tx.commit()?;
+            Ok(Reservation::Counted(count))
         })
         .await
     }
@@ -380,26 +475,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_login(&self, l: Login) -> Result<(), StorageError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO logins (login_id, user_id, device_id, stage, amr, expires_at,
-                                     otp_sends, last_send_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    l.login_id,
-                    l.user_id,
-                    l.device_id,
-                    l.stage.as_str(),
-                    join_amr(&l.amr),
-                    l.expires_at,
-                    l.otp_sends,
-                    l.last_send_at,
-                    l.created_at
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_login(c, &l)).await
     }
 
     async fn login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError> {
@@ -421,7 +497,7 @@ impl Store for SqliteStore {
         security_code_hash: &str,
         mobile: Option<&str>,
         now: i64,
-    ) -> Result<Option<Login>, StorageError> {
+    ) -> Result<EnrolOutcome, StorageError> {
         let login_id = login_id.to_owned();
         let code_hash = security_code_hash.to_owned();
         let mobile = mobile.map(str::to_owned);
@@ -430,25 +506,55 @@ impl Store for SqliteStore {
             let login = tx
                 .query_row(
                     &format!(
-                        "UPDATE logins SET stage = 'second_factor'
+                        "UPDATE logins SET stage = 'second_factor', pending_mobile = ?3
                          WHERE login_id = ?1 AND stage = 'enrolment' AND expires_at > ?2
                          RETURNING {LOGIN_COLS}"
                     ),
-                    params![login_id, now],
+                    params![login_id, now, mobile.is_some()],
                     login_from_row,
                 )
                 .optional()?;
             let Some(login) = login else {
-                return Ok(None);
+                return Ok(EnrolOutcome::LoginGone);
             };
+            let (enrolled_at, on_file): (Option<i64>, Option<String>) = tx.query_row(
+                "SELECT enrolled_at, mobile FROM users WHERE user_id = ?1",
+                params![login.user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            // Dropping `tx` rolls back the stage change.
+            if enrolled_at.is_some() {
+                return Ok(EnrolOutcome::LoginGone);
+            }
+            if mobile.is_some() && on_file.is_some() {
+                return Ok(EnrolOutcome::MobileOnFile);
+            }
             tx.execute(
                 "UPDATE users SET security_code_hash = ?2, enrolled_at = ?3,
-                                  mobile = COALESCE(?4, mobile)
+                                  mobile = COALESCE(?4, mobile),
+                                  mobile_verified = CASE WHEN ?4 IS NULL THEN mobile_verified ELSE 0 END
                  WHERE user_id = ?1",
                 params![login.user_id, code_hash, now, mobile],
             )?;
+            // Enrolment happens once: every other enrolment login dies.
+            tx.execute(
+                "DELETE FROM logins WHERE user_id = ?1 AND stage = 'enrolment'",
+                params![login.user_id],
+            )?;
             tx.commit()?;
-            Ok(Some(login))
+            Ok(EnrolOutcome::Enrolled(login))
+        })
+        .await
+    }
+
+    async fn confirm_mobile(&self, user_id: &str) -> Result<(), StorageError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE users SET mobile_verified = 1 WHERE user_id = ?1",
+                params![user_id],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -477,21 +583,22 @@ impl Store for SqliteStore {
         expires_at: i64,
         resend_after_s: i64,
         max_sends: i64,
+        caps: SendCaps,
         now: i64,
     ) -> Result<OtpSendOutcome, StorageError> {
         let login_id = login_id.to_owned();
         let channel = channel.to_owned();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(i64, Option<i64>)> = tx
+            let row: Option<(i64, Option<i64>, String)> = tx
                 .query_row(
-                    "SELECT otp_sends, last_send_at FROM logins
+                    "SELECT otp_sends, last_send_at, user_id FROM logins
                      WHERE login_id = ?1 AND expires_at > ?2 AND stage = 'second_factor'",
                     params![login_id, now],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let Some((sends, last)) = row else {
+            let Some((sends, last, user_id)) = row else {
                 return Ok(OtpSendOutcome::LoginGone);
             };
             if let Some(last) = last {
@@ -503,6 +610,32 @@ impl Store for SqliteStore {
             if sends >= max_sends {
                 return Ok(OtpSendOutcome::CapReached);
             }
+            // The hourly caps across logins: per user, and per destination
+            // (several user ids may share one number).
+            let window_start = now - 3600;
+            for (sql, key) in [
+                (
+                    "SELECT COUNT(*), MIN(at) FROM otp_sends WHERE user_id = ?1 AND at > ?2",
+                    rusqlite::types::Value::Text(user_id.clone()),
+                ),
+                (
+                    "SELECT COUNT(*), MIN(at) FROM otp_sends WHERE destination = ?1 AND at > ?2",
+                    rusqlite::types::Value::Blob(caps.destination_key.clone()),
+                ),
+            ] {
+                let (n, oldest): (i64, Option<i64>) =
+                    tx.query_row(sql, params![key, window_start], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                if n >= caps.per_hour {
+                    let wait = oldest.map(|t| t + 3600 - now).unwrap_or(3600);
+                    return Ok(OtpSendOutcome::HourlyCapReached(wait.max(1)));
+                }
+            }
+            tx.execute(
+                "INSERT INTO otp_sends (user_id, destination, at) VALUES (?1, ?2, ?3)",
+                params![user_id, caps.destination_key, now],
+            )?;
             tx.execute(
                 "UPDATE logins SET otp_sends = otp_sends + 1, last_send_at = ?2 WHERE login_id = ?1",
                 params![login_id, now],
@@ -527,13 +660,14 @@ impl Store for SqliteStore {
         self.run(move |c| {
             Ok(c.query_row(
                 "UPDATE otps SET attempts = attempts + 1 WHERE login_id = ?1
-                 RETURNING mac, attempts, expires_at",
+                 RETURNING channel, mac, attempts, expires_at",
                 params![login_id],
                 |r| {
                     Ok(OtpTry {
-                        mac: r.get(0)?,
-                        attempts: r.get(1)?,
-                        expires_at: r.get(2)?,
+                        channel: r.get(0)?,
+                        mac: r.get(1)?,
+                        attempts: r.get(2)?,
+                        expires_at: r.get(3)?,
                     })
                 },
             )
@@ -577,13 +711,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn consume_challenge(
+    async fn redeem_challenge(
         &self,
         challenge_id: &str,
         now: i64,
+        redemption: Redemption,
     ) -> Result<ChallengeOutcome, StorageError> {
         let id = challenge_id.to_owned();
         self.run(move |c| {
+            // Any early return drops `tx`: nothing is committed.
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let consumed = tx
                 .query_row(
@@ -596,6 +732,20 @@ impl Store for SqliteStore {
             let Some(ch) = consumed else {
                 return Ok(ChallengeOutcome::Gone);
             };
+            let device: Option<(Option<i64>, i64)> = tx
+                .query_row(
+                    "SELECT removed_at, trusted_until FROM devices WHERE device_id = ?1",
+                    params![ch.device_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match device {
+                None | Some((Some(_), _)) => return Ok(ChallengeOutcome::DeviceRemoved),
+                Some((None, trusted_until)) if trusted_until <= now => {
+                    return Ok(ChallengeOutcome::TrustEnded)
+                }
+                Some(_) => {}
+            }
             let login = match &ch.login_id {
                 None => None,
                 Some(login_id) => {
@@ -617,6 +767,28 @@ impl Store for SqliteStore {
                     login
                 }
             };
+            tx.execute(
+                "UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1",
+                params![ch.device_id, now],
+            )?;
+            match redemption {
+                Redemption::Session {
+                    record,
+                    tokens,
+                    reset_key,
+                } => {
+                    insert_session(&tx, &record, &tokens)?;
+                    // A completed sign-in restarts the count; a running lock
+                    // runs on (others' failures never block the owner's
+                    // device, and the owner's device does not lift a lock).
+                    tx.execute(
+                        "DELETE FROM attempts
+                         WHERE user_key = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+                        params![reset_key, now],
+                    )?;
+                }
+                Redemption::StepUp(l) => insert_login(&tx, &l)?,
+            }
             tx.commit()?;
             Ok(ChallengeOutcome::Consumed { login })
         })
@@ -784,18 +956,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn touch_device(&self, device_id: &str, now: i64) -> Result<(), StorageError> {
-        let id = device_id.to_owned();
-        self.run(move |c| {
-            c.execute(
-                "UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1",
-                params![id, now],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn renew_trust(&self, device_id: &str, until: i64) -> Result<(), StorageError> {
         let id = device_id.to_owned();
         self.run(move |c| {
@@ -815,19 +975,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StorageError> {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO sessions (session_id, user_id, device_id, amr, auth_time, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    s.session_id,
-                    s.user_id,
-                    s.device_id,
-                    join_amr(&s.amr),
-                    s.auth_time,
-                    s.created_at
-                ],
-            )?;
-            insert_tokens(&tx, &s.session_id, &tokens)?;
+            insert_session(&tx, &s, &tokens)?;
             tx.commit()?;
             Ok(())
         })
@@ -845,7 +993,8 @@ impl Store for SqliteStore {
                 &format!(
                     "SELECT {SESSION_COLS} FROM access_tokens a
                      JOIN sessions s ON s.session_id = a.session_id
-                     WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND s.revoked_at IS NULL"
+                     WHERE a.token_hash = ?1 AND a.expires_at > ?2 AND s.revoked_at IS NULL
+                       AND s.expires_at > ?2"
                 ),
                 params![hash, now],
                 session_from_row,
@@ -897,7 +1046,7 @@ impl Store for SqliteStore {
                 tx.commit()?;
                 return Ok(RefreshOutcome::Reused(session));
             }
-            if expires_at <= now {
+            if expires_at <= now || session.expires_at <= now {
                 return Ok(RefreshOutcome::Invalid);
             }
             tx.execute(
@@ -966,20 +1115,42 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
+    async fn purge_expired(&self, now: i64, retention: Retention) -> Result<u64, StorageError> {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut n = 0usize;
-            for sql in [
-                "DELETE FROM challenges WHERE expires_at <= ?1",
-                "DELETE FROM registrations WHERE expires_at <= ?1",
-                "DELETE FROM logins WHERE expires_at <= ?1",
-                "DELETE FROM access_tokens WHERE expires_at <= ?1",
+            for (sql, before) in [
+                ("DELETE FROM challenges WHERE expires_at <= ?1", now),
+                ("DELETE FROM registrations WHERE expires_at <= ?1", now),
+                ("DELETE FROM logins WHERE expires_at <= ?1", now),
+                ("DELETE FROM access_tokens WHERE expires_at <= ?1", now),
                 // Used refresh tokens are kept until they expire: reuse
                 // detection needs them.
-                "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
+                ("DELETE FROM refresh_tokens WHERE expires_at <= ?1", now),
+                // A session past its absolute end has no live token left.
+                (
+                    "DELETE FROM access_tokens WHERE session_id IN
+                       (SELECT session_id FROM sessions WHERE expires_at <= ?1)",
+                    now,
+                ),
+                (
+                    "DELETE FROM refresh_tokens WHERE session_id IN
+                       (SELECT session_id FROM sessions WHERE expires_at <= ?1)",
+                    now,
+                ),
+                ("DELETE FROM sessions WHERE expires_at <= ?1", now),
+                (
+                    "DELETE FROM otp_sends WHERE at <= ?1",
+                    now - retention.send_window_s,
+                ),
+                (
+                    "DELETE FROM attempts WHERE updated_at <= ?1
+                       AND (locked_until IS NULL OR locked_until <= ?1)",
+                    now - retention.attempts_s,
+                ),
+                ("DELETE FROM audit WHERE at <= ?1", now - retention.audit_s),
             ] {
-                n += tx.execute(sql, params![now])?;
+                n += tx.execute(sql, params![before])?;
             }
             tx.commit()?;
             Ok(n as u64)

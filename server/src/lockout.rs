@@ -1,0 +1,110 @@
+//! Failed passwords and OTPs, counted per lower-cased user-id string before
+//! they are evaluated, and the lock they lead to.
+//!
+//! Requests run to completion even when their client disconnects (see
+//! `app::run_to_completion`), so every counted attempt reaches `fail` or
+//! `refund` and is audited; a count left at the threshold by a crash ends on
+//! its own (see `Store::reserve_attempt`).
+
+use std::net::IpAddr;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::storage::{LockoutPolicy, Reservation, User};
+
+impl AppState {
+    pub(crate) fn lockout_policy(&self) -> LockoutPolicy {
+        let s = self.settings();
+        LockoutPolicy {
+            threshold: s.lockout_threshold,
+            duration_s: s.lockout_duration_s,
+            memory_s: s.attempt_memory_s,
+        }
+    }
+
+    /// Counts the attempt before anything is evaluated; refuses while locked
+    /// or while attempts in flight already use up the allowance.
+    pub(crate) async fn reserve_attempt(
+        &self,
+        key: &str,
+        user_id: &str,
+        ip: IpAddr,
+    ) -> Result<i64, ApiError> {
+        let now = self.now();
+        match self
+            .store()
+            .reserve_attempt(key, now, self.lockout_policy())
+            .await?
+        {
+            Reservation::Counted(count) => Ok(count),
+            Reservation::Locked { until } => {
+                self.audit(
+                    "signin_blocked",
+                    Some(user_id),
+                    None,
+                    Some(ip),
+                    Some("locked"),
+                )
+                .await?;
+                Err(ApiError::AccountLocked {
+                    retry_after_s: until - now,
+                })
+            }
+        }
+    }
+
+    /// Takes back a counted attempt that was not a failure.
+    pub(crate) async fn refund_attempt(&self, key: &str) -> Result<(), ApiError> {
+        Ok(self.store().refund_attempt(key).await?)
+    }
+
+    /// A failed password or OTP: the attempt stays counted and audited; the
+    /// one that reaches the threshold locks the key and still answers `err`.
+    pub(crate) async fn fail(
+        &self,
+        key: &str,
+        count: i64,
+        user: Option<&User>,
+        ip: IpAddr,
+        reason: &str,
+        err: ApiError,
+    ) -> ApiError {
+        let s = self.settings();
+        let user_id = user.map(|u| u.user_id.as_str()).unwrap_or(key);
+        let mut outcome = self
+            .audit("signin_failed", Some(user_id), None, Some(ip), Some(reason))
+            .await;
+        if count >= s.lockout_threshold && outcome.is_ok() {
+            let until = self.now() + s.lockout_duration_s;
+            outcome = match self.store().lock(key, until).await {
+                Ok(()) => {
+                    self.audit(
+                        "account_locked",
+                        Some(user_id),
+                        None,
+                        Some(ip),
+                        Some(reason),
+                    )
+                    .await
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Some(user) = user {
+                self.alert(
+                    user,
+                    format!(
+                        "Your devicetrust sign-in was locked for {} minutes after {} failed attempts. \
+                         If this was not you, call the number on your card.",
+                        s.lockout_duration_s / 60,
+                        count
+                    ),
+                )
+                .await;
+            }
+        }
+        match outcome {
+            Ok(()) => err,
+            Err(e) => e,
+        }
+    }
+}
