@@ -27,6 +27,7 @@ pub const SECURITY_CODE: &str = "135790";
 pub struct Options {
     pub settings: Settings,
     pub risk: Arc<dyn RiskPolicy>,
+    pub hasher: HasherConfig,
 }
 
 impl Default for Options {
@@ -39,6 +40,7 @@ impl Default for Options {
                 ..Settings::default()
             },
             risk: Arc::new(AllowAll),
+            hasher: HasherConfig::default(),
         }
     }
 }
@@ -93,8 +95,8 @@ impl TestServer {
             clock: Arc::new(clock.clone()),
             notifier: Arc::new(Outbox::new(&outbox)),
             risk: opts.risk,
-            hasher: Hasher::new(HasherConfig::default()).expect("hasher"),
-            otp_secret: None,
+            hasher: Hasher::new(opts.hasher).expect("hasher"),
+            server_key: devicetrust_server::server_key::ServerKey::generate().expect("server key"),
         })
         .await
         .expect("state");
@@ -154,6 +156,16 @@ impl TestServer {
         self.clock.now()
     }
 
+    /// The SQLite database file, for tests that inspect tables directly.
+    pub fn db_path(&self) -> PathBuf {
+        self._dir.path().join("devicetrust.db")
+    }
+
+    /// The application state (its hasher, settings), for white-box checks.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     async fn answer(resp: reqwest::Response) -> Answer {
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
@@ -210,6 +222,45 @@ impl TestServer {
             req = req.bearer_auth(t);
         }
         Self::answer(req.send().await.expect("request")).await
+    }
+
+    /// Sends a whole JSON request over a raw connection and closes it at once,
+    /// without reading the answer: a client that vanishes mid-request.
+    pub async fn send_and_vanish(&self, path: &str, body: Value) {
+        use tokio::io::AsyncWriteExt;
+        let body = serde_json::to_vec(&body).expect("json");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(&body).await.expect("write");
+        // RST instead of FIN: the connection is gone at once.
+        let _ = stream.set_zero_linger();
+        drop(stream);
+    }
+
+    /// Waits (real time, bounded) until the user's audit trail holds `n`
+    /// events named `event`; returns how many it holds.
+    pub async fn wait_for_audit(&self, user_id: &str, event: &str, n: usize) -> usize {
+        let mut seen = 0;
+        for _ in 0..200 {
+            seen = self
+                .audit_events(user_id)
+                .await
+                .iter()
+                .filter(|e| *e == event)
+                .count();
+            if seen >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        seen
     }
 
     /// Creates a card holder through the admin API.
