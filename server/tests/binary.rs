@@ -394,3 +394,117 @@ fn sigterm_right_after_start_and_a_closed_log_pipe_still_exit_cleanly() {
         );
     }
 }
+
+/// Hole 5: every file was 0644 and the OTP key lived in the database.
+/// Now the database, its WAL and SHM, the outbox and the key file are
+/// owner-only, the key is outside the database, a key file others can read
+/// is refused, and the admin token can come from a file.
+#[cfg(unix)]
+#[tokio::test]
+async fn files_are_private_and_the_server_key_lives_outside_the_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // An outbox an older version left world-readable is narrowed.
+    std::fs::write(dir.path().join("outbox.jsonl"), "").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("outbox.jsonl"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, _, err) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--user-id",
+            "files",
+            "--name",
+            "F",
+            "--email",
+            "f@example.com",
+            "--market",
+            "GB",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let server = start(dir.path());
+    let (status, body) = post(
+        &server.base,
+        "/v1/login/password",
+        json!({"user_id": "files", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for name in [
+        "dt.db",
+        "dt.db-wal",
+        "dt.db-shm",
+        "outbox.jsonl",
+        "dt.db.key",
+    ] {
+        assert_eq!(mode(name), 0o600, "{name}");
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("dt.db")).unwrap();
+    let secrets: i64 = conn
+        .query_row("SELECT COUNT(*) FROM server_secrets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(secrets, 0, "no secret is kept in the database");
+    let (exit, _) = server.terminate();
+    assert_eq!(exit, 0);
+
+    // A key file others can read is refused, with the fix in the message.
+    std::fs::set_permissions(
+        dir.path().join("dt.db.key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DEVICETRUST_DATABASE", db_url(dir.path()))
+        .env("DEVICETRUST_OUTBOX", dir.path().join("outbox.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(
+        dir.path().join("dt.db.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+
+    // The admin token from a file (first line), not the command line.
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{ADMIN}\n")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token-file"])
+        .arg(&token_file)
+        .env("DEVICETRUST_DATABASE", db_url(dir.path()))
+        .env("DEVICETRUST_OUTBOX", dir.path().join("outbox.jsonl"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let base = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("listening on ").nth(1).map(|a| a.trim().to_owned()))
+        .expect("listening");
+    let resp = http()
+        .post(format!("{base}/admin/v1/users/files/unlock"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let _ = child.kill();
+    let _ = child.wait();
+}
