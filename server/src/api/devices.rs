@@ -35,6 +35,7 @@ fn require_strong(app: &AppState, session: &SessionRecord) -> Result<(), ApiErro
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A registration challenge, 5-minute life", body = RegistrationResponse),
+        (status = 400, description = "invalid_request: a body other than none or {}", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: sign-in too weak or too old", body = ErrorBody),
     )
@@ -181,7 +182,7 @@ pub async fn list(
 #[utoipa::path(
     delete, path = "/v1/devices/{device_id}", tag = "devices",
     security(("bearer" = [])),
-    params(("device_id" = String, Path, description = "The device to remove")),
+    params(("device_id" = String, Path, description = "The device to remove", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 204, description = "Removed; its sessions are revoked"),
         (status = 400, description = "invalid_request", body = ErrorBody),

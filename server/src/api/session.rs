@@ -68,6 +68,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session and its tokens are revoked"),
+        (status = 400, description = "invalid_request: a body other than none or {}", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
     )
 )]

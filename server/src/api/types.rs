@@ -11,11 +11,15 @@ use crate::secrets::Secret;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordLoginRequest {
-    #[schema(example = "jane.doe")]
+    /// 1–64 of `A-Z a-z 0-9 . _ @ + -`, any case.
+    #[schema(example = "jane.doe", pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     pub user_id: String,
-    #[schema(value_type = String, format = Password)]
+    /// As typed. The server takes up to 1024 bytes, but no password is
+    /// longer than 256 characters, so a longer one can only be refused.
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 256)]
     pub password: Secret,
     /// The trusted device this sign-in happens on, if the app has one.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub device_id: Option<String>,
 }
 
@@ -81,17 +85,20 @@ pub enum LoginResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub login_id: String,
     /// 6–9 digits, not one digit repeated, not a straight run.
-    #[schema(value_type = String, format = Password, example = "135790")]
+    #[schema(value_type = String, format = Password, example = "135790", pattern = "^(?!([0-9])\\1+$)(?!(?:012345|123456|234567|345678|456789|0123456|1234567|2345678|3456789|01234567|12345678|23456789|012345678|123456789|987654|876543|765432|654321|543210|9876543|8765432|7654321|6543210|98765432|87654321|76543210|987654321|876543210)$)[0-9]{6,9}$")]
     pub security_code: Secret,
     /// E.164, e.g. +447700900123.
+    #[schema(example = "+447700900123", pattern = "^\\+[1-9][0-9]{7,14}$")]
     pub mobile: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpSendRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub login_id: String,
     pub channel: OtpChannel,
 }
@@ -106,8 +113,9 @@ pub struct OtpSendResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpVerifyRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub login_id: String,
-    #[schema(value_type = String, example = "123456")]
+    #[schema(value_type = String, example = "123456", pattern = "^[0-9]{6}$")]
     pub code: Secret,
 }
 
@@ -134,6 +142,7 @@ impl AuthenticatedResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceChallengeRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub device_id: String,
 }
 
@@ -148,6 +157,7 @@ pub struct ChallengeResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceLoginRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub challenge_id: String,
     /// Compact JWS, ES256, `typ` `devicetrust-login+jwt`, `kid` the device id.
     pub proof: String,
@@ -172,7 +182,8 @@ pub struct Session {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    #[schema(value_type = String)]
+    /// `dtr_` + base64url. Other shapes up to 256 bytes answer 401.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,256}$")]
     pub refresh_token: Secret,
 }
 
@@ -245,10 +256,17 @@ pub fn wire_name<T: Serialize>(value: &T) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDeviceRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub registration_id: String,
     /// Compact JWS, ES256, `typ` `devicetrust-register+jwt`, `jwk` the new key.
     pub proof: String,
-    /// The phone's name as the user will see it in the list, 1–64 characters.
+    /// The phone's name as the user will see it in the list: 1–64
+    /// characters once trimmed, no control or invisible formatting characters
+    /// (bidi overrides, zero-width, soft hyphen, BOM).
+    #[schema(
+        example = "Jane's iPhone",
+        pattern = "^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]{0,62}[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    )]
     pub name: String,
     pub platform: Platform,
     pub key_storage: KeyStorage,
@@ -301,13 +319,31 @@ pub struct DeviceList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// 1–64 of `A-Z a-z 0-9 . _ @ + -`; stored lower-cased.
+    #[schema(example = "jane.doe", pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     pub user_id: String,
+    /// 1–128 characters once trimmed, no control or invisible formatting
+    /// characters (bidi overrides, zero-width, soft hyphen, BOM).
+    #[schema(
+        example = "Jane Doe",
+        pattern = "^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]{0,126}[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    )]
     pub name: String,
+    /// One `@`, a dotted domain, no spaces; at most 254 bytes once trimmed.
+    #[schema(
+        example = "jane@example.com",
+        max_length = 254,
+        pattern = "^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]+@[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    )]
     pub email: String,
+    /// E.164, e.g. +447700900123.
+    #[schema(example = "+447700900123", pattern = "^\\+[1-9][0-9]{7,14}$")]
     pub mobile: Option<String>,
-    /// ISO 3166-1 alpha-2.
+    /// ISO 3166-1 alpha-2, any case; stored upper-case.
+    #[schema(example = "GB", pattern = "^[A-Za-z]{2}$")]
     pub primary_market: String,
-    #[schema(value_type = String, format = Password)]
+    /// 8–256 characters.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub password: Secret,
 }
 
