@@ -63,6 +63,25 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A path parameter; a malformed one (e.g. not UTF-8) is 400 in the
+/// contract's error format, not axum's plain-text rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(_) => Err(ApiError::invalid("a path parameter is malformed")),
+        }
+    }
+}
+
 /// The body of an endpoint that takes none: empty, or the JSON object `{}`.
 pub struct EmptyBody;
 

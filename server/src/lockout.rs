@@ -3,8 +3,8 @@
 //!
 //! Requests run to completion even when their client disconnects (see
 //! `app::run_to_completion`), so every counted attempt reaches `fail` or
-//! `refund` and is audited; a count left at the threshold by a crash ends on
-//! its own (see `Store::reserve_attempt`).
+//! `refund` and is audited; a count left at the threshold by a crash turns
+//! into a lock with a true end (see `Store::reserve_attempt`).
 
 use std::net::IpAddr;
 
@@ -23,33 +23,30 @@ impl AppState {
     }
 
     /// Counts the attempt before anything is evaluated; refuses while locked
-    /// or while attempts in flight already use up the allowance.
-    pub(crate) async fn reserve_attempt(
-        &self,
-        key: &str,
-        user_id: &str,
-        ip: IpAddr,
-    ) -> Result<i64, ApiError> {
+    /// (423, with the lock's true end) or while attempts in flight already
+    /// use up the allowance (429, retry in a second: their verdict decides).
+    ///
+    /// A refusal writes nothing: a running lock is found by a read, so a
+    /// flood against a locked id costs no write and grows no table (it is
+    /// logged at debug level only).
+    pub(crate) async fn reserve_attempt(&self, key: &str) -> Result<i64, ApiError> {
         let now = self.now();
+        if let Some(until) = self.store().locked_until(key, now).await? {
+            tracing::debug!("attempt refused: locked");
+            return Err(ApiError::AccountLocked {
+                retry_after_s: until - now,
+            });
+        }
         match self
             .store()
             .reserve_attempt(key, now, self.lockout_policy())
             .await?
         {
             Reservation::Counted(count) => Ok(count),
-            Reservation::Locked { until } => {
-                self.audit(
-                    "signin_blocked",
-                    Some(user_id),
-                    None,
-                    Some(ip),
-                    Some("locked"),
-                )
-                .await?;
-                Err(ApiError::AccountLocked {
-                    retry_after_s: until - now,
-                })
-            }
+            Reservation::Locked { until } => Err(ApiError::AccountLocked {
+                retry_after_s: until - now,
+            }),
+            Reservation::InFlight => Err(ApiError::RateLimited { retry_after_s: 1 }),
         }
     }
 
@@ -70,22 +67,23 @@ impl AppState {
         err: ApiError,
     ) -> ApiError {
         let s = self.settings();
-        let user_id = user.map(|u| u.user_id.as_str()).unwrap_or(key);
+        // A string that is no user's id is not recorded: it may be a
+        // password typed into the wrong field.
+        let user_id = user.map(|u| u.user_id.as_str());
+        let reason = if user.is_some() {
+            reason.to_owned()
+        } else {
+            format!("{reason} unknown_user")
+        };
         let mut outcome = self
-            .audit("signin_failed", Some(user_id), None, Some(ip), Some(reason))
+            .audit("signin_failed", user_id, None, Some(ip), Some(&reason))
             .await;
         if count >= s.lockout_threshold && outcome.is_ok() {
             let until = self.now() + s.lockout_duration_s;
             outcome = match self.store().lock(key, until).await {
                 Ok(()) => {
-                    self.audit(
-                        "account_locked",
-                        Some(user_id),
-                        None,
-                        Some(ip),
-                        Some(reason),
-                    )
-                    .await
+                    self.audit("account_locked", user_id, None, Some(ip), Some(&reason))
+                        .await
                 }
                 Err(e) => Err(e.into()),
             };

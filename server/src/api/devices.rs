@@ -1,13 +1,13 @@
 //! Trusted devices: registration with a proof of the new key, list, removal.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
 use crate::api::types::*;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, Auth, ClientIp, EmptyBody};
+use crate::extract::{ApiJson, ApiPath, Auth, ClientIp, EmptyBody};
 use crate::proof::{Expected, Jws, ProofError, TYP_REGISTER};
 use crate::secrets::{new_challenge, new_id};
 use crate::storage::{self, Registration, RegistrationOutcome, SessionRecord};
@@ -116,6 +116,8 @@ pub async fn register(
         last_used_at: None,
         trusted_until: now + s.trust_period_s,
         removed_at: None,
+        // A device added from a device's session stands or falls with it.
+        registered_by: session.device_id.clone(),
     };
     let outcome = app
         .store()
@@ -141,10 +143,18 @@ pub async fn register(
     )
     .await?;
     if let Some(user) = app.store().user(&session.user_id).await? {
+        // Names can repeat: say which device vouched for the new one.
+        let parent = match &device.registered_by {
+            Some(id) => app.store().device(id).await?,
+            None => None,
+        };
+        let from = parent
+            .map(|p| format!(" It was added from \"{}\".", p.name))
+            .unwrap_or_default();
         app.alert(
             &user,
             format!(
-                "\"{}\" can now sign in to your account with a fingerprint or face. \
+                "\"{}\" can now sign in to your account with a fingerprint or face.{from} \
                  If this was not you, remove it in the app and call the number on your card.",
                 device.name
             ),
@@ -184,7 +194,7 @@ pub async fn list(
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device to remove", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
-        (status = 204, description = "Removed; its sessions are revoked"),
+        (status = 204, description = "Removed, with every device registered from its sessions; their sessions are revoked"),
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "not_found: not one of the caller's devices", body = ErrorBody),
@@ -194,31 +204,45 @@ pub async fn remove(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
     Auth(session): Auth,
-    Path(device_id): Path<String>,
+    ApiPath(device_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let device_id = validate::server_id("device_id", &device_id)?;
-    let device = app.store().device(device_id).await?;
     let removed = app
         .store()
         .remove_device(&session.user_id, device_id, app.now())
         .await?;
-    if !removed {
+    let Some(first) = removed.first() else {
         return Err(ApiError::NotFound);
+    };
+    for d in &removed {
+        let reason = (d.device_id != first.device_id).then_some("registered_from_removed_device");
+        app.audit(
+            "device_removed",
+            Some(&session.user_id),
+            Some(&d.device_id),
+            Some(ip),
+            reason,
+        )
+        .await?;
     }
-    app.audit(
-        "device_removed",
-        Some(&session.user_id),
-        Some(device_id),
-        Some(ip),
-        None,
-    )
-    .await?;
-    if let (Some(user), Some(device)) = (app.store().user(&session.user_id).await?, device) {
+    if let Some(user) = app.store().user(&session.user_id).await? {
+        let offspring: Vec<String> = removed[1..]
+            .iter()
+            .map(|d| format!("\"{}\"", d.name))
+            .collect();
+        let also = if offspring.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Devices added from it were removed too: {}.",
+                offspring.join(", ")
+            )
+        };
         app.alert(
             &user,
             format!(
-                "\"{}\" was removed from your trusted devices and can no longer sign in.",
-                device.name
+                "\"{}\" was removed from your trusted devices and can no longer sign in.{also}",
+                first.name
             ),
         )
         .await;

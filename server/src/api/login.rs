@@ -127,7 +127,7 @@ pub async fn password(
         .transpose()?;
     let key = validate::lockout_key(&req.user_id);
 
-    let count = app.reserve_attempt(&key, &user_id, ip).await?;
+    let count = app.reserve_attempt(&key).await?;
     let user = app.store().user(&user_id).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = match app.hasher.verify(stored, &req.password).await {
@@ -448,7 +448,10 @@ pub async fn otp_send(
             s.otp_ttl_s / 60
         ),
         code: Some(code),
+        event: None,
+        subject: "Your sign-in code".into(),
         sent_at: now,
+        message_id: new_id(),
     };
     if let Err(e) = app.notifier.send(message).await {
         tracing::error!(error = %e, user_id = %user.user_id, "OTP delivery failed");
@@ -505,7 +508,7 @@ pub async fn otp_verify(
     // A step-up after a device proof is the owner's device sign-in: the
     // per-code tries bound it, and a lock others caused does not block it.
     let count = if password_flow {
-        Some(app.reserve_attempt(&key, &login.user_id, ip).await?)
+        Some(app.reserve_attempt(&key).await?)
     } else {
         None
     };

@@ -125,9 +125,11 @@ pub struct LockoutPolicy {
 pub enum Reservation {
     /// Counted; the number of failures and in-flight attempts, this one included.
     Counted(i64),
-    /// Not counted, not to be evaluated: locked, or the allowance is used up
-    /// by attempts still being evaluated. Either way it ends at `until`.
+    /// Not counted, not to be evaluated: locked until `until`.
     Locked { until: i64 },
+    /// Not counted, not to be evaluated: attempts still being evaluated use
+    /// up the allowance; whether they end in a lock is not known yet.
+    InFlight,
 }
 
 /// What enrolment did.
@@ -207,6 +209,9 @@ pub struct Device {
     pub last_used_at: Option<i64>,
     pub trusted_until: i64,
     pub removed_at: Option<i64>,
+    /// The device whose session registered this one, if any: removing that
+    /// device removes this one too.
+    pub registered_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -377,14 +382,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<RegistrationOutcome, StorageError>;
     async fn device(&self, device_id: &str) -> Result<Option<Device>, StorageError>;
     async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StorageError>;
-    /// Removes the device and revokes its sessions; false if it was not the
-    /// user's active device.
+    /// Removes the device, and every device registered from its sessions
+    /// (recursively), and revokes their sessions; returns what was removed
+    /// (empty if `device_id` was not the user's active device).
     async fn remove_device(
         &self,
         user_id: &str,
         device_id: &str,
         now: i64,
-    ) -> Result<bool, StorageError>;
+    ) -> Result<Vec<Device>, StorageError>;
     async fn renew_trust(&self, device_id: &str, until: i64) -> Result<(), StorageError>;
 
     // Sessions

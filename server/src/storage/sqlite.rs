@@ -11,6 +11,11 @@ use rusqlite_migration::{Migrations, M};
 
 use super::*;
 
+/// No attempt takes longer than this from its count to its verdict (the
+/// hashing queue holds at most a few seconds of work); a count at the
+/// threshold older than this belongs to attempts that never finished.
+const IN_FLIGHT_S: i64 = 60;
+
 /// Connections in the pool: SQLite has one writer at a time, so more would
 /// only add contention; readers run beside the writer under WAL.
 const POOL_SIZE: u32 = 8;
@@ -20,6 +25,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_initial.sql")),
         M::up(include_str!("migrations/0002_hardening.sql")),
+        M::up(include_str!("migrations/0003_review.sql")),
     ])
 }
 
@@ -189,6 +195,7 @@ fn device_from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         last_used_at: r.get("last_used_at")?,
         trusted_until: r.get("trusted_until")?,
         removed_at: r.get("removed_at")?,
+        registered_by: r.get("registered_by")?,
     })
 }
 
@@ -384,18 +391,26 @@ impl Store for SqliteStore {
                     Some(_) => {}
                     None => {
                         let stale = updated_at + policy.memory_s <= now;
-                        // At the threshold without a lock: attempts still in
-                        // flight, or ones that never finished (a crash). It
-                        // ends a lock's length after the count last moved.
-                        let unfinished_end = updated_at + policy.duration_s;
-                        if !stale && n >= policy.threshold {
-                            if unfinished_end > now {
-                                return Ok(Reservation::Locked {
-                                    until: unfinished_end,
-                                });
-                            }
-                        } else if !stale {
+                        if stale {
+                            // Forgotten: start afresh.
+                        } else if n < policy.threshold {
                             count = n;
+                        } else if now < updated_at + IN_FLIGHT_S {
+                            // Attempts still being evaluated use up the
+                            // allowance; their verdict decides the lock.
+                            return Ok(Reservation::InFlight);
+                        } else if updated_at + policy.duration_s > now {
+                            // They never finished (the server stopped
+                            // between counting and the verdict): count them
+                            // as the failures they may have been, as a real
+                            // lock with a true end.
+                            let until = updated_at + policy.duration_s;
+                            tx.execute(
+                                "UPDATE attempts SET locked_until = ?2 WHERE user_key = ?1",
+                                params![key, until],
+                            )?;
+                            tx.commit()?;
+                            return Ok(Reservation::Locked { until });
                         }
                     }
                 }
@@ -417,9 +432,15 @@ impl Store for SqliteStore {
     async fn refund_attempt(&self, key: &str) -> Result<(), StorageError> {
         let key = key.to_owned();
         self.run(move |c| {
+            // A row taken back to zero is deleted: ids sprayed while the
+            // hashing queue was full leave nothing behind.
             c.execute(
-                "UPDATE attempts SET count = MAX(count - 1, 0)
-                 WHERE user_key = ?1 AND locked_until IS NULL",
+                "DELETE FROM attempts WHERE user_key = ?1 AND locked_until IS NULL AND count <= 1",
+                params![key],
+            )?;
+            c.execute(
+                "UPDATE attempts SET count = count - 1
+                 WHERE user_key = ?1 AND locked_until IS NULL AND count > 1",
                 params![key],
             )?;
             Ok(())
@@ -870,8 +891,8 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO devices (device_id, user_id, name, platform, key_storage,
                      user_verification, public_key, created_at, last_used_at, trusted_until,
-                     removed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
+                     removed_at, registered_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11)",
                 params![
                     d.device_id,
                     d.user_id,
@@ -882,7 +903,8 @@ impl Store for SqliteStore {
                     d.public_key,
                     d.created_at,
                     d.last_used_at,
-                    d.trusted_until
+                    d.trusted_until,
+                    d.registered_by
                 ],
             )?;
             tx.execute(
@@ -928,30 +950,44 @@ impl Store for SqliteStore {
         user_id: &str,
         device_id: &str,
         now: i64,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Vec<Device>, StorageError> {
         let user_id = user_id.to_owned();
         let device_id = device_id.to_owned();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "UPDATE devices SET removed_at = ?3
-                 WHERE device_id = ?1 AND user_id = ?2 AND removed_at IS NULL",
-                params![device_id, user_id, now],
-            )?;
-            if n == 0 {
-                return Ok(false);
+            // The device and every active device registered from its
+            // sessions, and from theirs: vouched for only by it.
+            let removed = {
+                let mut stmt = tx.prepare(
+                    "WITH RECURSIVE fallen(device_id) AS (
+                         SELECT device_id FROM devices
+                          WHERE device_id = ?1 AND user_id = ?2 AND removed_at IS NULL
+                         UNION
+                         SELECT d.device_id FROM devices d JOIN fallen f ON d.registered_by = f.device_id
+                          WHERE d.removed_at IS NULL
+                     )
+                     UPDATE devices SET removed_at = ?3
+                      WHERE device_id IN (SELECT device_id FROM fallen)
+                     RETURNING *",
+                )?;
+                let rows = stmt
+                    .query_map(params![device_id, user_id, now], device_from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            for d in &removed {
+                tx.execute(
+                    "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'device_removed'
+                     WHERE device_id = ?1 AND revoked_at IS NULL",
+                    params![d.device_id, now],
+                )?;
+                tx.execute(
+                    "DELETE FROM challenges WHERE device_id = ?1",
+                    params![d.device_id],
+                )?;
             }
-            tx.execute(
-                "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'device_removed'
-                 WHERE device_id = ?1 AND revoked_at IS NULL",
-                params![device_id, now],
-            )?;
-            tx.execute(
-                "DELETE FROM challenges WHERE device_id = ?1",
-                params![device_id],
-            )?;
             tx.commit()?;
-            Ok(true)
+            Ok(removed)
         })
         .await
     }

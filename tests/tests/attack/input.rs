@@ -123,3 +123,26 @@ async fn odd_unicode_is_refused() {
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{name:?}");
     }
 }
+
+/// Review finding: a malformed path parameter got axum's plain-text 400.
+#[tokio::test]
+async fn malformed_path_parameters_get_the_error_body() {
+    let srv = TestServer::start().await;
+    srv.add_user("paths", "GB", None).await;
+    let s = srv.sign_in_with_otp("paths", None).await;
+    let token = s["access_token"].as_str();
+    let a = srv.delete("/v1/devices/%FF", token).await;
+    assert_eq!((a.status, a.code()), (400, "invalid_request"));
+    let a = srv
+        .post("/admin/v1/users/%FF/unlock", json!({}), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!((a.status, a.code()), (400, "invalid_request"));
+    let a = srv
+        .put(
+            "/admin/v1/markets/%FF",
+            json!({"second_factor": "off"}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (400, "invalid_request"));
+}

@@ -188,3 +188,56 @@ async fn sessions_end_at_their_absolute_lifetime_whatever_the_refreshes() {
         401
     );
 }
+
+/// Review finding: a thief signs in with a stolen phone's key and registers
+/// a device of their own, named like the owner's. Removing the stolen phone
+/// left the thief's device trusted. A device now stands or falls with the
+/// device whose session registered it.
+#[tokio::test]
+async fn a_device_added_from_a_stolen_device_falls_with_it() {
+    let srv = TestServer::start().await;
+    let (owner, stolen, stolen_key) = srv.user_with_device("stolen.phone").await;
+    let thief = srv
+        .device_sign_in(&stolen, &stolen_key, "stolen.phone")
+        .await;
+    assert_eq!(thief.status, 200);
+    let (planted, planted_key) = srv
+        .register_device(&thief.body["session"], "biometric")
+        .await;
+    // ... and one more generation, from the planted device's session.
+    let second = srv
+        .device_sign_in(&planted, &planted_key, "stolen.phone")
+        .await;
+    let (grandchild, grandchild_key) = srv
+        .register_device(&second.body["session"], "biometric")
+        .await;
+    // The owner, on another strong session, removes the stolen phone.
+    let owner_again = srv.sign_in_with_otp("stolen.phone", None).await;
+    let r = srv
+        .delete(
+            &format!("/v1/devices/{stolen}"),
+            owner_again["access_token"].as_str(),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    for (id, key) in [(&planted, &planted_key), (&grandchild, &grandchild_key)] {
+        assert_eq!(srv.challenge(id).await.code(), "device_not_recognized");
+        let _ = key;
+    }
+    let list = srv
+        .get("/v1/devices", owner_again["access_token"].as_str())
+        .await;
+    assert_eq!(list.body["devices"].as_array().map(Vec::len), Some(0));
+    // The owner's alert names what fell with it.
+    let alert = srv
+        .outbox_messages()
+        .into_iter()
+        .rev()
+        .find(|m| m["purpose"] == "alert")
+        .unwrap();
+    assert!(
+        alert["text"].as_str().unwrap().contains("removed too"),
+        "{alert}"
+    );
+    let _ = owner;
+}
