@@ -30,6 +30,15 @@ impl AppState {
     /// flood against a locked id costs no write and grows no table (it is
     /// logged at debug level only).
     pub(crate) async fn reserve_attempt(&self, key: &str) -> Result<i64, ApiError> {
+        self.reserve_attempt_with(key, self.lockout_policy()).await
+    }
+
+    /// `reserve_attempt` under other rules (card numbers, recovery).
+    pub(crate) async fn reserve_attempt_with(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+    ) -> Result<i64, ApiError> {
         let now = self.now();
         if let Some(until) = self.store().locked_until(key, now).await? {
             tracing::debug!("attempt refused: locked");
@@ -37,10 +46,7 @@ impl AppState {
                 retry_after_s: until - now,
             });
         }
-        match self
-            .store()
-            .reserve_attempt(key, now, self.lockout_policy())
-            .await?
+        match self.store().reserve_attempt(key, now, policy).await?
         {
             Reservation::Counted(count) => Ok(count),
             Reservation::Locked { until } => Err(ApiError::AccountLocked {
@@ -66,7 +72,26 @@ impl AppState {
         reason: &str,
         err: ApiError,
     ) -> ApiError {
-        let s = self.settings();
+        let policy = self.lockout_policy();
+        self.fail_with(policy, "account_locked", key, count, user, ip, reason, err)
+            .await
+    }
+
+    /// `fail` under other rules (card numbers, recovery); the lock is
+    /// audited as `lock_event`, and only a sign-in lock (`account_locked`)
+    /// e-mails the user.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fail_with(
+        &self,
+        policy: LockoutPolicy,
+        lock_event: &str,
+        key: &str,
+        count: i64,
+        user: Option<&User>,
+        ip: IpAddr,
+        reason: &str,
+        err: ApiError,
+    ) -> ApiError {
         // A string that is no user's id is not recorded: it may be a
         // password typed into the wrong field.
         let user_id = user.map(|u| u.user_id.as_str());
@@ -78,22 +103,23 @@ impl AppState {
         let mut outcome = self
             .audit("signin_failed", user_id, None, Some(ip), Some(&reason))
             .await;
-        if count >= s.lockout_threshold && outcome.is_ok() {
-            let until = self.now() + s.lockout_duration_s;
+        if count >= policy.threshold && outcome.is_ok() {
+            let until = self.now() + policy.duration_s;
             outcome = match self.store().lock(key, until).await {
                 Ok(()) => {
-                    self.audit("account_locked", user_id, None, Some(ip), Some(&reason))
+                    self.audit(lock_event, user_id, None, Some(ip), Some(&reason))
                         .await
                 }
                 Err(e) => Err(e.into()),
             };
-            if let Some(user) = user {
+            if let Some(user) = user.filter(|_| lock_event == "account_locked") {
                 self.alert(
                     user,
+                    "account_locked",
                     format!(
-                        "Your devicetrust sign-in was locked for {} minutes after {} failed attempts. \
-                         If this was not you, call the number on your card.",
-                        s.lockout_duration_s / 60,
+                        "It stays locked for {} minutes after {} failed attempts; \
+                         signing in with your fingerprint or face still works.",
+                        policy.duration_s / 60,
                         count
                     ),
                 )

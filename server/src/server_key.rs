@@ -48,6 +48,10 @@ pub enum Purpose {
     OtpMac,
     /// Keyed hash of OTP destinations in the send log.
     Destination,
+    /// Pepper of security codes before argon2id.
+    SecurityCode,
+    /// Keyed hashes of card numbers and card IDs.
+    Card,
 }
 
 impl Purpose {
@@ -55,6 +59,8 @@ impl Purpose {
         match self {
             Purpose::OtpMac => b"devicetrust otp-mac v1",
             Purpose::Destination => b"devicetrust destination v1",
+            Purpose::SecurityCode => b"devicetrust security-code v1",
+            Purpose::Card => b"devicetrust card v1",
         }
     }
 }

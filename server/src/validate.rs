@@ -58,6 +58,17 @@ pub fn otp_code(raw: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A security code as typed to prove it (recovery, a caller check): 6–9
+/// ASCII digits. The creation rules are not repeated: a code breaking them
+/// cannot match.
+pub fn security_code_shape(code: &str) -> Result<(), ApiError> {
+    if (6..=9).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("security_code must be 6 to 9 digits"))
+    }
+}
+
 /// A security code: 6–9 ASCII digits, not one digit repeated, not a straight
 /// ascending or descending run.
 pub fn security_code(code: &str) -> Result<(), ApiError> {

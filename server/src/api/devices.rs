@@ -153,9 +153,10 @@ pub async fn register(
             .unwrap_or_default();
         app.alert(
             &user,
+            "device_added",
             format!(
-                "\"{}\" can now sign in to your account with a fingerprint or face.{from} \
-                 If this was not you, remove it in the app and call the number on your card.",
+                "\"{}\" can now sign in with a fingerprint or face.{from} \
+                 If you do not know it, remove it in the app.",
                 device.name
             ),
         )
@@ -240,6 +241,7 @@ pub async fn remove(
         };
         app.alert(
             &user,
+            "device_removed",
             format!(
                 "\"{}\" was removed from your trusted devices and can no longer sign in.{also}",
                 first.name

@@ -7,24 +7,28 @@ use crate::api::types::*;
 use crate::app::{device_amr, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientIp, UserAgent};
-use crate::notify::{Channel, Message, Purpose};
+use crate::flows;
+use crate::notify::Channel;
 use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
 use crate::risk::{Flow, RiskContext, RiskDecision};
-use crate::secrets::{ct_eq, new_challenge, new_id, OtpKey};
+use crate::secrets::{ct_eq, new_challenge, new_id};
 use crate::storage::{
-    self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, OtpSendOutcome, Redemption,
-    SendCaps, User,
+    self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption, User,
 };
 use crate::validate;
 
 /// The OTP methods a user can receive. A mobile given at enrolment is not
 /// one until a sign-in completed with a code sent to the e-mail on file.
-fn otp_methods(user: &User) -> Vec<Method> {
-    let mut methods = vec![Method::Otp {
-        channel: OtpChannel::Email,
-        destination: validate::mask_email(&user.email),
-    }];
-    if let Some(mobile) = user.mobile.as_ref().filter(|_| user.mobile_verified) {
+pub(crate) fn otp_methods(app: &AppState, user: &User) -> Vec<Method> {
+    let mut methods = Vec::new();
+    if app.notifier.supports(Channel::Email) {
+        methods.push(Method::Otp {
+            channel: OtpChannel::Email,
+            destination: validate::mask_email(&user.email),
+        });
+    }
+    let sms = app.notifier.supports(Channel::Sms);
+    if let Some(mobile) = user.mobile.as_ref().filter(|_| user.mobile_verified && sms) {
         methods.push(Method::Otp {
             channel: OtpChannel::Sms,
             destination: validate::mask_mobile(mobile),
@@ -92,7 +96,7 @@ async fn second_factor(
             });
         }
     }
-    methods.extend(otp_methods(user));
+    methods.extend(otp_methods(app, user));
     Ok(LoginResponse::SecondFactorRequired {
         login_id: login.login_id.clone(),
         expires_at: login.expires_at,
@@ -208,6 +212,8 @@ pub async fn password(
         last_send_at: None,
         created_at: now,
         pending_mobile: false,
+        change_email: None,
+        change_mobile: None,
     };
     app.store().create_login(login.clone()).await?;
     app.audit(
@@ -227,7 +233,8 @@ pub async fn password(
                 email: user.email,
             },
         })),
-        LoginStage::SecondFactor => Ok(Json(second_factor(&app, &login, &user, risk).await?)),
+        // The password step makes only the first two stages.
+        _ => Ok(Json(second_factor(&app, &login, &user, risk).await?)),
     }
 }
 
@@ -274,7 +281,7 @@ pub async fn enrol(
     if req.mobile.is_some() && on_file.mobile.is_some() {
         return Err(mobile_on_file());
     }
-    let code_hash = app.hasher.hash(&req.security_code).await?;
+    let code_hash = app.hash_security_code(&req.security_code).await?;
     let login = match app
         .store()
         .enrol(login_id, &code_hash, req.mobile.as_deref(), now)
@@ -311,10 +318,8 @@ pub async fn enrol(
     };
     app.alert(
         &user,
-        format!(
-            "You set up two-step sign-in and created a security code.{mobile_note} \
-             If this was not you, call the number on your card."
-        ),
+        "enrolled",
+        format!("You created a security code.{mobile_note}"),
     )
     .await;
     let risk = app.risk.assess(&RiskContext {
@@ -358,18 +363,23 @@ pub async fn otp_send(
     app.rate.check(ip)?;
     let login_id = validate::server_id("login_id", &req.login_id)?;
     let now = app.now();
-    let s = app.settings();
     let login = app
         .store()
         .login(login_id, now)
         .await?
         .ok_or(ApiError::LoginExpired)?;
-    if login.stage == LoginStage::Enrolment {
-        return Err(ApiError::invalid(
-            "complete enrolment before asking for a code",
-        ));
-    }
-    // A lock stops password sign-ins; a device step-up stays open.
+    let what = match login.stage {
+        LoginStage::Enrolment => {
+            return Err(ApiError::invalid(
+                "complete enrolment before asking for a code",
+            ))
+        }
+        LoginStage::SecondFactor => "sign-in",
+        LoginStage::Recovery => "password reset",
+        // Its code went to the new address when the change was asked for.
+        LoginStage::ContactChange => return Err(ApiError::LoginExpired),
+    };
+    // A lock stops password sign-ins; a device step-up and recovery stay open.
     if login.amr.iter().any(|m| m == "pwd") {
         if let Some(until) = app.store().locked_until(&login.user_id, now).await? {
             return Err(ApiError::AccountLocked {
@@ -393,86 +403,15 @@ pub async fn otp_send(
             }
         },
     };
-    let code = OtpKey::new_code();
-    let expires_at = now + s.otp_ttl_s;
-    let outcome = app
-        .store()
-        .store_otp(
-            login_id,
-            req.channel.as_str(),
-            app.otp_key.mac(login_id, &code),
-            expires_at,
-            s.otp_resend_after_s,
-            s.otp_max_sends,
-            SendCaps {
-                destination_key: app.destination_hash(&to),
-                per_hour: s.otp_sends_per_hour,
-            },
-            now,
-        )
-        .await?;
-    match outcome {
-        OtpSendOutcome::Sent => {}
-        OtpSendOutcome::TooSoon(wait) => {
-            return Err(ApiError::RateLimited {
-                retry_after_s: wait,
-            })
-        }
-        OtpSendOutcome::CapReached => {
-            return Err(ApiError::RateLimited {
-                retry_after_s: login.expires_at - now,
-            })
-        }
-        OtpSendOutcome::HourlyCapReached(wait) => {
-            app.audit(
-                "otp_capped",
-                Some(&user.user_id),
-                login.device_id.as_deref(),
-                Some(ip),
-                Some(req.channel.as_str()),
-            )
-            .await?;
-            return Err(ApiError::RateLimited {
-                retry_after_s: wait,
-            });
-        }
-        OtpSendOutcome::LoginGone => return Err(ApiError::LoginExpired),
-    }
-    let message = Message {
-        channel,
-        to: to.clone(),
-        user_id: user.user_id.clone(),
-        purpose: Purpose::Otp,
-        text: format!(
-            "Your devicetrust sign-in code is {code}. It expires in {} minutes. We will never ask you for it.",
-            s.otp_ttl_s / 60
-        ),
-        code: Some(code),
-        event: None,
-        subject: "Your sign-in code".into(),
-        sent_at: now,
-        message_id: new_id(),
-    };
-    if let Err(e) = app.notifier.send(message).await {
-        tracing::error!(error = %e, user_id = %user.user_id, "OTP delivery failed");
-        return Err(ApiError::DeliveryFailed);
-    }
-    app.audit(
-        "otp_sent",
-        Some(&user.user_id),
-        login.device_id.as_deref(),
-        Some(ip),
-        Some(req.channel.as_str()),
-    )
-    .await?;
+    let sent = flows::otp::send_code(&app, &login, channel, &to, what, ip).await?;
     let destination = match req.channel {
         OtpChannel::Email => validate::mask_email(&to),
         OtpChannel::Sms => validate::mask_mobile(&to),
     };
     Ok(Json(OtpSendResponse {
         destination,
-        expires_at,
-        resend_after_s: s.otp_resend_after_s,
+        expires_at: sent.expires_at,
+        resend_after_s: sent.resend_after_s,
     }))
 }
 
@@ -718,7 +657,7 @@ pub async fn device_login(
         let login = step_up_login(&app, &device, amr.clone());
         let err = ApiError::StepUpRequired {
             login_id: login.login_id.clone(),
-            methods: otp_methods(&user),
+            methods: otp_methods(&app, &user),
         };
         (Redemption::StepUp(login), Err(err))
     } else {
@@ -787,5 +726,7 @@ fn step_up_login(app: &AppState, device: &storage::Device, amr: Vec<String>) -> 
         last_send_at: None,
         created_at: now,
         pending_mobile: false,
+        change_email: None,
+        change_mobile: None,
     }
 }

@@ -51,9 +51,8 @@ pub async fn refresh(
             if let Some(user) = app.store().user(&record.user_id).await? {
                 app.alert(
                     &user,
-                    "A sign-in of yours was ended because its credentials were used twice. \
-                     If you did not just sign in again, change your password."
-                        .into(),
+                    "refresh_reuse",
+                    "If you did not just sign in again, change your password.".into(),
                 )
                 .await;
             }

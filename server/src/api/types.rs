@@ -364,3 +364,218 @@ pub struct MarketRequest {
 pub struct Health {
     pub status: &'static str,
 }
+
+// ---------- v1.1: cards and online enrolment ----------
+
+/// A card the bank feeds in (administration).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCardRequest {
+    /// 15–19 digits passing the Luhn check; never stored or logged in clear.
+    #[schema(value_type = String, example = "4111111111111111", pattern = "^[0-9]{15,19}$")]
+    pub card_number: Secret,
+    /// The 4-digit card ID printed on the card.
+    #[schema(value_type = String, example = "1234", pattern = "^[0-9]{4}$")]
+    pub card_id: Secret,
+    #[schema(example = "Jane Doe", min_length = 1, max_length = 128)]
+    pub name: String,
+    #[schema(example = "jane@example.com", max_length = 254)]
+    pub email: String,
+    #[schema(example = "+447700900123", pattern = "^\\+[1-9][0-9]{7,14}$")]
+    pub mobile: Option<String>,
+    #[schema(example = "GB", pattern = "^[A-Za-z]{2}$")]
+    pub primary_market: String,
+    pub activated: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardRefResponse {
+    pub card_ref: String,
+}
+
+/// `POST /v1/accounts`: online access from card details.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    #[schema(value_type = String, example = "4111111111111111", pattern = "^[0-9]{15,19}$")]
+    pub card_number: Secret,
+    #[schema(value_type = String, example = "1234", pattern = "^[0-9]{4}$")]
+    pub card_id: Secret,
+    /// The name on the card; compared on letters and digits only.
+    #[schema(example = "Jane Doe", min_length = 1, max_length = 128)]
+    pub name: String,
+    #[schema(example = "jane.doe", pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
+    pub user_id: String,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
+    pub password: Secret,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreateAccountResponse {
+    pub user_id: String,
+}
+
+/// `POST /v1/cards`: link another card.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkCardRequest {
+    #[schema(value_type = String, example = "4111111111111111", pattern = "^[0-9]{15,19}$")]
+    pub card_number: Secret,
+    #[schema(value_type = String, example = "1234", pattern = "^[0-9]{4}$")]
+    pub card_id: Secret,
+}
+
+/// A card linked to the user, as the app shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedCard {
+    pub card_ref: String,
+    #[schema(example = "1111")]
+    pub last4: String,
+    pub linked_at: Option<i64>,
+}
+
+impl From<crate::storage::Card> for LinkedCard {
+    fn from(c: crate::storage::Card) -> Self {
+        LinkedCard {
+            card_ref: c.card_ref,
+            last4: c.last4,
+            linked_at: c.linked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardList {
+    pub cards: Vec<LinkedCard>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedCardResponse {
+    pub card: LinkedCard,
+}
+
+// ---------- v1.1: recovery ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserIdRecoveryRequest {
+    #[schema(example = "jane@example.com", max_length = 254)]
+    pub email: String,
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6,9}$")]
+    pub security_code: Secret,
+}
+
+/// Always `{}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRecoveryRequest {
+    #[schema(example = "jane.doe", pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
+    pub user_id: String,
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6,9}$")]
+    pub security_code: Secret,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordRecoveryResponse {
+    /// Send the code with `/v1/login/otp/send` `{"login_id": recovery_id, "channel"}`.
+    pub recovery_id: String,
+    pub expires_at: i64,
+    pub methods: Vec<Method>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRecoveryRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub recovery_id: String,
+    #[schema(value_type = String, example = "123456", pattern = "^[0-9]{6}$")]
+    pub code: Secret,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
+    pub new_password: Secret,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChangedResponse {
+    /// Always `password_changed`.
+    pub status: &'static str,
+}
+
+// ---------- v1.1: account changes and events ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
+    pub current_password: Secret,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
+    pub new_password: Secret,
+}
+
+/// Exactly one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChangeRequest {
+    #[schema(example = "jane@example.com", max_length = 254)]
+    pub email: Option<String>,
+    #[schema(example = "+447700900123", pattern = "^\\+[1-9][0-9]{7,14}$")]
+    pub mobile: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactChangeResponse {
+    pub change_id: String,
+    pub destination: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactVerifyRequest {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub change_id: String,
+    #[schema(value_type = String, example = "123456", pattern = "^[0-9]{6}$")]
+    pub code: Secret,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityCodeRequest {
+    #[schema(value_type = String, format = Password, example = "135790", pattern = "^[0-9]{6,9}$")]
+    pub security_code: Secret,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+/// One security event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEventBody {
+    /// `sign_in`, `sign_in_failed`, `account_locked`, `step_up`,
+    /// `device_added`, `device_removed`, `password_changed`,
+    /// `contact_changed`, `security_code_changed`, `recovery_used`,
+    /// `refresh_reuse`, `enrolled`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub kind: &'static str,
+    pub at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<SecurityEventBody>,
+}

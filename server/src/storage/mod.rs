@@ -49,6 +49,11 @@ pub enum LoginStage {
     Enrolment,
     /// Password (or a device proof, for step-up) verified; second factor next.
     SecondFactor,
+    /// User ID and security code verified; an OTP and a new password next.
+    Recovery,
+    /// A signed-in user asked to change an address; the code sent to the new
+    /// address next.
+    ContactChange,
 }
 
 impl LoginStage {
@@ -56,12 +61,16 @@ impl LoginStage {
         match self {
             LoginStage::Enrolment => "enrolment",
             LoginStage::SecondFactor => "second_factor",
+            LoginStage::Recovery => "recovery",
+            LoginStage::ContactChange => "contact_change",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "enrolment" => Some(LoginStage::Enrolment),
             "second_factor" => Some(LoginStage::SecondFactor),
+            "recovery" => Some(LoginStage::Recovery),
+            "contact_change" => Some(LoginStage::ContactChange),
             _ => None,
         }
     }
@@ -85,6 +94,9 @@ pub struct Login {
     /// This login's enrolment gave a mobile; an e-mail code completing it
     /// makes that mobile an OTP channel.
     pub pending_mobile: bool,
+    /// A contact change: the new e-mail address, or the new mobile.
+    pub change_email: Option<String>,
+    pub change_mobile: Option<String>,
 }
 
 /// A stored OTP, after one try was counted against it.
@@ -97,9 +109,16 @@ pub struct OtpTry {
     pub expires_at: i64,
 }
 
+/// How to take a send back when the carrier refused it.
+#[derive(Debug, Clone, Copy)]
+pub struct SendUndo {
+    pub send_id: i64,
+    pub previous_last_send_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub enum OtpSendOutcome {
-    Sent,
+    Sent { taken_back: SendUndo },
     /// Inside the resend spacing: retry after so many seconds.
     TooSoon(i64),
     /// The per-login cap on sends is used up.
@@ -263,6 +282,40 @@ pub struct Retention {
     pub send_window_s: i64,
 }
 
+/// A card the bank fed in. Number and card ID only as keyed hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub card_ref: String,
+    pub number_hash: Vec<u8>,
+    pub card_id_hash: Vec<u8>,
+    pub last4: String,
+    pub name: String,
+    pub email: String,
+    pub mobile: Option<String>,
+    pub primary_market: String,
+    pub activated_at: Option<i64>,
+    pub created_at: i64,
+    pub user_id: Option<String>,
+    pub linked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardLinkOutcome {
+    Linked,
+    /// Someone linked the card first.
+    AlreadyEnrolled,
+    /// Creating an account: that user ID is taken.
+    UserExists,
+}
+
+/// What a completed recovery or password change did.
+#[derive(Debug, Clone)]
+pub struct PasswordReset {
+    pub user: User,
+    pub sessions_revoked: usize,
+    pub devices_to_reauthorise: usize,
+}
+
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -342,6 +395,9 @@ pub trait Store: Send + Sync + 'static {
         caps: SendCaps,
         now: i64,
     ) -> Result<OtpSendOutcome, StorageError>;
+    /// Takes back a send the carrier refused: the spacing, the per-login cap
+    /// and the hourly caps are as before it; the new code is deleted.
+    async fn unsend_otp(&self, login_id: &str, undo: SendUndo) -> Result<(), StorageError>;
     /// Counts one try against the login's OTP and returns it.
     async fn try_otp(&self, login_id: &str) -> Result<Option<OtpTry>, StorageError>;
 
@@ -418,6 +474,70 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
         now: i64,
     ) -> Result<(), StorageError>;
+
+    // Cards and online enrolment
+    async fn create_card(&self, card: Card) -> Result<(), StorageError>;
+    /// False if no card has that reference.
+    async fn activate_card(&self, card_ref: &str, now: i64) -> Result<bool, StorageError>;
+    async fn card_by_number(&self, number_hash: &[u8]) -> Result<Option<Card>, StorageError>;
+    /// Creates the user and links the card in one transaction.
+    async fn create_user_from_card(
+        &self,
+        user: User,
+        card_ref: &str,
+        now: i64,
+    ) -> Result<CardLinkOutcome, StorageError>;
+    async fn link_card(
+        &self,
+        card_ref: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<CardLinkOutcome, StorageError>;
+    async fn cards_of(&self, user_id: &str) -> Result<Vec<Card>, StorageError>;
+
+    // Recovery and account changes
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StorageError>;
+    /// Consumes the recovery login and, in one transaction: replaces the
+    /// password hash, clears the failure count and lock of `lockout_key`,
+    /// revokes every session, and sends every trusted device back to
+    /// re-authorisation. `None` if the recovery is gone.
+    async fn complete_recovery(
+        &self,
+        recovery_id: &str,
+        password_hash: &str,
+        lockout_key: &str,
+        now: i64,
+    ) -> Result<Option<PasswordReset>, StorageError>;
+    /// Replaces the password hash and revokes every session but `keep`.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: &str,
+        now: i64,
+    ) -> Result<(), StorageError>;
+    async fn set_security_code(&self, user_id: &str, hash: &str) -> Result<(), StorageError>;
+    /// Stores a contact change (a login at stage `contact_change`), ending
+    /// any other pending change of the user.
+    async fn start_contact_change(&self, login: Login) -> Result<(), StorageError>;
+    /// Consumes the change and applies it; returns the user before and
+    /// after. `None` if the change is unknown, used, expired or another
+    /// user's.
+    async fn apply_contact_change(
+        &self,
+        change_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Option<(User, User)>, StorageError>;
+    /// Removes the mobile; returns the user as it was, `None` if there was none.
+    async fn remove_mobile(&self, user_id: &str) -> Result<Option<User>, StorageError>;
+    /// The user's security events, newest first, with the device's name.
+    async fn security_events(
+        &self,
+        user_id: &str,
+        types: &[&str],
+        limit: i64,
+    ) -> Result<Vec<(AuditEvent, Option<String>)>, StorageError>;
 
     // Audit and housekeeping
     async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;

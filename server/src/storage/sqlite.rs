@@ -26,6 +26,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0001_initial.sql")),
         M::up(include_str!("migrations/0002_hardening.sql")),
         M::up(include_str!("migrations/0003_review.sql")),
+        M::up(include_str!("migrations/0004_accounts.sql")),
     ])
 }
 
@@ -169,6 +170,8 @@ fn login_from_row(r: &Row<'_>) -> rusqlite::Result<Login> {
         last_send_at: r.get("last_send_at")?,
         created_at: r.get("created_at")?,
         pending_mobile: r.get("pending_mobile")?,
+        change_email: r.get("change_email")?,
+        change_mobile: r.get("change_mobile")?,
     })
 }
 
@@ -199,6 +202,54 @@ fn device_from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+fn card_from_row(r: &Row<'_>) -> rusqlite::Result<Card> {
+    Ok(Card {
+        card_ref: r.get("card_ref")?,
+        number_hash: r.get("number_hash")?,
+        card_id_hash: r.get("card_id_hash")?,
+        last4: r.get("last4")?,
+        name: r.get("name")?,
+        email: r.get("email")?,
+        mobile: r.get("mobile")?,
+        primary_market: r.get("primary_market")?,
+        activated_at: r.get("activated_at")?,
+        created_at: r.get("created_at")?,
+        user_id: r.get("user_id")?,
+        linked_at: r.get("linked_at")?,
+    })
+}
+
+fn insert_user(conn: &Connection, u: &User) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO users (user_id, name, email, mobile, primary_market, password_hash,
+                            security_code_hash, enrolled_at, created_at, mobile_verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            u.user_id,
+            u.name,
+            u.email,
+            u.mobile,
+            u.primary_market,
+            u.password_hash,
+            u.security_code_hash,
+            u.enrolled_at,
+            u.created_at,
+            u.mobile_verified
+        ],
+    )?;
+    Ok(())
+}
+
+fn user_in(conn: &Connection, user_id: &str) -> Result<Option<User>, StorageError> {
+    Ok(conn
+        .query_row(
+            "SELECT * FROM users WHERE user_id = ?1",
+            params![user_id],
+            user_from_row,
+        )
+        .optional()?)
+}
+
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     let amr: String = r.get("amr")?;
     Ok(SessionRecord {
@@ -213,15 +264,16 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 }
 
 const LOGIN_COLS: &str = "login_id, user_id, device_id, stage, amr, expires_at, otp_sends, \
-                          last_send_at, created_at, pending_mobile";
+                          last_send_at, created_at, pending_mobile, change_email, change_mobile";
 const SESSION_COLS: &str =
     "s.session_id, s.user_id, s.device_id, s.amr, s.auth_time, s.created_at, s.expires_at";
 
 fn insert_login(conn: &Connection, l: &Login) -> Result<(), StorageError> {
     conn.execute(
         "INSERT INTO logins (login_id, user_id, device_id, stage, amr, expires_at,
-                             otp_sends, last_send_at, created_at, pending_mobile)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             otp_sends, last_send_at, created_at, pending_mobile,
+                             change_email, change_mobile)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             l.login_id,
             l.user_id,
@@ -232,7 +284,9 @@ fn insert_login(conn: &Connection, l: &Login) -> Result<(), StorageError> {
             l.otp_sends,
             l.last_send_at,
             l.created_at,
-            l.pending_mobile
+            l.pending_mobile,
+            l.change_email,
+            l.change_mobile
         ],
     )?;
     Ok(())
@@ -303,27 +357,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, u: User) -> Result<(), StorageError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO users (user_id, name, email, mobile, primary_market, password_hash,
-                                    security_code_hash, enrolled_at, created_at, mobile_verified)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    u.user_id,
-                    u.name,
-                    u.email,
-                    u.mobile,
-                    u.primary_market,
-                    u.password_hash,
-                    u.security_code_hash,
-                    u.enrolled_at,
-                    u.created_at,
-                    u.mobile_verified
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_user(c, &u)).await
     }
 
     async fn user(&self, user_id: &str) -> Result<Option<User>, StorageError> {
@@ -614,7 +648,7 @@ impl Store for SqliteStore {
             let row: Option<(i64, Option<i64>, String)> = tx
                 .query_row(
                     "SELECT otp_sends, last_send_at, user_id FROM logins
-                     WHERE login_id = ?1 AND expires_at > ?2 AND stage = 'second_factor'",
+                     WHERE login_id = ?1 AND expires_at > ?2 AND stage != 'enrolment'",
                     params![login_id, now],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
@@ -657,6 +691,10 @@ impl Store for SqliteStore {
                 "INSERT INTO otp_sends (user_id, destination, at) VALUES (?1, ?2, ?3)",
                 params![user_id, caps.destination_key, now],
             )?;
+            let undo = SendUndo {
+                send_id: tx.last_insert_rowid(),
+                previous_last_send_at: last,
+            };
             tx.execute(
                 "UPDATE logins SET otp_sends = otp_sends + 1, last_send_at = ?2 WHERE login_id = ?1",
                 params![login_id, now],
@@ -671,7 +709,27 @@ impl Store for SqliteStore {
                 params![login_id, channel, mac, expires_at],
             )?;
             tx.commit()?;
-            Ok(OtpSendOutcome::Sent)
+            Ok(OtpSendOutcome::Sent { taken_back: undo })
+        })
+        .await
+    }
+
+    async fn unsend_otp(&self, login_id: &str, undo: SendUndo) -> Result<(), StorageError> {
+        let login_id = login_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE logins SET otp_sends = MAX(otp_sends - 1, 0), last_send_at = ?2
+                 WHERE login_id = ?1",
+                params![login_id, undo.previous_last_send_at],
+            )?;
+            tx.execute("DELETE FROM otps WHERE login_id = ?1", params![login_id])?;
+            tx.execute(
+                "DELETE FROM otp_sends WHERE id = ?1",
+                params![undo.send_id],
+            )?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -1111,6 +1169,349 @@ impl Store for SqliteStore {
                 params![id, now, reason],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn create_card(&self, card: Card) -> Result<(), StorageError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO cards (card_ref, number_hash, card_id_hash, last4, name, email, mobile,
+                                    primary_market, activated_at, created_at, user_id, linked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, NULL)",
+                params![
+                    card.card_ref,
+                    card.number_hash,
+                    card.card_id_hash,
+                    card.last4,
+                    card.name,
+                    card.email,
+                    card.mobile,
+                    card.primary_market,
+                    card.activated_at,
+                    card.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn activate_card(&self, card_ref: &str, now: i64) -> Result<bool, StorageError> {
+        let card_ref = card_ref.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE cards SET activated_at = COALESCE(activated_at, ?2) WHERE card_ref = ?1",
+                params![card_ref, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn card_by_number(&self, number_hash: &[u8]) -> Result<Option<Card>, StorageError> {
+        let hash = number_hash.to_vec();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM cards WHERE number_hash = ?1",
+                params![hash],
+                card_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn create_user_from_card(
+        &self,
+        user: User,
+        card_ref: &str,
+        now: i64,
+    ) -> Result<CardLinkOutcome, StorageError> {
+        let card_ref = card_ref.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            match insert_user(&tx, &user) {
+                Ok(()) => {}
+                Err(StorageError::Conflict) => return Ok(CardLinkOutcome::UserExists),
+                Err(e) => return Err(e),
+            }
+            let n = tx.execute(
+                "UPDATE cards SET user_id = ?2, linked_at = ?3
+                 WHERE card_ref = ?1 AND user_id IS NULL",
+                params![card_ref, user.user_id, now],
+            )?;
+            if n != 1 {
+                return Ok(CardLinkOutcome::AlreadyEnrolled);
+            }
+            tx.commit()?;
+            Ok(CardLinkOutcome::Linked)
+        })
+        .await
+    }
+
+    async fn link_card(
+        &self,
+        card_ref: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<CardLinkOutcome, StorageError> {
+        let card_ref = card_ref.to_owned();
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE cards SET user_id = ?2, linked_at = ?3
+                 WHERE card_ref = ?1 AND user_id IS NULL",
+                params![card_ref, user_id, now],
+            )?;
+            Ok(if n == 1 {
+                CardLinkOutcome::Linked
+            } else {
+                CardLinkOutcome::AlreadyEnrolled
+            })
+        })
+        .await
+    }
+
+    async fn cards_of(&self, user_id: &str) -> Result<Vec<Card>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM cards WHERE user_id = ?1 ORDER BY linked_at, card_ref")?;
+            let rows = stmt
+                .query_map(params![user_id], card_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StorageError> {
+        let email = email.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT * FROM users WHERE email = ?1 COLLATE NOCASE ORDER BY user_id LIMIT 20",
+            )?;
+            let rows = stmt
+                .query_map(params![email], user_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn complete_recovery(
+        &self,
+        recovery_id: &str,
+        password_hash: &str,
+        lockout_key: &str,
+        now: i64,
+    ) -> Result<Option<PasswordReset>, StorageError> {
+        let id = recovery_id.to_owned();
+        let hash = password_hash.to_owned();
+        let key = lockout_key.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let login = tx
+                .query_row(
+                    &format!(
+                        "DELETE FROM logins WHERE login_id = ?1 AND stage = 'recovery'
+                           AND expires_at > ?2 RETURNING {LOGIN_COLS}"
+                    ),
+                    params![id, now],
+                    login_from_row,
+                )
+                .optional()?;
+            let Some(login) = login else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE users SET password_hash = ?2 WHERE user_id = ?1",
+                params![login.user_id, hash],
+            )?;
+            // Recovery is how a locked-out user gets back in.
+            tx.execute("DELETE FROM attempts WHERE user_key = ?1", params![key])?;
+            let sessions_revoked = tx.execute(
+                "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'recovery'
+                 WHERE user_id = ?1 AND revoked_at IS NULL",
+                params![login.user_id, now],
+            )?;
+            let devices_to_reauthorise = tx.execute(
+                "UPDATE devices SET trusted_until = MIN(trusted_until, ?2)
+                 WHERE user_id = ?1 AND removed_at IS NULL",
+                params![login.user_id, now],
+            )?;
+            // Every other step in progress for the user ends too.
+            tx.execute(
+                "DELETE FROM logins WHERE user_id = ?1",
+                params![login.user_id],
+            )?;
+            let user = user_in(&tx, &login.user_id)?.ok_or(StorageError::Conflict)?;
+            tx.commit()?;
+            Ok(Some(PasswordReset {
+                user,
+                sessions_revoked,
+                devices_to_reauthorise,
+            }))
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: &str,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let user_id = user_id.to_owned();
+        let hash = password_hash.to_owned();
+        let keep = keep_session.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?2 WHERE user_id = ?1",
+                params![user_id, hash],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET revoked_at = ?3, revoked_reason = 'password_changed'
+                 WHERE user_id = ?1 AND session_id != ?2 AND revoked_at IS NULL",
+                params![user_id, keep, now],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_security_code(&self, user_id: &str, hash: &str) -> Result<(), StorageError> {
+        let user_id = user_id.to_owned();
+        let hash = hash.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE users SET security_code_hash = ?2 WHERE user_id = ?1",
+                params![user_id, hash],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn start_contact_change(&self, login: Login) -> Result<(), StorageError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // A new request replaces a pending change.
+            tx.execute(
+                "DELETE FROM logins WHERE user_id = ?1 AND stage = 'contact_change'",
+                params![login.user_id],
+            )?;
+            insert_login(&tx, &login)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn apply_contact_change(
+        &self,
+        change_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Option<(User, User)>, StorageError> {
+        let id = change_id.to_owned();
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let login = tx
+                .query_row(
+                    &format!(
+                        "DELETE FROM logins WHERE login_id = ?1 AND user_id = ?2
+                           AND stage = 'contact_change' AND expires_at > ?3
+                         RETURNING {LOGIN_COLS}"
+                    ),
+                    params![id, user_id, now],
+                    login_from_row,
+                )
+                .optional()?;
+            let Some(login) = login else {
+                return Ok(None);
+            };
+            let Some(before) = user_in(&tx, &user_id)? else {
+                return Ok(None);
+            };
+            if let Some(email) = &login.change_email {
+                tx.execute(
+                    "UPDATE users SET email = ?2 WHERE user_id = ?1",
+                    params![user_id, email],
+                )?;
+            }
+            if let Some(mobile) = &login.change_mobile {
+                // Proven by the code sent to it.
+                tx.execute(
+                    "UPDATE users SET mobile = ?2, mobile_verified = 1 WHERE user_id = ?1",
+                    params![user_id, mobile],
+                )?;
+            }
+            let after = user_in(&tx, &user_id)?.ok_or(StorageError::Conflict)?;
+            tx.commit()?;
+            Ok(Some((before, after)))
+        })
+        .await
+    }
+
+    async fn remove_mobile(&self, user_id: &str) -> Result<Option<User>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before = user_in(&tx, &user_id)?.filter(|u| u.mobile.is_some());
+            if before.is_some() {
+                tx.execute(
+                    "UPDATE users SET mobile = NULL, mobile_verified = 1 WHERE user_id = ?1",
+                    params![user_id],
+                )?;
+                tx.commit()?;
+            }
+            Ok(before)
+        })
+        .await
+    }
+
+    async fn security_events(
+        &self,
+        user_id: &str,
+        types: &[&str],
+        limit: i64,
+    ) -> Result<Vec<(AuditEvent, Option<String>)>, StorageError> {
+        let user_id = user_id.to_owned();
+        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        self.read(move |c| {
+            let placeholders = vec!["?"; types.len()].join(", ");
+            let sql = format!(
+                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason, d.name
+                   FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id
+                  WHERE a.user_id = ? AND a.event IN ({placeholders})
+                  ORDER BY a.id DESC LIMIT ?"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let mut values: Vec<rusqlite::types::Value> = vec![user_id.into()];
+            values.extend(types.into_iter().map(rusqlite::types::Value::from));
+            values.push(limit.into());
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(values), |r| {
+                    Ok((
+                        AuditEvent {
+                            at: r.get(0)?,
+                            event: r.get(1)?,
+                            user_id: r.get(2)?,
+                            device_id: r.get(3)?,
+                            ip: r.get(4)?,
+                            reason: r.get(5)?,
+                        },
+                        r.get(6)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }

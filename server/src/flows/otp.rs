@@ -1,0 +1,118 @@
+//! Sending a one-time code on a login (sign-in, recovery or contact
+//! change): spacing, caps, the code at rest, delivery, and nothing counted
+//! when the carrier refuses.
+
+use std::net::IpAddr;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::messages;
+use crate::notify::{Channel, Message, Purpose};
+use crate::secrets::{new_id, OtpKey};
+use crate::storage::{Login, OtpSendOutcome, SendCaps};
+
+/// A code on its way.
+pub struct CodeSent {
+    pub expires_at: i64,
+    pub resend_after_s: i64,
+}
+
+/// Makes a new code for `login`, stores its HMAC (replacing any earlier
+/// code), and hands it to the carrier of `channel` at `to`. If the carrier
+/// refuses, the send is taken back (no spacing or cap consumed) and the
+/// answer is `delivery_failed`.
+pub async fn send_code(
+    app: &AppState,
+    login: &Login,
+    channel: Channel,
+    to: &str,
+    what: &str,
+    ip: IpAddr,
+) -> Result<CodeSent, ApiError> {
+    let s = app.settings();
+    if !app.notifier.supports(channel) {
+        return Err(ApiError::invalid("that channel cannot deliver codes here"));
+    }
+    let now = app.now();
+    let code = OtpKey::new_code();
+    let expires_at = now + s.otp_ttl_s;
+    let channel_name = match channel {
+        Channel::Email => "email",
+        Channel::Sms => "sms",
+    };
+    let outcome = app
+        .store()
+        .store_otp(
+            &login.login_id,
+            channel_name,
+            app.otp_key.mac(&login.login_id, &code),
+            expires_at,
+            s.otp_resend_after_s,
+            s.otp_max_sends,
+            SendCaps {
+                destination_key: app.destination_hash(to),
+                per_hour: s.otp_sends_per_hour,
+            },
+            now,
+        )
+        .await?;
+    let taken_back = match outcome {
+        OtpSendOutcome::Sent { taken_back } => taken_back,
+        OtpSendOutcome::TooSoon(wait) => {
+            return Err(ApiError::RateLimited {
+                retry_after_s: wait,
+            })
+        }
+        OtpSendOutcome::CapReached => {
+            return Err(ApiError::RateLimited {
+                retry_after_s: login.expires_at - now,
+            })
+        }
+        OtpSendOutcome::HourlyCapReached(wait) => {
+            app.audit(
+                "otp_capped",
+                Some(&login.user_id),
+                login.device_id.as_deref(),
+                Some(ip),
+                Some(channel_name),
+            )
+            .await?;
+            return Err(ApiError::RateLimited {
+                retry_after_s: wait,
+            });
+        }
+        OtpSendOutcome::LoginGone => return Err(ApiError::LoginExpired),
+    };
+    let text = messages::otp(&s.brand_name, &code, s.otp_ttl_s / 60, what);
+    let message = Message {
+        channel,
+        to: to.to_owned(),
+        user_id: login.user_id.clone(),
+        purpose: Purpose::Otp,
+        code: Some(code),
+        event: None,
+        subject: text.subject,
+        text: text.body,
+        sent_at: now,
+        message_id: new_id(),
+    };
+    if let Err(e) = app.notifier.send(message).await {
+        tracing::error!(error = %e, user_id = %login.user_id, "code delivery failed");
+        app.store()
+            .unsend_otp(&login.login_id, taken_back)
+            .await?;
+        return Err(ApiError::DeliveryFailed);
+    }
+    app.audit(
+        "otp_sent",
+        Some(&login.user_id),
+        login.device_id.as_deref(),
+        Some(ip),
+        Some(channel_name),
+    )
+    .await?;
+    Ok(CodeSent {
+        expires_at,
+        resend_after_s: s.otp_resend_after_s,
+    })
+}
