@@ -58,6 +58,18 @@ pub enum ApiError {
     RateLimited { retry_after_s: i64 },
     #[error("the message could not be delivered: try again shortly")]
     DeliveryFailed,
+    #[error("the new password does not meet the password policy")]
+    PasswordRejected { reasons: Vec<String> },
+    #[error("the card number, card ID and name do not match a card")]
+    CardNotRecognized,
+    #[error("the card is not activated yet: activate it first")]
+    CardNotActivated,
+    #[error("the card already belongs to a user ID")]
+    CardAlreadyEnrolled,
+    #[error("that card number is known already")]
+    CardExists,
+    #[error("the attestation is missing, does not verify, or contradicts the registration")]
+    AttestationInvalid,
     #[error("internal error")]
     Internal,
 }
@@ -86,13 +98,24 @@ impl ApiError {
             ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::DeliveryFailed => "delivery_failed",
+            ApiError::PasswordRejected { .. } => "password_rejected",
+            ApiError::CardNotRecognized => "card_not_recognized",
+            ApiError::CardNotActivated => "card_not_activated",
+            ApiError::CardAlreadyEnrolled => "card_already_enrolled",
+            ApiError::CardExists => "card_exists",
+            ApiError::AttestationInvalid => "attestation_invalid",
             ApiError::Internal => "internal",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest(_)
+            | ApiError::PasswordRejected { .. }
+            | ApiError::AttestationInvalid => StatusCode::BAD_REQUEST,
+            ApiError::CardNotRecognized => StatusCode::UNAUTHORIZED,
+            ApiError::CardNotActivated => StatusCode::FORBIDDEN,
+            ApiError::CardAlreadyEnrolled | ApiError::CardExists => StatusCode::CONFLICT,
             ApiError::InvalidCredentials
             | ApiError::LoginExpired
             | ApiError::OtpInvalid { .. }
@@ -128,12 +151,14 @@ impl ApiError {
             attempts_left: None,
             login_id: None,
             methods: None,
+            reasons: None,
         };
         match self {
             ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
                 detail.retry_after_s = Some((*retry_after_s).max(1));
             }
             ApiError::OtpInvalid { attempts_left } => detail.attempts_left = Some(*attempts_left),
+            ApiError::PasswordRejected { reasons } => detail.reasons = Some(reasons.clone()),
             ApiError::StepUpRequired { login_id, methods } => {
                 detail.login_id = Some(login_id.clone());
                 detail.methods = Some(methods.clone());
@@ -168,6 +193,11 @@ pub struct ErrorDetail {
     /// With `step_up_required`: the OTP channels offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<crate::api::types::Method>>,
+    /// With `password_rejected`: every rule the password breaks
+    /// (`too_short`, `too_long`, `too_few_classes`, `common`,
+    /// `contains_user_id`, `same_as_current`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
 }
 
 impl IntoResponse for ApiError {

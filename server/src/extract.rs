@@ -172,6 +172,50 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// A caller with a strong session: `amr` with `otp` or `hwk`, `auth_time`
+/// within the strong-auth window (10 minutes); else 403 `forbidden`.
+pub struct StrongAuth(pub SessionRecord);
+
+impl FromRequestParts<AppState> for StrongAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth(session) = Auth::from_request_parts(parts, state).await?;
+        if !session.amr.iter().any(|m| m == "otp" || m == "hwk") {
+            return Err(ApiError::Forbidden(
+                "this needs a sign-in with a one-time code or a trusted device",
+            ));
+        }
+        if session.auth_time + state.settings().strong_auth_window_s < state.now() {
+            return Err(ApiError::Forbidden(
+                "this needs a sign-in within the last 10 minutes: sign in again",
+            ));
+        }
+        Ok(StrongAuth(session))
+    }
+}
+
+/// Query parameters; malformed or unknown ones are 400 in the error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(ApiError::invalid(e.body_text())),
+        }
+    }
+}
+
 /// A caller with the server's admin token.
 pub struct Admin;
 
