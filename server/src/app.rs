@@ -25,7 +25,7 @@ use crate::api::types::{Session, UserVerification};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::http_server::{self, ConnectionLimits};
-use crate::notify::{Channel, Message, Notifier, Purpose};
+use crate::notify::{AlertQueue, AlertTask, Channel, Message, Notifier, Purpose};
 use crate::ratelimit::IpRateLimit;
 use crate::risk::RiskPolicy;
 use crate::secrets::{new_id, new_token, token_hash, Hasher, OtpKey};
@@ -69,6 +69,10 @@ pub struct Settings {
     pub audit_retention_s: i64,
     /// Connection cap and timeouts of the accept loop.
     pub connections: ConnectionLimits,
+    /// The name users know the service by (`--brand-name`).
+    pub brand_name: String,
+    /// What a new password must be (`GET /v1/password-policy`).
+    pub password_policy: crate::password_policy::PasswordPolicy,
 }
 
 impl Default for Settings {
@@ -96,6 +100,8 @@ impl Default for Settings {
             session_max_age_s: 12 * 3600,
             audit_retention_s: 400 * 24 * 3600,
             connections: ConnectionLimits::default(),
+            brand_name: "devicetrust".into(),
+            password_policy: crate::password_policy::PasswordPolicy::default(),
         }
     }
 }
@@ -121,7 +127,14 @@ pub struct Inner {
     pub(crate) otp_key: OtpKey,
     /// Hides OTP destinations in the send log.
     pub(crate) destination_key: hmac::Key,
+    /// Peppers security codes: a database copy alone cannot be searched.
+    pub(crate) security_code_key: hmac::Key,
+    /// Keyed hashes of card numbers and card IDs.
+    pub(crate) card_key: hmac::Key,
     pub(crate) rate: IpRateLimit,
+    /// Alerts go out off the request path, with retries.
+    pub(crate) alerts: AlertQueue,
+    alert_task: std::sync::Mutex<Option<AlertTask>>,
     /// SHA-256 of the admin token, compared in constant time.
     pub(crate) admin_token_hash: Option<Vec<u8>>,
 }
@@ -155,6 +168,8 @@ impl AppState {
             );
         }
         let admin_token_hash = c.settings.admin_token.as_deref().map(token_hash);
+        let (alerts, worker) = AlertQueue::new(c.notifier.clone());
+        let alert_task = std::sync::Mutex::new(Some(worker.spawn()));
         let rate = IpRateLimit::new(c.settings.ip_rate_limit_per_minute);
         Ok(AppState(Arc::new(Inner {
             settings: c.settings,
@@ -168,7 +183,17 @@ impl AppState {
                 hmac::HMAC_SHA256,
                 &c.server_key.derive(server_key::Purpose::Destination),
             ),
+            security_code_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &c.server_key.derive(server_key::Purpose::SecurityCode),
+            ),
+            card_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &c.server_key.derive(server_key::Purpose::Card),
+            ),
             rate,
+            alerts,
+            alert_task,
             admin_token_hash,
         })))
     }
@@ -295,20 +320,53 @@ impl AppState {
         Ok(())
     }
 
-    /// Sends a security alert by e-mail. A failed alert is logged, not fatal:
-    /// the event it reports has already happened.
-    pub(crate) async fn alert(&self, user: &User, text: String) {
+    /// Sends a security alert for `event` to the user's e-mail. A failed
+    /// alert is logged, never fatal: the event it reports has happened.
+    pub(crate) async fn alert(&self, user: &User, event: &str, detail: String) {
+        self.alert_to(&user.user_id, event, Channel::Email, &user.email, &detail)
+            .await;
+    }
+
+    /// Sends a security alert to one address (an old e-mail, a mobile).
+    pub(crate) async fn alert_to(
+        &self,
+        user_id: &str,
+        event: &str,
+        channel: Channel,
+        to: &str,
+        detail: &str,
+    ) {
+        let text = crate::messages::alert(&self.settings.brand_name, event, detail);
         let message = Message {
-            channel: Channel::Email,
-            to: user.email.clone(),
-            user_id: user.user_id.clone(),
+            channel,
+            to: to.to_owned(),
+            user_id: user_id.to_owned(),
             purpose: Purpose::Alert,
             code: None,
-            text,
+            event: Some(event.to_owned()),
+            subject: text.subject,
+            text: text.body,
             sent_at: self.now(),
+            message_id: new_id(),
         };
-        if let Err(e) = self.notifier.send(message).await {
-            tracing::warn!(error = %e, user_id = %user.user_id, "security alert not delivered");
+        // Never fails the request: queued, retried for about a minute.
+        self.alerts.enqueue(message);
+    }
+
+    /// Alerts queued or being delivered (tests wait for them to settle).
+    pub fn pending_alerts(&self) -> usize {
+        self.alerts.pending()
+    }
+
+    /// At shutdown: delivers what is queued for at most `grace`.
+    pub async fn finish_alerts(&self, grace: Duration) {
+        let task = self
+            .alert_task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.finish(grace).await;
         }
     }
 }
@@ -336,6 +394,8 @@ pub(crate) fn device_amr(user_verification: &str) -> Vec<String> {
         (name = "login", description = "Password, enrolment, OTP and device sign-in"),
         (name = "session", description = "Refresh, sign-out, profile"),
         (name = "devices", description = "Trusted devices"),
+        (name = "account", description = "Online enrolment from a card, account changes, cards, security events, password policy"),
+        (name = "recovery", description = "Recovery with the security code"),
         (name = "admin", description = "Administration, with the server's admin token"),
         (name = "operations", description = "Health and description")
     )
@@ -378,6 +438,20 @@ pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::admin::create_user))
         .routes(routes!(api::admin::unlock_user))
         .routes(routes!(api::admin::set_market))
+        .routes(routes!(api::password_policy::policy))
+        .routes(routes!(api::accounts::create_card))
+        .routes(routes!(api::accounts::activate_card))
+        .routes(routes!(api::accounts::create_account))
+        .routes(routes!(api::accounts::list_cards, api::accounts::link_card))
+        .routes(routes!(api::recovery::user_id))
+        .routes(routes!(api::recovery::password))
+        .routes(routes!(api::recovery::complete))
+        .routes(routes!(api::account::change_password))
+        .routes(routes!(api::account::change_contact))
+        .routes(routes!(api::account::verify_contact))
+        .routes(routes!(api::account::remove_mobile))
+        .routes(routes!(api::account::change_security_code))
+        .routes(routes!(api::account::list_events))
         .routes(routes!(api::health::healthz))
         .routes(routes!(api::health::openapi));
     let (router, mut doc) = router.split_for_parts();

@@ -13,8 +13,10 @@ use crate::api::admin::new_user;
 use crate::api::types::CreateUserRequest;
 use crate::app::{self, AppState, Components, Settings};
 use crate::clock::{Clock, SystemClock};
+use crate::error::ApiError;
 use crate::http_server::ConnectionLimits;
-use crate::notify::Outbox;
+use crate::notify::DeliveryConfig;
+use crate::password_policy::PasswordPolicy;
 use crate::risk::AllowAll;
 use crate::secrets::{Hasher, HasherConfig, Secret};
 use crate::server_key::{KeyError, ServerKey};
@@ -79,6 +81,12 @@ pub struct ServeArgs {
     /// Append every outgoing message (OTPs, alerts) to this file as JSON lines.
     #[arg(long, env = "DEVICETRUST_OUTBOX")]
     pub outbox: Option<PathBuf>,
+    /// E-mail and SMS delivery (boxed: it keeps `Command` small).
+    #[command(flatten)]
+    pub delivery: Box<DeliveryArgs>,
+    /// The name users know the service by.
+    #[arg(long, env = "DEVICETRUST_BRAND_NAME", default_value = "devicetrust")]
+    pub brand_name: String,
     /// Sign-in requests per minute from one IP address; 0 turns it off.
     #[arg(long, env = "DEVICETRUST_IP_RATE_LIMIT", default_value_t = 60)]
     pub ip_rate_limit: u32,
@@ -135,6 +143,80 @@ pub struct ServeArgs {
     /// Password hashes computed at once (default: half the cores).
     #[arg(long, env = "DEVICETRUST_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
+    #[command(flatten)]
+    pub password_policy: PasswordPolicyArgs,
+}
+
+/// The password policy's limits; `serve` and `user add` read the same flags
+/// and environment, so both apply one policy.
+#[derive(Debug, Args)]
+pub struct PasswordPolicyArgs {
+    /// Shortest password accepted, in Unicode code points after NFKC.
+    #[arg(long, env = "DEVICETRUST_PASSWORD_MIN_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u32).range(6..=64))]
+    pub password_min_length: u32,
+    /// Longest password accepted, in Unicode code points after NFKC.
+    #[arg(long, env = "DEVICETRUST_PASSWORD_MAX_LENGTH", default_value_t = 128, value_parser = clap::value_parser!(u32).range(16..=1024))]
+    pub password_max_length: u32,
+    /// How many of the classes lower-case, upper-case, digit and other a
+    /// password must mix.
+    #[arg(long, env = "DEVICETRUST_PASSWORD_CLASSES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub password_classes: u32,
+}
+
+impl PasswordPolicyArgs {
+    pub fn policy(&self) -> Result<PasswordPolicy, CliError> {
+        if self.password_min_length > self.password_max_length {
+            return Err(CliError::Usage(
+                "--password-min-length must not exceed --password-max-length".into(),
+            ));
+        }
+        Ok(PasswordPolicy {
+            min_length: self.password_min_length,
+            max_length: self.password_max_length,
+            classes_required: self.password_classes,
+        })
+    }
+}
+
+/// The delivery flags of `serve` (docs/SERVER.md, "Delivery").
+#[derive(Args)]
+pub struct DeliveryArgs {
+    /// E-mail relay: smtp://HOST:PORT (plain, a local relay),
+    /// smtp+starttls://… or smtps://…, with user:password@ (percent-encoded)
+    /// for AUTH.
+    #[arg(long, env = "DEVICETRUST_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The e-mails' From address (`Bank <no-reply@bank.example>` or a bare
+    /// address).
+    #[arg(long, env = "DEVICETRUST_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// PEM file of extra roots trusted for the relay's TLS certificate
+    /// (e.g. an internal CA), beside Mozilla's.
+    #[arg(long, env = "DEVICETRUST_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// SMS gateway: each SMS is a signed JSON POST to this URL.
+    #[arg(long, env = "DEVICETRUST_SMS_WEBHOOK")]
+    pub sms_webhook: Option<String>,
+    /// Secret (at least 16 characters) of the webhook's
+    /// X-Devicetrust-Signature (HMAC-SHA256 of the body).
+    #[arg(long, env = "DEVICETRUST_SMS_WEBHOOK_SECRET", hide_env_values = true)]
+    pub sms_webhook_secret: Option<String>,
+}
+
+// Hand-written: the SMTP URL may hold a password, and the webhook secret.
+impl std::fmt::Debug for DeliveryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryArgs")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "…"))
+            .field("smtp_from", &self.smtp_from)
+            .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("sms_webhook", &self.sms_webhook.as_ref().map(|_| "…"))
+            .field(
+                "sms_webhook_secret",
+                &self.sms_webhook_secret.as_ref().map(|_| "…"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +235,8 @@ pub enum UserCommand {
         /// Primary market, ISO 3166-1 alpha-2.
         #[arg(long)]
         market: String,
+        #[command(flatten)]
+        password_policy: PasswordPolicyArgs,
     },
     /// Lift a lock and clear the failure count.
     Unlock { user_id: String },
@@ -218,6 +302,7 @@ impl ServeArgs {
                 "the admin token must be at least 32 characters".into(),
             ));
         }
+        let password_policy = self.password_policy.policy()?;
         Ok(Settings {
             rp_id: self.rp_id.clone(),
             admin_token,
@@ -236,6 +321,7 @@ impl ServeArgs {
                 body_timeout: Duration::from_secs(self.body_timeout),
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
             },
+            password_policy,
             ..Settings::default()
         })
     }
@@ -276,7 +362,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             email,
             mobile,
             market,
+            password_policy,
         }) => {
+            let policy = password_policy.policy()?;
             let mut password = String::new();
             std::io::stdin()
                 .lock()
@@ -294,9 +382,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 primary_market: market,
                 password: Secret::new(password),
             };
-            let user = new_user(&hasher, SystemClock.now(), req)
+            let user = new_user(&hasher, &policy, SystemClock.now(), req)
                 .await
-                .map_err(|e| CliError::Rejected(e.to_string()))?;
+                .map_err(|e| match &e {
+                    ApiError::PasswordRejected { reasons } => {
+                        CliError::Rejected(format!("{e}: {}", reasons.join(", ")))
+                    }
+                    _ => CliError::Rejected(e.to_string()),
+                })?;
             match store.create_user(user.clone()).await {
                 Ok(()) => {}
                 Err(StorageError::Conflict) => {
@@ -339,14 +432,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
-    let settings = args.settings()?;
-    let Some(outbox) = &args.outbox else {
-        return Err(CliError::Usage(
-            "no delivery is configured: pass --outbox PATH (DEVICETRUST_OUTBOX) so OTP codes can reach users".into(),
-        ));
+    let settings = Settings {
+        brand_name: args.brand_name.clone(),
+        ..args.settings()?
     };
+    let delivery = DeliveryConfig {
+        smtp_url: args.delivery.smtp_url.clone(),
+        smtp_from: args.delivery.smtp_from.clone(),
+        smtp_ca_file: args.delivery.smtp_ca_file.clone(),
+        sms_webhook: args.delivery.sms_webhook.clone(),
+        sms_webhook_secret: args.delivery.sms_webhook_secret.clone(),
+        outbox: args.outbox.clone(),
+    }
+    .build()
+    .map_err(|e| CliError::Usage(e.to_string()))?;
     let server_key = args.server_key(database)?;
-    crate::private_files::narrow(outbox).map_err(|e| CliError::Io("secure the outbox", e))?;
+    if let Some(outbox) = &args.outbox {
+        crate::private_files::narrow(outbox).map_err(|e| CliError::Io("secure the outbox", e))?;
+    }
     let mut hash_cfg = HasherConfig::default();
     if let Some(n) = args.hash_concurrency {
         hash_cfg.concurrency = n.max(1);
@@ -357,7 +460,7 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         settings,
         store,
         clock: Arc::new(SystemClock),
-        notifier: Arc::new(Outbox::new(outbox)),
+        notifier: Arc::new(delivery),
         risk: Arc::new(AllowAll),
         hasher,
         server_key,
@@ -371,9 +474,13 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         .local_addr()
         .map_err(|e| CliError::Io("read the listen address", e))?;
     tracing::info!("listening on http://{addr}");
+    let grace = state.settings().connections.shutdown_grace;
+    let alerts = state.clone();
     app::serve(state, listener, shutdown)
         .await
         .map_err(|e| CliError::Io("serve", e))?;
+    // Alerts still queued get the same grace as requests did.
+    alerts.finish_alerts(grace).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -46,8 +46,7 @@ impl AppState {
                 retry_after_s: until - now,
             });
         }
-        match self.store().reserve_attempt(key, now, policy).await?
-        {
+        match self.store().reserve_attempt(key, now, policy).await? {
             Reservation::Counted(count) => Ok(count),
             Reservation::Locked { until } => Err(ApiError::AccountLocked {
                 retry_after_s: until - now,

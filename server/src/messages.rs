@@ -45,10 +45,19 @@ pub fn alert(brand: &str, event: &str, detail: &str) -> Text {
     let (subject, lead) = match event {
         "enrolled" => ("two-step sign-in set up", "You set up two-step sign-in."),
         "account_locked" => ("sign-in locked", "Your sign-in was locked."),
-        "device_added" => ("a device was added", "A device can now sign in to your account."),
-        "device_removed" => ("a device was removed", "A device was removed from your account."),
+        "device_added" => (
+            "a device was added",
+            "A device can now sign in to your account.",
+        ),
+        "device_removed" => (
+            "a device was removed",
+            "A device was removed from your account.",
+        ),
         "password_changed" => ("password changed", "Your password was changed."),
-        "contact_changed" => ("contact details changed", "Your contact details were changed."),
+        "contact_changed" => (
+            "contact details changed",
+            "Your contact details were changed.",
+        ),
         "security_code_changed" => ("security code changed", "Your security code was changed."),
         "recovery_used" => (
             "password reset",
@@ -68,9 +77,7 @@ pub fn alert(brand: &str, event: &str, detail: &str) -> Text {
     text(
         brand,
         subject,
-        format!(
-            "{lead}{detail} If this was not you, call the number on your card straight away."
-        ),
+        format!("{lead}{detail} If this was not you, call the number on your card straight away."),
     )
 }
 

@@ -159,16 +159,6 @@ pub fn email(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A new password set by an administrator: 8 to 256 characters.
-pub fn new_password(raw: &str) -> Result<(), ApiError> {
-    let len = raw.chars().count();
-    if (8..=256).contains(&len) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("password must be 8 to 256 characters"))
-    }
-}
-
 /// `j•••@example.com`: enough for the card holder to recognise, too little to harvest.
 pub fn mask_email(email: &str) -> String {
     match email.split_once('@') {

@@ -31,8 +31,7 @@ pub async fn change_password(
     StrongAuth(session): StrongAuth,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    account::change_password(&app, &session, &req.current_password, &req.new_password, ip)
-        .await?;
+    account::change_password(&app, &session, &req.current_password, &req.new_password, ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -55,14 +54,9 @@ pub async fn change_contact(
     StrongAuth(session): StrongAuth,
     ApiJson(req): ApiJson<ContactChangeRequest>,
 ) -> Result<Json<ContactChangeResponse>, ApiError> {
-    let contact = match (req.email, req.mobile) {
-        (Some(e), None) => NewContact::Email(e),
-        (None, Some(m)) => NewContact::Mobile(m),
-        _ => {
-            return Err(ApiError::invalid(
-                "give exactly one of email and mobile (two changes are two requests)",
-            ))
-        }
+    let contact = match req {
+        ContactChangeRequest::Email(e) => NewContact::Email(e.email),
+        ContactChangeRequest::Mobile(m) => NewContact::Mobile(m.mobile),
     };
     let started = account::start_contact_change(&app, &session, contact, ip).await?;
     Ok(Json(ContactChangeResponse {
@@ -89,7 +83,8 @@ pub async fn verify_contact(
     StrongAuth(session): StrongAuth,
     ApiJson(req): ApiJson<ContactVerifyRequest>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = account::verify_contact_change(&app, &session, &req.change_id, &req.code, ip).await?;
+    let user =
+        account::verify_contact_change(&app, &session, &req.change_id, &req.code, ip).await?;
     Ok(Json(user.into()))
 }
 

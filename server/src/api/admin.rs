@@ -1,19 +1,27 @@
 //! Administration with the server's admin token: users, unlocks, markets.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
 use crate::api::types::{CreateUserRequest, MarketRequest, MeResponse, SecondFactor};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Admin, ApiJson, EmptyBody};
+use crate::extract::{Admin, ApiJson, ApiPath, EmptyBody};
+use crate::password_policy::PasswordPolicy;
 use crate::secrets::Hasher;
 use crate::storage::{StorageError, User};
 use crate::validate;
 
-/// Validates a new user and hashes the password; shared with the CLI.
-pub async fn new_user(hasher: &Hasher, now: i64, req: CreateUserRequest) -> Result<User, ApiError> {
+/// Validates a new user and hashes the password, NFKC-normalised, once it
+/// meets `policy` (else `password_rejected` with every broken rule); shared
+/// with the CLI.
+pub async fn new_user(
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    now: i64,
+    req: CreateUserRequest,
+) -> Result<User, ApiError> {
     let user_id = validate::user_id(&req.user_id)?;
     let name = validate::label("name", &req.name, 128)?;
     let email = validate::email(&req.email)?;
@@ -21,8 +29,8 @@ pub async fn new_user(hasher: &Hasher, now: i64, req: CreateUserRequest) -> Resu
         validate::e164(m)?;
     }
     let market = validate::market(&req.primary_market)?;
-    validate::new_password(req.password.expose())?;
-    let password_hash = hasher.hash(&req.password).await?;
+    let password = policy.new_password(&req.password, &user_id)?;
+    let password_hash = hasher.hash(&password).await?;
     Ok(User {
         user_id,
         name,
@@ -44,7 +52,7 @@ pub async fn new_user(hasher: &Hasher, now: i64, req: CreateUserRequest) -> Resu
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created; the user enrols at first sign-in", body = MeResponse),
-        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 400, description = "invalid_request; password_rejected with `reasons`", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 409, description = "user_exists", body = ErrorBody),
         (status = 429, description = "rate_limited: the password-hashing queue is full", body = ErrorBody),
@@ -55,7 +63,7 @@ pub async fn create_user(
     _admin: Admin,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<MeResponse>), ApiError> {
-    let user = new_user(&app.hasher, app.now(), req).await?;
+    let user = new_user(&app.hasher, &app.settings().password_policy, app.now(), req).await?;
     match app.store().create_user(user.clone()).await {
         Ok(()) => {}
         Err(StorageError::Conflict) => return Err(ApiError::UserExists),
@@ -85,7 +93,7 @@ pub async fn create_user(
 pub async fn unlock_user(
     State(app): State<AppState>,
     _admin: Admin,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     _body: EmptyBody,
 ) -> Result<StatusCode, ApiError> {
     let user_id = validate::user_id(&user_id)?;
@@ -109,7 +117,7 @@ pub async fn unlock_user(
 pub async fn set_market(
     State(app): State<AppState>,
     _admin: Admin,
-    Path(market): Path<String>,
+    ApiPath(market): ApiPath<String>,
     ApiJson(req): ApiJson<MarketRequest>,
 ) -> Result<StatusCode, ApiError> {
     let market = validate::market(&market)?;

@@ -134,7 +134,9 @@ pub async fn password(
     let count = app.reserve_attempt(&key).await?;
     let user = app.store().user(&user_id).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = match app.hasher.verify(stored, &req.password).await {
+    // Passwords are kept as their NFKC form (see password_policy).
+    let typed = crate::password_policy::normalized(&req.password);
+    let verified = match app.hasher.verify(stored, &typed).await {
         Ok(v) => v,
         Err(e) => {
             // Not evaluated (hashing pool full): the attempt does not count.

@@ -379,7 +379,11 @@ pub struct CreateCardRequest {
     pub card_id: Secret,
     #[schema(example = "Jane Doe", min_length = 1, max_length = 128)]
     pub name: String,
-    #[schema(example = "jane@example.com", max_length = 254)]
+    #[schema(
+        example = "jane@example.com",
+        max_length = 254,
+        pattern = "^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]+@[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    )]
     pub email: String,
     #[schema(example = "+447700900123", pattern = "^\\+[1-9][0-9]{7,14}$")]
     pub mobile: Option<String>,
@@ -459,7 +463,11 @@ pub struct LinkedCardResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserIdRecoveryRequest {
-    #[schema(example = "jane@example.com", max_length = 254)]
+    #[schema(
+        example = "jane@example.com",
+        max_length = 254,
+        pattern = "^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]+@[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    )]
     pub email: String,
     #[schema(value_type = String, format = Password, pattern = "^[0-9]{6,9}$")]
     pub security_code: Secret,
@@ -514,14 +522,30 @@ pub struct ChangePasswordRequest {
     pub new_password: Secret,
 }
 
-/// Exactly one of the two.
+/// Exactly one of the two: two changes are two requests.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ContactChangeRequest {
+    Email(EmailChange),
+    Mobile(MobileChange),
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ContactChangeRequest {
-    #[schema(example = "jane@example.com", max_length = 254)]
-    pub email: Option<String>,
+pub struct EmailChange {
+    #[schema(
+        example = "jane@example.com",
+        max_length = 254,
+        pattern = "^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]+@[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]*[^@.\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f][\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"
+    )]
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MobileChange {
     #[schema(example = "+447700900123", pattern = "^\\+[1-9][0-9]{7,14}$")]
-    pub mobile: Option<String>,
+    pub mobile: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -543,7 +567,7 @@ pub struct ContactVerifyRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityCodeRequest {
-    #[schema(value_type = String, format = Password, example = "135790", pattern = "^[0-9]{6,9}$")]
+    #[schema(value_type = String, format = Password, example = "135790", pattern = "^(?!([0-9])\\1+$)(?!(?:012345|123456|234567|345678|456789|0123456|1234567|2345678|3456789|01234567|12345678|23456789|012345678|123456789|987654|876543|765432|654321|543210|9876543|8765432|7654321|6543210|98765432|87654321|76543210|987654321|876543210)$)[0-9]{6,9}$")]
     pub security_code: Secret,
 }
 

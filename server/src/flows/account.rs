@@ -275,6 +275,7 @@ pub async fn change_security_code(
         None,
     )
     .await?;
-    app.alert(&user, "security_code_changed", String::new()).await;
+    app.alert(&user, "security_code_changed", String::new())
+        .await;
     Ok(())
 }

@@ -187,14 +187,7 @@ async fn prove_card(
             Ok(card)
         }
         _ => Err(app
-            .fail(
-                &key,
-                count,
-                None,
-                ip,
-                "card",
-                ApiError::CardNotRecognized,
-            )
+            .fail(&key, count, None, ip, "card", ApiError::CardNotRecognized)
             .await),
     }
 }
@@ -211,7 +204,11 @@ pub struct NewAccount {
 /// `POST /v1/accounts`: a user ID and password from card details. The new
 /// user takes the card's name, e-mail, mobile and market, is not enrolled
 /// in the second factor yet, and the card is linked to it.
-pub async fn create_account(app: &AppState, req: NewAccount, ip: IpAddr) -> Result<String, ApiError> {
+pub async fn create_account(
+    app: &AppState,
+    req: NewAccount,
+    ip: IpAddr,
+) -> Result<String, ApiError> {
     // Malformed input is 400 and not counted.
     let number = card_number(&req.card_number)?;
     card_id(&req.card_id)?;
@@ -251,14 +248,8 @@ pub async fn create_account(app: &AppState, req: NewAccount, ip: IpAddr) -> Resu
         CardLinkOutcome::AlreadyEnrolled => return Err(ApiError::CardAlreadyEnrolled),
         CardLinkOutcome::UserExists => return Err(ApiError::UserExists),
     }
-    app.audit(
-        "user_created",
-        Some(&user_id),
-        None,
-        Some(ip),
-        Some("card"),
-    )
-    .await?;
+    app.audit("user_created", Some(&user_id), None, Some(ip), Some("card"))
+        .await?;
     Ok(user_id)
 }
 

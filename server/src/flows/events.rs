@@ -31,15 +31,16 @@ pub struct SecurityEvent {
 }
 
 /// The user's events, newest first; `limit` 1–200.
-pub async fn list(app: &AppState, user_id: &str, limit: i64) -> Result<Vec<SecurityEvent>, ApiError> {
+pub async fn list(
+    app: &AppState,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<SecurityEvent>, ApiError> {
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit must be 1 to 200"));
     }
     let names: Vec<&str> = SHOWN.iter().map(|(name, _)| *name).collect();
-    let rows = app
-        .store()
-        .security_events(user_id, &names, limit)
-        .await?;
+    let rows = app.store().security_events(user_id, &names, limit).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(e, device_name): (AuditEvent, Option<String>)| {

@@ -291,7 +291,12 @@ pub async fn complete_password_recovery(
     let detail = "You are signed out everywhere; each trusted device asks for your password \
                   and a one-time code once before it signs in with a fingerprint or face again.";
     app.alert(&reset.user, "recovery_used", detail.into()).await;
-    if let Some(mobile) = reset.user.mobile.as_deref().filter(|_| reset.user.mobile_verified) {
+    if let Some(mobile) = reset
+        .user
+        .mobile
+        .as_deref()
+        .filter(|_| reset.user.mobile_verified)
+    {
         app.alert_to(
             &reset.user.user_id,
             "recovery_used",
