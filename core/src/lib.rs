@@ -6,7 +6,10 @@
 //! - [`DeviceTrust`] runs the journey against the devicetrust server: password
 //!   sign-in as a series of [`SignInStep`]s (enrolment, second factor, signed
 //!   in), enabling biometric sign-in, biometric sign-in, sessions that
-//!   refresh themselves, trusted devices.
+//!   refresh themselves, trusted devices, the password policy and creating
+//!   an account from a card. Account management is on
+//!   [`DeviceTrust::account`] ([`Account`]), the "forgot user ID / password"
+//!   flows on [`DeviceTrust::recovery`] ([`Recovery`]).
 //! - [`PlatformKeyStore`] is where the private key lives: implemented by the
 //!   app in Kotlin (Android Keystore) or Swift (Secure Enclave); the key never
 //!   enters Rust. [`SoftwareKeyStore`] serves desktop apps and tests.
@@ -24,23 +27,28 @@ mod client;
 mod config;
 mod error;
 mod http;
+mod input;
 mod keystore;
 mod model;
+mod password;
 mod signature;
 #[cfg(feature = "software-keystore")]
 mod software_keystore;
 mod state;
 mod wire;
 
-pub use client::DeviceTrust;
+pub use client::{Account, DeviceTrust, Recovery};
 pub use config::{Config, Platform};
 pub use error::DeviceTrustError;
 pub use keystore::{
     BiometricPrompt, GeneratedKey, KeyStorage, KeyStoreError, PlatformKeyStore, UserVerification,
 };
 pub use model::{
-    OtpChannel, OtpOption, OtpSent, Profile, SessionInfo, SignInStep, TrustedDevice, UserProfile,
+    LinkedCard, OtpChannel, OtpOption, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule,
+    PendingContactChange, Profile, SecurityEvent, SecurityEventType, SessionInfo, SignInStep,
+    TrustedDevice, UserProfile,
 };
+pub use password::check_password;
 pub use signature::der_to_jws_signature;
 #[cfg(feature = "software-keystore")]
 pub use software_keystore::{SoftwareKeyStore, UserPresence};

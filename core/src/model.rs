@@ -96,3 +96,184 @@ pub struct UserProfile {
     pub primary_market: String,
     pub enrolled: bool,
 }
+
+/// The server's password rules (`GET /v1/password-policy`), for the screen
+/// where the user picks a password. Check as they type with
+/// [`check_password`](crate::check_password); the server has the last word.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Characters (Unicode code points after NFKC normalisation).
+    pub min_length: u32,
+    pub max_length: u32,
+    /// How many of the four classes — lower case, upper case, digit, other —
+    /// the password must mix.
+    pub classes_required: u32,
+    /// The rules in the server's words, to show as they are.
+    pub description: String,
+}
+
+/// A password rule; a rejected password comes back with every rule it
+/// breaks ([`DeviceTrustError::PasswordRejected`](crate::DeviceTrustError::PasswordRejected)).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PasswordRule {
+    /// Shorter than `min_length`.
+    TooShort,
+    /// Longer than `max_length`.
+    TooLong,
+    /// Mixes fewer than `classes_required` of the four classes.
+    TooFewClasses,
+    /// In the server's list of common and breached passwords (only the
+    /// server can tell).
+    Common,
+    /// Contains the user ID (compared ignoring case).
+    ContainsUserId,
+    /// The same as the current password (password change, recovery; only the
+    /// server can tell).
+    SameAsCurrent,
+    /// A rule this version of the SDK does not know; `code` is its name on
+    /// the wire. Show a generic "choose another password".
+    Other { code: String },
+}
+
+impl PasswordRule {
+    /// The rule from its wire name (`too_short`, …).
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "too_short" => PasswordRule::TooShort,
+            "too_long" => PasswordRule::TooLong,
+            "too_few_classes" => PasswordRule::TooFewClasses,
+            "common" => PasswordRule::Common,
+            "contains_user_id" => PasswordRule::ContainsUserId,
+            "same_as_current" => PasswordRule::SameAsCurrent,
+            other => PasswordRule::Other {
+                code: other.to_owned(),
+            },
+        }
+    }
+
+    /// Its wire name.
+    pub fn code(&self) -> &str {
+        match self {
+            PasswordRule::TooShort => "too_short",
+            PasswordRule::TooLong => "too_long",
+            PasswordRule::TooFewClasses => "too_few_classes",
+            PasswordRule::Common => "common",
+            PasswordRule::ContainsUserId => "contains_user_id",
+            PasswordRule::SameAsCurrent => "same_as_current",
+            PasswordRule::Other { code } => code,
+        }
+    }
+
+    /// A short English description (apps localise from the variant).
+    pub fn describe(&self) -> &str {
+        match self {
+            PasswordRule::TooShort => "too short",
+            PasswordRule::TooLong => "too long",
+            PasswordRule::TooFewClasses => "mix more of lower case, upper case, digits and symbols",
+            PasswordRule::Common => "too common: it appears in lists of breached passwords",
+            PasswordRule::ContainsUserId => "must not contain your user ID",
+            PasswordRule::SameAsCurrent => "must differ from your current password",
+            PasswordRule::Other { code } => code,
+        }
+    }
+}
+
+/// A password recovery has started: send a code to one of `otp_options`
+/// with [`send_otp`](crate::DeviceTrust::send_otp), then finish with
+/// [`complete_password_recovery`](crate::Recovery::complete_password_recovery).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordRecovery {
+    pub otp_options: Vec<OtpOption>,
+    pub expires_at: i64,
+}
+
+/// An e-mail or mobile change waiting for the code sent to the new address;
+/// finish with [`confirm_contact_change`](crate::Account::confirm_contact_change).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingContactChange {
+    /// `Email` for an e-mail change, `Sms` for a mobile change.
+    pub channel: OtpChannel,
+    /// The new address, masked, where the code went.
+    pub destination: String,
+    pub expires_at: i64,
+}
+
+/// A card linked to the signed-in user.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedCard {
+    /// The server's reference for the card (never the number).
+    pub card_ref: String,
+    /// The last four digits, for display.
+    pub last4: String,
+    pub linked_at: i64,
+}
+
+/// What happened on the account, for the "recent activity" screen.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SecurityEventType {
+    SignIn,
+    /// A wrong password, one-time code or security code.
+    SignInFailed,
+    AccountLocked,
+    /// The risk policy asked for a one-time code.
+    StepUp,
+    DeviceAdded,
+    DeviceRemoved,
+    PasswordChanged,
+    /// E-mail or mobile changed or removed.
+    ContactChanged,
+    SecurityCodeChanged,
+    /// The password was reset with the security code.
+    RecoveryUsed,
+    /// A stolen refresh token was presented; its sessions were revoked.
+    RefreshReuse,
+    /// The one-time enrolment (security code) was completed.
+    Enrolled,
+    /// A type this version of the SDK does not know, by its wire name.
+    Other {
+        name: String,
+    },
+}
+
+impl SecurityEventType {
+    pub(crate) fn from_wire(name: &str) -> Self {
+        use SecurityEventType as T;
+        match name {
+            "sign_in" => T::SignIn,
+            "sign_in_failed" => T::SignInFailed,
+            "account_locked" => T::AccountLocked,
+            "step_up" => T::StepUp,
+            "device_added" => T::DeviceAdded,
+            "device_removed" => T::DeviceRemoved,
+            "password_changed" => T::PasswordChanged,
+            "contact_changed" => T::ContactChanged,
+            "security_code_changed" => T::SecurityCodeChanged,
+            "recovery_used" => T::RecoveryUsed,
+            "refresh_reuse" => T::RefreshReuse,
+            "enrolled" => T::Enrolled,
+            other => T::Other {
+                name: other.to_owned(),
+            },
+        }
+    }
+}
+
+/// One entry of the account's security events, newest first.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    pub event_type: SecurityEventType,
+    /// Unix seconds.
+    pub at: i64,
+    /// The client address, where the server recorded one.
+    pub ip: Option<String>,
+    /// The trusted device involved, if any.
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+}

@@ -30,6 +30,9 @@ pub(crate) enum WireMethod {
         challenge_id: String,
         challenge: String,
     },
+    /// A method type this SDK does not know: ignored, not an unreadable answer.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +104,73 @@ pub(crate) struct WireMe {
     pub enrolled: bool,
 }
 
+/// `GET /v1/password-policy`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WirePasswordPolicy {
+    pub min_length: u32,
+    pub max_length: u32,
+    pub classes_required: u32,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `POST /v1/accounts` → 201.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireAccountCreated {
+    pub user_id: String,
+}
+
+/// `POST /v1/recovery/password` → 200.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireRecoveryStarted {
+    pub recovery_id: String,
+    pub expires_at: i64,
+    pub methods: Vec<WireMethod>,
+}
+
+/// `POST /v1/account/contact` → 200.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireContactChange {
+    pub change_id: String,
+    pub destination: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireCard {
+    pub card_ref: String,
+    pub last4: String,
+    pub linked_at: i64,
+}
+
+/// `GET /v1/cards`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireCardList {
+    pub cards: Vec<WireCard>,
+}
+
+/// `POST /v1/cards` → 201.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireCardEnvelope {
+    pub card: WireCard,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+}
+
+/// `GET /v1/account/events`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireEventList {
+    pub events: Vec<WireEvent>,
+}
+
 /// An error answer: `{"error": {"code", "message", ...}}`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServerError {
@@ -111,6 +181,8 @@ pub(crate) struct ServerError {
     pub attempts_left: Option<u32>,
     pub login_id: Option<String>,
     pub methods: Vec<WireMethod>,
+    /// With `password_rejected`: the rules broken, by name.
+    pub reasons: Vec<String>,
 }
 
 impl ServerError {
@@ -128,6 +200,14 @@ impl ServerError {
             attempts_left: e["attempts_left"].as_u64().map(|n| n as u32),
             login_id: e["login_id"].as_str().map(str::to_owned),
             methods: serde_json::from_value(e["methods"].clone()).unwrap_or_default(),
+            reasons: e["reasons"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,319 @@
+//! Trusted devices: enabling biometric sign-in on this phone, the device
+//! list, removal, and what this phone remembers without asking the server.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{map_key_error, now, DeviceTrust};
+use crate::error::{DeviceTrustError, Result};
+use crate::http::Repeat;
+use crate::keystore::{BiometricPrompt, KeyStorage, UserVerification};
+use crate::model::TrustedDevice;
+use crate::signature::{check, der_to_jws_signature, jwk, signing_input};
+use crate::state::{DeviceRecord, LocalEnrolment};
+use crate::wire::*;
+
+fn trusted_device(d: WireDevice, is_this_device: bool) -> TrustedDevice {
+    TrustedDevice {
+        device_id: d.device_id,
+        name: d.name,
+        platform: d.platform,
+        key_storage: d.key_storage,
+        user_verification: d.user_verification,
+        created_at: d.created_at,
+        last_used_at: d.last_used_at,
+        trusted_until: d.trusted_until,
+        is_this_device,
+    }
+}
+
+impl DeviceTrust {
+    // ---------- local state, no network ----------
+
+    /// Whether `user_id` enabled biometric sign-in on this phone, and until
+    /// when the server trusts it.
+    pub fn local_enrolment(&self, user_id: &str) -> Result<Option<LocalEnrolment>> {
+        Ok(self
+            .inner
+            .state
+            .device(&user_id.to_ascii_lowercase())?
+            .map(|d| d.enrolment))
+    }
+
+    /// Every user who enabled biometric sign-in on this phone.
+    pub fn local_enrolments(&self) -> Result<Vec<LocalEnrolment>> {
+        Ok(self
+            .inner
+            .state
+            .devices()?
+            .into_iter()
+            .map(|d| d.enrolment)
+            .collect())
+    }
+
+    /// Whether to offer biometric sign-in to `user_id` now: enabled here and
+    /// still trusted by this phone's clock. (The server has the last word.)
+    pub fn is_biometric_sign_in_available(&self, user_id: &str) -> Result<bool> {
+        Ok(self
+            .local_enrolment(user_id)?
+            .is_some_and(|e| e.trusted_until > now()))
+    }
+
+    // ---------- the server's list ----------
+
+    /// Makes this phone a trusted device of the signed-in user: the key store
+    /// creates a P-256 key (biometric-gated per `user_verification`), the
+    /// user confirms with `prompt`, the server registers the public key.
+    /// All or nothing: on any failure the new key is deleted.
+    pub async fn enable_biometric_sign_in(
+        &self,
+        device_name: &str,
+        user_verification: UserVerification,
+        prompt: BiometricPrompt,
+    ) -> Result<TrustedDevice> {
+        let device_name = device_name.trim();
+        if device_name.is_empty() || device_name.chars().count() > 64 {
+            return Err(DeviceTrustError::invalid(
+                "the device name must be 1 to 64 characters",
+            ));
+        }
+        let user_id = self
+            .session()
+            .await
+            .ok_or(DeviceTrustError::NotSignedIn)?
+            .user_id;
+        let registration: WireRegistration = self
+            .authed(Method::POST, "/v1/devices/registration", None, Repeat::Safe)
+            .await?;
+        let alias = format!("devicetrust/{user_id}/{}", crate::random_id());
+        let key = self
+            .inner
+            .keys
+            .generate_key(alias.clone(), user_verification)
+            .await
+            .map_err(map_key_error)?;
+        let created = self
+            .register_key(
+                &user_id,
+                &alias,
+                &key.public_key,
+                key.storage,
+                user_verification,
+                device_name,
+                &registration,
+                prompt,
+            )
+            .await;
+        match created {
+            Ok(device) => Ok(device),
+            Err(e) => {
+                if let Err(k) = self.inner.keys.delete_key(alias).await {
+                    tracing::warn!(error = %k, "could not delete the key of a failed registration");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn register_key(
+        &self,
+        user_id: &str,
+        alias: &str,
+        public_key: &[u8],
+        storage: KeyStorage,
+        user_verification: UserVerification,
+        device_name: &str,
+        registration: &WireRegistration,
+        prompt: BiometricPrompt,
+    ) -> Result<TrustedDevice> {
+        let header =
+            json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": jwk(public_key)?});
+        let payload = json!({"aud": self.inner.config.rp_id, "sub": user_id, "nonce": registration.challenge});
+        let proof = self
+            .sign_jws(alias, public_key, &header, &payload, prompt)
+            .await?;
+        let body = json!({
+            "registration_id": registration.registration_id,
+            "proof": proof,
+            "name": device_name,
+            "platform": self.inner.config.platform,
+            "key_storage": storage,
+            "user_verification": user_verification,
+        });
+        let created: WireDeviceEnvelope = self
+            .authed(Method::POST, "/v1/devices", Some(&body), Repeat::Once)
+            .await?;
+        let d = created.device;
+        let state = &self.inner.state;
+        let previous = state.device(user_id)?;
+        let record = DeviceRecord {
+            enrolment: LocalEnrolment {
+                user_id: user_id.to_owned(),
+                device_id: d.device_id.clone(),
+                device_name: d.name.clone(),
+                key_storage: storage,
+                user_verification,
+                trusted_until: d.trusted_until,
+                registered_at: d.created_at,
+            },
+            key_alias: alias.to_owned(),
+            public_key: public_key.to_vec(),
+        };
+        if let Err(e) = state.save_device(&record) {
+            // Not remembered here means unusable: take it back on the server.
+            let _ = self
+                .authed::<Value>(
+                    Method::DELETE,
+                    &format!("/v1/devices/{}", d.device_id),
+                    None,
+                    Repeat::Once,
+                )
+                .await;
+            return Err(e);
+        }
+        if let Some(old) = previous {
+            // This phone had an older key for the user: retire it.
+            let _ = self.inner.keys.delete_key(old.key_alias.clone()).await;
+            if let Err(e) = self
+                .authed::<Value>(
+                    Method::DELETE,
+                    &format!("/v1/devices/{}", old.enrolment.device_id),
+                    None,
+                    Repeat::Once,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "old device not removed now; queued");
+                state.queue_removal(user_id, &old.enrolment.device_id, now())?;
+            }
+        }
+        Ok(trusted_device(d, true))
+    }
+
+    /// The signed-in user's trusted devices. Also brings this phone's local
+    /// record in line (trust renewed, or removed from another phone).
+    pub async fn trusted_devices(&self) -> Result<Vec<TrustedDevice>> {
+        let list: WireDeviceList = self
+            .authed(Method::GET, "/v1/devices", None, Repeat::Safe)
+            .await?;
+        let user_id = self.session().await.map(|s| s.user_id).unwrap_or_default();
+        let local = self.inner.state.device(&user_id)?;
+        if let Some(record) = &local {
+            match list
+                .devices
+                .iter()
+                .find(|d| d.device_id == record.enrolment.device_id)
+            {
+                Some(d) => self
+                    .inner
+                    .state
+                    .set_trusted_until(&user_id, d.trusted_until)?,
+                None => self.forget_device(record).await,
+            }
+        }
+        let this = local.map(|r| r.enrolment.device_id);
+        Ok(list
+            .devices
+            .into_iter()
+            .map(|d| {
+                let mine = this.as_deref() == Some(d.device_id.as_str());
+                trusted_device(d, mine)
+            })
+            .collect())
+    }
+
+    /// Removes a trusted device. Removing this phone also deletes its key and
+    /// ends this session (the server revokes the device's sessions).
+    pub async fn remove_device(&self, device_id: &str) -> Result<()> {
+        let user_id = self
+            .session()
+            .await
+            .ok_or(DeviceTrustError::NotSignedIn)?
+            .user_id;
+        let this = self
+            .inner
+            .state
+            .device(&user_id)?
+            .filter(|r| r.enrolment.device_id == device_id);
+        let result = self
+            .authed::<Value>(
+                Method::DELETE,
+                &format!("/v1/devices/{device_id}"),
+                None,
+                Repeat::Once,
+            )
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(DeviceTrustError::Server { status: 404, .. }) => {
+                return Err(DeviceTrustError::invalid("no such device"))
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(record) = this {
+            self.forget_device(&record).await;
+            self.drop_session().await;
+        }
+        Ok(())
+    }
+
+    // ---------- internals ----------
+
+    /// Signs a JWS with the platform key. No lock is held here: the
+    /// platform may show UI for as long as the user takes.
+    pub(super) async fn sign_jws(
+        &self,
+        alias: &str,
+        public_key: &[u8],
+        header: &Value,
+        payload: &Value,
+        prompt: BiometricPrompt,
+    ) -> Result<String> {
+        let input = signing_input(header, payload);
+        let der = self
+            .inner
+            .keys
+            .sign(alias.to_owned(), input.as_bytes().to_vec(), prompt)
+            .await
+            .map_err(map_key_error)?;
+        let sig = der_to_jws_signature(&der)?;
+        check(public_key, input.as_bytes(), &sig)?;
+        Ok(format!("{input}.{}", crate::signature::b64(sig)))
+    }
+
+    /// The server no longer knows this device: forget it here.
+    pub(super) async fn forget_device(&self, record: &DeviceRecord) {
+        if let Err(e) = self.inner.keys.delete_key(record.key_alias.clone()).await {
+            tracing::warn!(error = %e, "could not delete a forgotten device's key");
+        }
+        if let Err(e) = self.inner.state.forget_device(&record.enrolment.user_id) {
+            tracing::warn!(error = %e, "could not forget a device locally");
+        }
+    }
+
+    /// The key is unusable for good: forget it here and remove the device on
+    /// the server now if this user is signed in, else at the next sign-in.
+    pub(super) async fn biometrics_changed(&self, record: &DeviceRecord) {
+        self.forget_device(record).await;
+        let signed_in = self
+            .session()
+            .await
+            .is_some_and(|s| s.user_id == record.enrolment.user_id);
+        let path = format!("/v1/devices/{}", record.enrolment.device_id);
+        let removed = signed_in
+            && self
+                .authed::<Value>(Method::DELETE, &path, None, Repeat::Once)
+                .await
+                .is_ok();
+        if !removed {
+            if let Err(e) = self.inner.state.queue_removal(
+                &record.enrolment.user_id,
+                &record.enrolment.device_id,
+                now(),
+            ) {
+                tracing::warn!(error = %e, "could not queue a device removal");
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! [`DeviceTrust`]: the one entry point, split by capability the way
+//! matrix-rust-sdk splits its `Client`: `DeviceTrust` is a cheap handle on
+//! shared state (`Arc<Inner>`), each capability lives in its own module, and
+//! the newer, grouped capabilities are reached through small owned handles
+//! ([`DeviceTrust::account`], [`DeviceTrust::recovery`]) that hold a clone of
+//! the client, with no lifetimes, so bindings can export them as objects.
+//!
+//! | module | what |
+//! |---|---|
+//! | `mod.rs` | construction, shared state, the flow in progress, error helpers |
+//! | `session.rs` | the session: tokens, refresh, authorised calls, sign-out |
+//! | `sign_in.rs` | password, enrolment, OTP, biometric sign-in and approval |
+//! | `devices.rs` | enabling biometric sign-in, the device list, removal, local state |
+//! | `onboarding.rs` | password policy, creating an online account from a card |
+//! | `account.rs` | [`Account`]: profile, password/contact/security-code changes, cards, events |
+//! | `recovery.rs` | [`Recovery`]: forgotten user ID, password reset with the security code |
+
+mod account;
+mod devices;
+mod onboarding;
+mod recovery;
+mod session;
+mod sign_in;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+pub use account::Account;
+pub use recovery::Recovery;
+
+use crate::config::Config;
+use crate::error::{from_server, DeviceTrustError, Result};
+use crate::http::{CallError, Http};
+use crate::keystore::{KeyStoreError, PlatformKeyStore};
+use crate::model::*;
+use crate::state::LocalState;
+use crate::wire::*;
+use session::ActiveSession;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn map_call(e: CallError) -> DeviceTrustError {
+    match e {
+        CallError::Api(e) => from_server(e),
+        CallError::Transport(e) => e,
+    }
+}
+
+fn map_key_error(e: KeyStoreError) -> DeviceTrustError {
+    match e {
+        KeyStoreError::Cancelled => DeviceTrustError::BiometricCancelled,
+        KeyStoreError::KeyInvalidated => DeviceTrustError::BiometricsChanged,
+        KeyStoreError::BiometricUnavailable { reason } => {
+            DeviceTrustError::BiometricUnavailable { reason }
+        }
+        KeyStoreError::BiometricLockedOut => DeviceTrustError::BiometricLockedOut,
+        KeyStoreError::KeyNotFound => DeviceTrustError::DeviceNotRecognized,
+        KeyStoreError::Other { reason } => DeviceTrustError::KeyStore { reason },
+    }
+}
+
+/// A password sign-in waiting for its next step.
+#[derive(Debug, Clone)]
+struct PendingSignIn {
+    login_id: String,
+    user_id: String,
+    /// `(challenge_id, challenge)` of the `device` method, when offered.
+    device_challenge: Option<(String, String)>,
+}
+
+/// A password recovery waiting for its code.
+#[derive(Debug, Clone)]
+struct PendingRecovery {
+    recovery_id: String,
+    /// Lower-cased.
+    user_id: String,
+}
+
+/// The one flow in progress on the launch screens: a sign-in or a password
+/// recovery. Starting one replaces the other; the SDK keeps the server's ids
+/// so the app cannot mix them up.
+#[derive(Debug, Clone)]
+enum Flow {
+    SignIn(PendingSignIn),
+    Recovery(PendingRecovery),
+}
+
+/// The state every handle shares.
+struct Inner {
+    config: Config,
+    http: Http,
+    keys: Arc<dyn PlatformKeyStore>,
+    state: LocalState,
+    /// Held across a refresh so that concurrent callers share one (refresh
+    /// tokens are single-use). Never held across a key-store call.
+    session: Mutex<Option<ActiveSession>>,
+    flow: std::sync::Mutex<Option<Flow>>,
+    /// `(user_id, change_id)` of the e-mail or mobile change waiting for
+    /// its code.
+    contact_change: std::sync::Mutex<Option<(String, String)>>,
+}
+
+/// The on-device client, and the one entry point of the SDK. Create one per
+/// app; it is `Send + Sync` and cheap to clone (clones share the session and
+/// the flow in progress). Every method that talks to the server is async;
+/// the local state queries are not.
+///
+/// The calls of the sign-in journey are methods of `DeviceTrust`; account
+/// management is on [`account()`](DeviceTrust::account) and the "forgot user
+/// ID / password" flows on [`recovery()`](DeviceTrust::recovery).
+///
+/// The whole first sign-in, then biometric sign-ins:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use devicetrust_core::*;
+///
+/// # async fn run(key_store: Arc<dyn PlatformKeyStore>) -> Result<(), DeviceTrustError> {
+/// let config = Config::new("https://auth.example.com", "https://auth.example.com", "/data/app/devicetrust");
+/// let sdk = DeviceTrust::new(config, key_store)?;
+///
+/// let mut step = sdk.sign_in_with_password("jane.doe", "correct horse").await?;
+/// if let SignInStep::EnrolmentRequired { profile, .. } = &step {
+///     println!("Is this you? {} <{}>", profile.name, profile.email);
+///     step = sdk.complete_enrolment("135790", Some("+447700900123")).await?;
+/// }
+/// if let SignInStep::SecondFactorRequired { otp_options, .. } = &step {
+///     let sent = sdk.send_otp(otp_options[0].channel).await?;
+///     println!("We sent a code to {}", sent.destination);
+///     step = sdk.verify_otp("123456").await?;
+/// }
+/// assert!(matches!(step, SignInStep::SignedIn { .. }));
+///
+/// let prompt = BiometricPrompt::new("Turn on fingerprint sign-in");
+/// sdk.enable_biometric_sign_in("Jane's Pixel", UserVerification::Biometric, prompt).await?;
+///
+/// // Next launch: no password, no code.
+/// match sdk.sign_in_with_biometric("jane.doe", BiometricPrompt::new("Sign in")).await {
+///     Ok(SignInStep::SignedIn { session }) => println!("welcome back {}", session.user_id),
+///     Ok(SignInStep::SecondFactorRequired { .. }) => { /* risk step-up: send and verify an OTP */ }
+///     Err(DeviceTrustError::BiometricsChanged) => { /* password + OTP, then enable again */ }
+///     Err(DeviceTrustError::ReauthorisationRequired) => { /* password + OTP renews the trust */ }
+///     Err(e) => eprintln!("{e}"),
+///     _ => {}
+/// }
+///
+/// // Account changes want a recent strong sign-in (code or biometric).
+/// match sdk.account().change_password("correct horse", "Another strong Passw0rd").await {
+///     Ok(()) => println!("password changed"),
+///     Err(DeviceTrustError::RecentSignInRequired) => { /* confirm with the biometric, then repeat */ }
+///     Err(DeviceTrustError::PasswordRejected { reasons }) => println!("{reasons:?}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DeviceTrust {
+    inner: Arc<Inner>,
+}
+
+impl DeviceTrust {
+    /// Opens the local state under `config.state_dir` and prepares HTTPS.
+    pub fn new(config: Config, key_store: Arc<dyn PlatformKeyStore>) -> Result<Self> {
+        if config.rp_id.trim().is_empty() {
+            return Err(DeviceTrustError::invalid("rp_id must not be empty"));
+        }
+        let http = Http::new(&config)?;
+        let state = LocalState::open(Path::new(&config.state_dir))?;
+        Ok(DeviceTrust {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                keys: key_store,
+                state,
+                session: Mutex::new(None),
+                flow: std::sync::Mutex::new(None),
+                contact_change: std::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The signed-in user's account: profile, password, e-mail, mobile and
+    /// security-code changes, cards, security events.
+    pub fn account(&self) -> Account {
+        Account::new(self.clone())
+    }
+
+    /// Getting back in without the password or user ID: "forgot user ID" and
+    /// the password reset with the security code.
+    pub fn recovery(&self) -> Recovery {
+        Recovery::new(self.clone())
+    }
+
+    // ---------- the flow in progress ----------
+
+    fn flow(&self) -> Option<Flow> {
+        self.inner
+            .flow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_flow(&self, flow: Option<Flow>) {
+        *self.inner.flow.lock().unwrap_or_else(|p| p.into_inner()) = flow;
+    }
+
+    fn pending(&self) -> Result<PendingSignIn> {
+        match self.flow() {
+            Some(Flow::SignIn(p)) => Ok(p),
+            _ => Err(DeviceTrustError::NoSignInInProgress),
+        }
+    }
+
+    fn pending_recovery(&self) -> Result<PendingRecovery> {
+        match self.flow() {
+            Some(Flow::Recovery(r)) => Ok(r),
+            _ => Err(DeviceTrustError::NoRecoveryInProgress),
+        }
+    }
+
+    fn set_pending(
+        &self,
+        login_id: String,
+        user_id: &str,
+        device_challenge: Option<(String, String)>,
+    ) {
+        self.set_flow(Some(Flow::SignIn(PendingSignIn {
+            login_id,
+            user_id: user_id.to_owned(),
+            device_challenge,
+        })));
+    }
+
+    fn clear_pending(&self) {
+        self.set_flow(None);
+    }
+
+    /// A step of the flow in progress failed; an expired flow is dropped.
+    fn pending_failed(&self, e: CallError) -> DeviceTrustError {
+        let err = map_call(e);
+        if err == DeviceTrustError::SignInExpired {
+            self.clear_pending();
+        }
+        err
+    }
+}
+
+/// The `session` of an `authenticated` answer.
+fn session_in(reply: &Value) -> Result<WireSession> {
+    serde_json::from_value(reply["session"].clone()).map_err(|e| DeviceTrustError::Server {
+        status: 200,
+        code: "unreadable_response".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn otp_options(methods: &[WireMethod]) -> Vec<OtpOption> {
+    methods
+        .iter()
+        .filter_map(|m| match m {
+            WireMethod::Otp {
+                channel,
+                destination,
+            } => {
+                let channel = match channel.as_str() {
+                    "sms" => OtpChannel::Sms,
+                    "email" => OtpChannel::Email,
+                    _ => return None,
+                };
+                Some(OtpOption {
+                    channel,
+                    destination: destination.clone(),
+                })
+            }
+            WireMethod::Device { .. } | WireMethod::Unknown => None,
+        })
+        .collect()
+}
+
+fn user_profile(me: WireMe) -> UserProfile {
+    UserProfile {
+        user_id: me.user_id,
+        name: me.name,
+        email: me.email,
+        mobile: me.mobile,
+        primary_market: me.primary_market,
+        enrolled: me.enrolled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_are_ignored_not_fatal() {
+        let methods: Vec<WireMethod> = serde_json::from_str(
+            r#"[{"type": "otp", "channel": "email", "destination": "j•••@example.com"},
+                {"type": "passkey", "rp": "x"},
+                {"type": "otp", "channel": "pigeon", "destination": "loft"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            otp_options(&methods),
+            vec![OtpOption {
+                channel: OtpChannel::Email,
+                destination: "j•••@example.com".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn handles_are_send_sync_and_static() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<DeviceTrust>();
+        check::<Account>();
+        check::<Recovery>();
+    }
+}
