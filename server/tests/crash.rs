@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_devicetrust-server");
 const ADMIN: &str = "crash-test-admin-token-0123456789abcdef";
 const RP_ID: &str = "https://rp.crash.test";
-const PASSWORD: &str = "correct horse battery";
+const PASSWORD: &str = "Correct horse battery 9";
 const WRONG_PASSWORD: &str = "not the password";
 const SECURITY_CODE: &str = "135790";
 /// Kills (and restarts) in one test run.

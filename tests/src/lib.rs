@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use devicetrust_server::app::{self, AppState, Components, Settings};
 use devicetrust_server::clock::{Clock, ManualClock};
-use devicetrust_server::notify::Outbox;
+use devicetrust_server::notify::{Message, Notifier, NotifyError, Outbox};
 use devicetrust_server::risk::{AllowAll, RiskPolicy};
 use devicetrust_server::secrets::{Hasher, HasherConfig};
 use devicetrust_server::storage::{sqlite::SqliteStore, Store};
@@ -17,10 +17,11 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use ring::rand::SecureRandom;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const RP_ID: &str = "https://auth.devicetrust.test";
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
-pub const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "Correct horse battery 9";
 pub const SECURITY_CODE: &str = "135790";
 
 /// Options for a test server.
@@ -28,6 +29,8 @@ pub struct Options {
     pub settings: Settings,
     pub risk: Arc<dyn RiskPolicy>,
     pub hasher: HasherConfig,
+    /// While set, every message fails as a refusing carrier would.
+    pub carrier_down: Arc<AtomicBool>,
 }
 
 impl Default for Options {
@@ -41,7 +44,26 @@ impl Default for Options {
             },
             risk: Arc::new(AllowAll),
             hasher: HasherConfig::default(),
+            carrier_down: Arc::new(AtomicBool::new(false)),
         }
+    }
+}
+
+/// The outbox, behind a switch that makes the carrier refuse.
+struct SwitchedOutbox {
+    outbox: Outbox,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Notifier for SwitchedOutbox {
+    async fn send(&self, message: Message) -> Result<(), NotifyError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(NotifyError::Io(std::io::Error::other(
+                "carrier down (test)",
+            )));
+        }
+        self.outbox.send(message).await
     }
 }
 
@@ -93,7 +115,10 @@ impl TestServer {
             settings: opts.settings,
             store: store.clone(),
             clock: Arc::new(clock.clone()),
-            notifier: Arc::new(Outbox::new(&outbox)),
+            notifier: Arc::new(SwitchedOutbox {
+                outbox: Outbox::new(&outbox),
+                down: opts.carrier_down.clone(),
+            }),
             risk: opts.risk,
             hasher: Hasher::new(opts.hasher).expect("hasher"),
             server_key: devicetrust_server::server_key::ServerKey::generate().expect("server key"),
@@ -293,6 +318,18 @@ impl TestServer {
         assert_eq!(a.status, 204, "set_market: {:?}", a.body);
     }
 
+    /// Waits (real time, bounded) until every queued alert has been handed
+    /// to the outbox: alerts go out off the request path.
+    pub async fn settle(&self) {
+        for _ in 0..500 {
+            if self.state.pending_alerts() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("alerts did not settle within 5 s");
+    }
+
     /// Every message in the outbox.
     pub fn outbox_messages(&self) -> Vec<Value> {
         read_outbox(&self.outbox)
@@ -427,6 +464,14 @@ impl TestServer {
             None,
         )
         .await
+    }
+
+    /// An existing user (added by the caller) signed in with an OTP and with
+    /// one biometric device: (session, device_id, key).
+    pub async fn user_with_device_for(&self, user_id: &str) -> (Value, String, DeviceKey) {
+        let session = self.sign_in_with_otp(user_id, None).await;
+        let (device_id, key) = self.register_device(&session, "biometric").await;
+        (session, device_id, key)
     }
 
     /// A fresh, enrolled user with one biometric device: (session, device_id, key).

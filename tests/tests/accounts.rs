@@ -380,6 +380,7 @@ async fn password_recovery_gets_a_locked_out_user_back_in() {
         200
     );
     // Alerts by e-mail and SMS, with the event and without a code.
+    srv.settle().await;
     let alerts: Vec<Value> = messages(&srv, "alert")
         .into_iter()
         .filter(|m| m["event"] == "recovery_used")
@@ -578,6 +579,7 @@ async fn contact_changes_prove_the_new_address_and_alert_the_old_one() {
         .await;
     assert_eq!(v.status, 200, "{:?}", v.body);
     assert_eq!(v.body["email"], "new.home@example.com");
+    srv.settle().await;
     let alert = messages(&srv, "alert")
         .into_iter()
         .find(|m| m["event"] == "contact_changed")
@@ -600,6 +602,7 @@ async fn contact_changes_prove_the_new_address_and_alert_the_old_one() {
         )
         .await;
     assert_eq!(v.body["mobile"], "+447700900999");
+    srv.settle().await;
     assert!(messages(&srv, "alert")
         .iter()
         .any(|m| m["event"] == "contact_changed" && m["to"] == "+447700900111"));

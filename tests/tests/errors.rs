@@ -129,8 +129,10 @@ async fn five_failures_lock_for_thirty_minutes_then_unlock() {
     assert_eq!((locked.status, locked.code()), (423, "account_locked"));
     let retry = locked.body["error"]["retry_after_s"].as_i64().unwrap();
     assert!((1..=1800).contains(&retry), "{retry}");
+    srv.settle().await;
     let alert = srv.outbox_messages().into_iter().last().unwrap();
     assert_eq!(alert["purpose"], "alert");
+    assert_eq!(alert["event"], "account_locked");
     assert!(alert["text"].as_str().unwrap().contains("locked"));
     assert!(srv
         .audit_events("lock.me")
@@ -476,7 +478,11 @@ async fn enrolment_rules_are_enforced() {
     assert_eq!(a.code(), "login_expired");
     // The security code is stored hashed.
     let user = srv.store.user("new.user").await.unwrap().unwrap();
-    assert!(user.security_code_hash.unwrap().starts_with("$argon2id$"));
+    // Peppered with a key derived from the server key, then argon2id.
+    assert!(user
+        .security_code_hash
+        .unwrap()
+        .starts_with("p1$$argon2id$"));
     srv.stop().await;
 }
 
@@ -768,7 +774,6 @@ async fn admin_api_validates_and_refuses_duplicates() {
     for (field, value) in [
         ("email", json!("not-an-email")),
         ("primary_market", json!("GBR")),
-        ("password", json!("short")),
         ("mobile", json!("12345")),
         ("user_id", json!("bad id")),
     ] {
@@ -778,6 +783,20 @@ async fn admin_api_validates_and_refuses_duplicates() {
         let a = srv.post("/admin/v1/users", body, Some(ADMIN_TOKEN)).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{field}");
     }
+    // A password the policy refuses names every broken rule.
+    let a = srv
+        .post(
+            "/admin/v1/users",
+            json!({"user_id": "fresh", "name": "X", "email": "x@example.com",
+                   "primary_market": "GB", "password": "short"}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (400, "password_rejected"));
+    assert_eq!(
+        a.body["error"]["reasons"],
+        json!(["too_short", "too_few_classes"])
+    );
     let a = srv
         .put(
             "/admin/v1/markets/GBR",

@@ -130,8 +130,10 @@ async fn first_sign_in_enrols_then_otp_then_device_then_biometric() {
     );
     assert_eq!(d["trusted_until"].as_i64().unwrap(), srv.now() + 90 * 86400);
     assert!(d["last_used_at"].is_null());
+    srv.settle().await;
     let alert = srv.outbox_messages().into_iter().last().unwrap();
     assert_eq!(alert["purpose"], "alert");
+    assert_eq!(alert["event"], "device_added");
     assert!(alert["text"].as_str().unwrap().contains("Jane's phone"));
 
     // 5. Biometric sign-in: no password, no OTP.

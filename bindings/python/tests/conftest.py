@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "bindings" / "generated" / "python"))
 
 ADMIN_TOKEN = "python-tests-admin-token-0123456789abcdef"
 RP_ID = "https://rp.python.test"
-PASSWORD = "correct horse battery"
+PASSWORD = "Correct horse battery 9"
 
 
 class Server:

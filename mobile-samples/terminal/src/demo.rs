@@ -63,6 +63,7 @@ pub async fn run() -> DemoResult<()> {
     let hasher = Hasher::new(HasherConfig::default()).map_err(|e| e.to_string())?;
     let user = new_user(
         &hasher,
+        &devicetrust_server::password_policy::PasswordPolicy::default(),
         SystemClock.now(),
         CreateUserRequest {
             user_id: USER.into(),

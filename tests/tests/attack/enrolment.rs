@@ -84,6 +84,7 @@ async fn a_mobile_given_at_enrolment_is_no_channel_until_that_sign_in_proves_the
         .iter()
         .all(|m| m["to"] != "+15550006666"));
     // The owner is told, at the e-mail on file, with the number masked.
+    srv.settle().await;
     let alert = srv
         .outbox_messages()
         .into_iter()
@@ -167,6 +168,7 @@ async fn racing_enrolments_enrol_once() {
         }
     }
     assert_eq!(wins, 1);
+    srv.settle().await;
     let alerts = srv
         .outbox_messages()
         .iter()

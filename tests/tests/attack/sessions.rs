@@ -229,6 +229,7 @@ async fn a_device_added_from_a_stolen_device_falls_with_it() {
         .await;
     assert_eq!(list.body["devices"].as_array().map(Vec::len), Some(0));
     // The owner's alert names what fell with it.
+    srv.settle().await;
     let alert = srv
         .outbox_messages()
         .into_iter()

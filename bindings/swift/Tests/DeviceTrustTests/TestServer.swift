@@ -2,7 +2,7 @@ import Foundation
 
 let adminToken = "swift-tests-admin-token-0123456789abcdef"
 let rpId = "https://rp.swift.test"
-let password = "correct horse battery"
+let password = "Correct horse battery 9"
 
 /// The workspace's real server binary (path in DEVICETRUST_SERVER) on
 /// 127.0.0.1 with an outbox file. macOS only: iOS cannot spawn processes.

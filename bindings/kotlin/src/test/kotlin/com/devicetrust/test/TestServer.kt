@@ -11,7 +11,7 @@ import java.util.concurrent.TimeUnit
 
 const val ADMIN_TOKEN = "kotlin-tests-admin-token-0123456789abcdef"
 const val RP_ID = "https://rp.kotlin.test"
-const val PASSWORD = "correct horse battery"
+const val PASSWORD = "Correct horse battery 9"
 
 /** The workspace's real server binary on 127.0.0.1, with an outbox file. */
 class TestServer private constructor(private val process: Process, val base: String, private val outbox: File) : AutoCloseable {
