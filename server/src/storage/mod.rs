@@ -118,7 +118,9 @@ pub struct SendUndo {
 
 #[derive(Debug, Clone)]
 pub enum OtpSendOutcome {
-    Sent { taken_back: SendUndo },
+    Sent {
+        taken_back: SendUndo,
+    },
     /// Inside the resend spacing: retry after so many seconds.
     TooSoon(i64),
     /// The per-login cap on sends is used up.

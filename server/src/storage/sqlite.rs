@@ -724,10 +724,7 @@ impl Store for SqliteStore {
                 params![login_id, undo.previous_last_send_at],
             )?;
             tx.execute("DELETE FROM otps WHERE login_id = ?1", params![login_id])?;
-            tx.execute(
-                "DELETE FROM otp_sends WHERE id = ?1",
-                params![undo.send_id],
-            )?;
+            tx.execute("DELETE FROM otp_sends WHERE id = ?1", params![undo.send_id])?;
             tx.commit()?;
             Ok(())
         })
