@@ -8,10 +8,11 @@ use crate::app::{device_amr, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientIp, UserAgent};
 use crate::flows;
+use crate::flows::otp::CodeCheck;
 use crate::notify::Channel;
 use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
 use crate::risk::{Flow, RiskContext, RiskDecision};
-use crate::secrets::{ct_eq, new_challenge, new_id};
+use crate::secrets::{new_challenge, new_id};
 use crate::storage::{
     self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption, User,
 };
@@ -203,19 +204,17 @@ pub async fn password(
     } else {
         LoginStage::Enrolment
     };
+    let expires_at = now + app.settings().login_ttl_s;
     let login = Login {
-        login_id: new_id(),
-        user_id: user.user_id.clone(),
         device_id: known_device.map(|d| d.device_id),
-        stage,
-        amr: vec!["pwd".into()],
-        expires_at: now + app.settings().login_ttl_s,
-        otp_sends: 0,
-        last_send_at: None,
-        created_at: now,
-        pending_mobile: false,
-        change_email: None,
-        change_mobile: None,
+        ..Login::new(
+            new_id(),
+            &user.user_id,
+            stage,
+            vec!["pwd".into()],
+            expires_at,
+            now,
+        )
     };
     app.store().create_login(login.clone()).await?;
     app.audit(
@@ -460,40 +459,38 @@ pub async fn otp_verify(
         }
     };
 
-    let attempt = app.store().try_otp(login_id).await?;
-    let Some(attempt) = attempt.filter(|a| a.expires_at > now && a.attempts <= s.otp_max_tries)
-    else {
-        // Nothing to evaluate: this is not a guess.
-        refund().await?;
-        // The login may have been finished by a concurrent request meanwhile.
-        return Err(match app.store().login(login_id, now).await? {
-            Some(_) => ApiError::OtpExpired,
-            None => ApiError::LoginExpired,
-        });
+    let channel = match flows::otp::check_code(&app, login_id, req.code.expose()).await? {
+        CodeCheck::Right { channel } => channel,
+        CodeCheck::Spent => {
+            // Nothing to evaluate: this is not a guess.
+            refund().await?;
+            // The login may have been finished by a concurrent request meanwhile.
+            return Err(match app.store().login(login_id, now).await? {
+                Some(_) => ApiError::OtpExpired,
+                None => ApiError::LoginExpired,
+            });
+        }
+        CodeCheck::Wrong { attempts_left } => {
+            let err = ApiError::OtpInvalid { attempts_left };
+            return Err(match count {
+                Some(count) => {
+                    let user = app.store().user(&login.user_id).await?;
+                    app.fail(&key, count, user.as_ref(), ip, "otp", err).await
+                }
+                None => {
+                    app.audit(
+                        "signin_failed",
+                        Some(&login.user_id),
+                        login.device_id.as_deref(),
+                        Some(ip),
+                        Some("step_up_otp"),
+                    )
+                    .await?;
+                    err
+                }
+            });
+        }
     };
-    let expected = app.otp_key.mac(login_id, req.code.expose());
-    if !ct_eq(&expected, &attempt.mac) {
-        let err = ApiError::OtpInvalid {
-            attempts_left: s.otp_max_tries - attempt.attempts,
-        };
-        return Err(match count {
-            Some(count) => {
-                let user = app.store().user(&login.user_id).await?;
-                app.fail(&key, count, user.as_ref(), ip, "otp", err).await
-            }
-            None => {
-                app.audit(
-                    "signin_failed",
-                    Some(&login.user_id),
-                    login.device_id.as_deref(),
-                    Some(ip),
-                    Some("step_up_otp"),
-                )
-                .await?;
-                err
-            }
-        });
-    }
     let Some(login) = app.store().consume_login(login_id, now).await? else {
         // A concurrent request finished this login first.
         refund().await?;
@@ -517,7 +514,7 @@ pub async fn otp_verify(
     }
     // The person who gave a mobile at enrolment also holds the e-mail on
     // file: the mobile becomes an OTP channel.
-    if login.pending_mobile && attempt.channel == OtpChannel::Email.as_str() {
+    if login.pending_mobile && channel == OtpChannel::Email.as_str() {
         app.store().confirm_mobile(&login.user_id).await?;
         app.audit(
             "mobile_confirmed",
@@ -717,18 +714,16 @@ pub async fn device_login(
 /// OTP. Such a login is the owner's device sign-in, outside the lockout count.
 fn step_up_login(app: &AppState, device: &storage::Device, amr: Vec<String>) -> Login {
     let now = app.now();
+    let expires_at = now + app.settings().login_ttl_s;
     Login {
-        login_id: new_id(),
-        user_id: device.user_id.clone(),
         device_id: Some(device.device_id.clone()),
-        stage: LoginStage::SecondFactor,
-        amr,
-        expires_at: now + app.settings().login_ttl_s,
-        otp_sends: 0,
-        last_send_at: None,
-        created_at: now,
-        pending_mobile: false,
-        change_email: None,
-        change_mobile: None,
+        ..Login::new(
+            new_id(),
+            &device.user_id,
+            LoginStage::SecondFactor,
+            amr,
+            expires_at,
+            now,
+        )
     }
 }

@@ -8,11 +8,11 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::notify::Channel;
 use crate::password_policy::{rejected, Reason};
-use crate::secrets::{ct_eq, new_id, Secret};
+use crate::secrets::{new_id, Secret};
 use crate::storage::{Login, LoginStage, SessionRecord, User};
 use crate::validate;
 
-use super::otp::{send_code, CodeSent};
+use super::otp::{check_code, send_code, CodeCheck, CodeSent};
 
 async fn user_of(app: &AppState, session: &SessionRecord) -> Result<User, ApiError> {
     app.store()
@@ -116,19 +116,19 @@ pub async fn start_contact_change(
         }
     };
     let now = app.now();
+    let expires_at = now + app.settings().otp_ttl_s;
     let login = Login {
-        login_id: new_id(),
-        user_id: user.user_id.clone(),
         device_id: session.device_id.clone(),
-        stage: LoginStage::ContactChange,
-        amr: Vec::new(),
-        expires_at: now + app.settings().otp_ttl_s,
-        otp_sends: 0,
-        last_send_at: None,
-        created_at: now,
-        pending_mobile: false,
         change_email,
         change_mobile,
+        ..Login::new(
+            new_id(),
+            &user.user_id,
+            LoginStage::ContactChange,
+            Vec::new(),
+            expires_at,
+            now,
+        )
     };
     app.store().start_contact_change(login.clone()).await?;
     let sent = send_code(app, &login, channel, &to, "contact change", ip).await?;
@@ -156,30 +156,26 @@ pub async fn verify_contact_change(
     let change_id = validate::server_id("change_id", change_id)?;
     validate::otp_code(code.expose())?;
     let now = app.now();
-    let s = app.settings();
     let login = app
         .store()
         .login(change_id, now)
         .await?
         .filter(|l| l.stage == LoginStage::ContactChange && l.user_id == session.user_id)
         .ok_or(ApiError::LoginExpired)?;
-    let attempt = app.store().try_otp(change_id).await?;
-    let Some(attempt) = attempt.filter(|a| a.expires_at > now && a.attempts <= s.otp_max_tries)
-    else {
-        return Err(ApiError::OtpExpired);
-    };
-    if !ct_eq(&app.otp_key.mac(change_id, code.expose()), &attempt.mac) {
-        app.audit(
-            "signin_failed",
-            Some(&login.user_id),
-            None,
-            Some(ip),
-            Some("contact_otp"),
-        )
-        .await?;
-        return Err(ApiError::OtpInvalid {
-            attempts_left: s.otp_max_tries - attempt.attempts,
-        });
+    match check_code(app, change_id, code.expose()).await? {
+        CodeCheck::Right { .. } => {}
+        CodeCheck::Spent => return Err(ApiError::OtpExpired),
+        CodeCheck::Wrong { attempts_left } => {
+            app.audit(
+                "signin_failed",
+                Some(&login.user_id),
+                None,
+                Some(ip),
+                Some("contact_otp"),
+            )
+            .await?;
+            return Err(ApiError::OtpInvalid { attempts_left });
+        }
     }
     let (before, after) = app
         .store()

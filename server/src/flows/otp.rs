@@ -8,8 +8,39 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::messages;
 use crate::notify::{Channel, Message, Purpose};
-use crate::secrets::{new_id, OtpKey};
+use crate::secrets::{ct_eq, new_id, OtpKey};
 use crate::storage::{Login, OtpSendOutcome, SendCaps};
+
+/// The verdict on a code typed for a login.
+pub enum CodeCheck {
+    /// Right; the channel it was sent on.
+    Right { channel: String },
+    /// Wrong; this many tries are left for it.
+    Wrong { attempts_left: i64 },
+    /// No code to compare: none sent, expired, or out of tries.
+    Spent,
+}
+
+/// Counts one try against the login's code (before comparing) and compares
+/// in constant time.
+pub async fn check_code(app: &AppState, login_id: &str, code: &str) -> Result<CodeCheck, ApiError> {
+    let s = app.settings();
+    let now = app.now();
+    let attempt = app.store().try_otp(login_id).await?;
+    let Some(attempt) = attempt.filter(|a| a.expires_at > now && a.attempts <= s.otp_max_tries)
+    else {
+        return Ok(CodeCheck::Spent);
+    };
+    if ct_eq(&app.otp_key.mac(login_id, code), &attempt.mac) {
+        Ok(CodeCheck::Right {
+            channel: attempt.channel,
+        })
+    } else {
+        Ok(CodeCheck::Wrong {
+            attempts_left: s.otp_max_tries - attempt.attempts,
+        })
+    }
+}
 
 /// A code on its way.
 pub struct CodeSent {

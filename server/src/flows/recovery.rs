@@ -13,7 +13,9 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::messages;
 use crate::notify::{Channel, Message, Purpose};
-use crate::secrets::{ct_eq, new_id, Secret};
+use crate::secrets::{new_id, Secret};
+
+use super::otp::{check_code, CodeCheck};
 use crate::storage::{LockoutPolicy, Login, LoginStage};
 use crate::validate;
 
@@ -67,18 +69,8 @@ async fn remind(app: &AppState, email: &str, code: &Secret, ip: IpAddr) -> Resul
         }
     }
     if matched.is_empty() {
-        let _ = app
-            .fail_with(
-                recovery_policy(),
-                "recovery_blocked",
-                &key,
-                count,
-                None,
-                ip,
-                "security_code",
-                ApiError::InvalidCredentials,
-            )
-            .await;
+        let err = ApiError::InvalidCredentials;
+        failure(app, &key, count, None, ip, "security_code", err).await?;
         for user in &users {
             app.audit(
                 "signin_failed",
@@ -117,6 +109,43 @@ async fn remind(app: &AppState, email: &str, code: &Secret, ip: IpAddr) -> Resul
     Ok(())
 }
 
+/// A wrong security code or recovery code: audited on the user's trail
+/// (their `sign_in_failed` event), counted under `key`; the failure that
+/// reaches the limit stops recovery for a day. Returns the error to answer.
+async fn failure(
+    app: &AppState,
+    key: &str,
+    count: i64,
+    user: Option<&crate::storage::User>,
+    ip: IpAddr,
+    reason: &str,
+    err: ApiError,
+) -> Result<ApiError, ApiError> {
+    if let Some(u) = user {
+        app.audit(
+            "signin_failed",
+            Some(&u.user_id),
+            None,
+            Some(ip),
+            Some(reason),
+        )
+        .await?;
+    }
+    // The key's own line stays anonymous: it may name an e-mail.
+    Ok(app
+        .fail_with(
+            recovery_policy(),
+            "recovery_blocked",
+            key,
+            count,
+            None,
+            ip,
+            reason,
+            err,
+        )
+        .await)
+}
+
 /// A recovery waiting for its code.
 pub struct RecoveryStarted {
     pub login: Login,
@@ -142,46 +171,21 @@ pub async fn start_password_recovery(
     let user = match user {
         Some(user) if ok && stored.is_some() => user,
         user => {
-            if let Some(u) = &user {
-                app.audit(
-                    "signin_failed",
-                    Some(&u.user_id),
-                    None,
-                    Some(ip),
-                    Some("security_code"),
-                )
-                .await?;
-            }
-            return Err(app
-                .fail_with(
-                    recovery_policy(),
-                    "recovery_blocked",
-                    &key,
-                    count,
-                    None,
-                    ip,
-                    "security_code",
-                    ApiError::InvalidCredentials,
-                )
-                .await);
+            let err = ApiError::InvalidCredentials;
+            return Err(failure(app, &key, count, user.as_ref(), ip, "security_code", err).await?);
         }
     };
     app.refund_attempt(&key).await?;
     let now = app.now();
-    let login = Login {
-        login_id: new_id(),
-        user_id: user.user_id.clone(),
-        device_id: None,
-        stage: LoginStage::Recovery,
-        amr: Vec::new(),
-        expires_at: now + app.settings().login_ttl_s,
-        otp_sends: 0,
-        last_send_at: None,
-        created_at: now,
-        pending_mobile: false,
-        change_email: None,
-        change_mobile: None,
-    };
+    let expires_at = now + app.settings().login_ttl_s;
+    let login = Login::new(
+        new_id(),
+        &user.user_id,
+        LoginStage::Recovery,
+        Vec::new(),
+        expires_at,
+        now,
+    );
     app.store().create_login(login.clone()).await?;
     app.audit(
         "recovery_started",
@@ -226,37 +230,16 @@ pub async fn complete_password_recovery(
         .new_password(new_password, &user.user_id)?;
     let key = user_key(&user.user_id);
     let count = app.reserve_attempt_with(&key, recovery_policy()).await?;
-    let s = app.settings();
-    let attempt = app.store().try_otp(recovery_id).await?;
-    let Some(attempt) = attempt.filter(|a| a.expires_at > now && a.attempts <= s.otp_max_tries)
-    else {
-        app.refund_attempt(&key).await?;
-        return Err(ApiError::OtpExpired);
-    };
-    if !ct_eq(&app.otp_key.mac(recovery_id, code.expose()), &attempt.mac) {
-        app.audit(
-            "signin_failed",
-            Some(&user.user_id),
-            None,
-            Some(ip),
-            Some("recovery_otp"),
-        )
-        .await?;
-        let err = ApiError::OtpInvalid {
-            attempts_left: s.otp_max_tries - attempt.attempts,
-        };
-        return Err(app
-            .fail_with(
-                recovery_policy(),
-                "recovery_blocked",
-                &key,
-                count,
-                None,
-                ip,
-                "recovery_otp",
-                err,
-            )
-            .await);
+    match check_code(app, recovery_id, code.expose()).await? {
+        CodeCheck::Right { .. } => {}
+        CodeCheck::Spent => {
+            app.refund_attempt(&key).await?;
+            return Err(ApiError::OtpExpired);
+        }
+        CodeCheck::Wrong { attempts_left } => {
+            let err = ApiError::OtpInvalid { attempts_left };
+            return Err(failure(app, &key, count, Some(&user), ip, "recovery_otp", err).await?);
+        }
     }
     app.refund_attempt(&key).await?;
     if app

@@ -99,6 +99,34 @@ pub struct Login {
     pub change_mobile: Option<String>,
 }
 
+impl Login {
+    /// A new step of `stage` for `user_id`, living until `expires_at`, with
+    /// nothing sent yet and no device, pending mobile or contact change.
+    pub fn new(
+        login_id: String,
+        user_id: &str,
+        stage: LoginStage,
+        amr: Vec<String>,
+        expires_at: i64,
+        now: i64,
+    ) -> Self {
+        Login {
+            login_id,
+            user_id: user_id.to_owned(),
+            device_id: None,
+            stage,
+            amr,
+            expires_at,
+            otp_sends: 0,
+            last_send_at: None,
+            created_at: now,
+            pending_mobile: false,
+            change_email: None,
+            change_mobile: None,
+        }
+    }
+}
+
 /// A stored OTP, after one try was counted against it.
 #[derive(Debug, Clone)]
 pub struct OtpTry {

@@ -202,6 +202,17 @@ fn device_from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        at: r.get("at")?,
+        event: r.get("event")?,
+        user_id: r.get("user_id")?,
+        device_id: r.get("device_id")?,
+        ip: r.get("ip")?,
+        reason: r.get("reason")?,
+    })
+}
+
 fn card_from_row(r: &Row<'_>) -> rusqlite::Result<Card> {
     Ok(Card {
         card_ref: r.get("card_ref")?,
@@ -1484,7 +1495,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let placeholders = vec!["?"; types.len()].join(", ");
             let sql = format!(
-                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason, d.name
+                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason, d.name AS device_name
                    FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id
                   WHERE a.user_id = ? AND a.event IN ({placeholders})
                   ORDER BY a.id DESC LIMIT ?"
@@ -1495,17 +1506,7 @@ impl Store for SqliteStore {
             values.push(limit.into());
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(values), |r| {
-                    Ok((
-                        AuditEvent {
-                            at: r.get(0)?,
-                            event: r.get(1)?,
-                            user_id: r.get(2)?,
-                            device_id: r.get(3)?,
-                            ip: r.get(4)?,
-                            reason: r.get(5)?,
-                        },
-                        r.get(6)?,
-                    ))
+                    Ok((audit_from_row(r)?, r.get("device_name")?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -1533,16 +1534,7 @@ impl Store for SqliteStore {
                  WHERE user_id = ?1 ORDER BY id",
             )?;
             let rows = stmt
-                .query_map(params![user_id], |r| {
-                    Ok(AuditEvent {
-                        at: r.get(0)?,
-                        event: r.get(1)?,
-                        user_id: r.get(2)?,
-                        device_id: r.get(3)?,
-                        ip: r.get(4)?,
-                        reason: r.get(5)?,
-                    })
-                })?
+                .query_map(params![user_id], audit_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
