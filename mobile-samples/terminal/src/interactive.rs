@@ -1,7 +1,9 @@
 //! The interactive commands: `login`, `enable-device`, `unlock`, `devices`,
-//! `remove-device`, `status`. Keys and local state persist in the state
-//! folder; a session lives only while one command runs, and each command
-//! signs out (revoking it on the server) before it exits.
+//! `remove-device`, `status`, and the `devicetrust>` prompt. Keys and local
+//! state persist in the state folder; a session lives only while one command
+//! runs, and each command signs out (revoking it on the server) before it
+//! exits. Account commands (`register`, recovery, the prompt's account
+//! changes) are in `account.rs`.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use devicetrust_core::{
     SoftwareKeyStore, UserPresence, UserVerification,
 };
 use ring::rand::SecureRandom;
+
+use crate::account;
 
 /// Where and how to reach the server.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,7 +49,8 @@ pub struct Failure {
 }
 
 pub mod exit {
-    /// Wrong credentials, lock, wrong or expired code.
+    /// Wrong credentials (password, security code, card details), lock,
+    /// wrong or expired code.
     pub const AUTH: i32 = 3;
     /// Biometric sign-in not enabled, cancelled, or the device is no longer trusted.
     pub const DEVICE: i32 = 4;
@@ -60,6 +65,7 @@ impl From<DeviceTrustError> for Failure {
         use DeviceTrustError as E;
         let code = match &e {
             E::InvalidCredentials
+            | E::CardNotRecognized
             | E::AccountLocked { .. }
             | E::OtpInvalid { .. }
             | E::OtpExpired
@@ -81,6 +87,10 @@ impl From<DeviceTrustError> for Failure {
                 "; run `devicetrust login` with your password".into()
             }
             E::NotEnrolledOnThisDevice => "; run `devicetrust enable-device` first".into(),
+            E::CardAlreadyEnrolled => {
+                " (`devicetrust login`, or `devicetrust forgot-user-id`)".into()
+            }
+            E::RecentSignInRequired => ": sign in again, then repeat the command".into(),
             _ => String::new(),
         };
         Failure {
@@ -90,17 +100,17 @@ impl From<DeviceTrustError> for Failure {
     }
 }
 
-fn failed(message: impl Into<String>) -> Failure {
+pub(crate) fn failed(message: impl Into<String>) -> Failure {
     Failure {
         code: exit::FAILED,
         message: message.into(),
     }
 }
 
-type Outcome<T = ()> = Result<T, Failure>;
+pub(crate) type Outcome<T = ()> = Result<T, Failure>;
 
 /// A line typed by the user.
-fn ask(question: &str) -> Outcome<String> {
+pub(crate) fn ask(question: &str) -> Outcome<String> {
     print!("{question}");
     std::io::stdout()
         .flush()
@@ -117,7 +127,7 @@ fn ask(question: &str) -> Outcome<String> {
 }
 
 /// A secret typed without echo.
-fn ask_secret(question: &str) -> Outcome<String> {
+pub(crate) fn ask_secret(question: &str) -> Outcome<String> {
     rpassword::prompt_password(question)
         .map_err(|e| failed(format!("reading from the terminal: {e}")))
 }
@@ -180,7 +190,7 @@ pub fn sdk(target: &Target) -> Outcome<DeviceTrust> {
     Ok(DeviceTrust::new(config, Arc::new(keys))?)
 }
 
-fn user_or_ask(sdk: &DeviceTrust, user: Option<String>) -> Outcome<String> {
+pub(crate) fn user_or_ask(sdk: &DeviceTrust, user: Option<String>) -> Outcome<String> {
     if let Some(u) = user {
         return Ok(u);
     }
@@ -193,7 +203,19 @@ fn user_or_ask(sdk: &DeviceTrust, user: Option<String>) -> Outcome<String> {
 
 /// Password sign-in, through enrolment and the second factor.
 pub async fn password_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
-    let password = ask_secret("Password: ")?;
+    password_sign_in_with(sdk, user, None).await
+}
+
+/// Password sign-in with a password already typed (`register`), or asked.
+pub(crate) async fn password_sign_in_with(
+    sdk: &DeviceTrust,
+    user: &str,
+    password: Option<&str>,
+) -> Outcome {
+    let password = match password {
+        Some(p) => p.to_owned(),
+        None => ask_secret("Password: ")?,
+    };
     println!("Signing in…");
     let mut step = sdk.sign_in_with_password(user, &password).await?;
     loop {
@@ -304,7 +326,7 @@ pub async fn biometric_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
 }
 
 /// Signs in the best available way: biometric if enabled here, else password.
-async fn sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
+pub(crate) async fn sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
     if sdk.is_biometric_sign_in_available(user)? {
         biometric_sign_in(sdk, user).await
     } else {
@@ -321,21 +343,36 @@ async fn finish(sdk: &DeviceTrust, result: Outcome) -> Outcome {
 pub async fn login(target: &Target, user: Option<String>, enable: bool) -> Outcome {
     let sdk = sdk(target)?;
     let user = user_or_ask(&sdk, user)?;
+    login_with(&sdk, &user, None, enable).await
+}
+
+/// Password sign-in (with `password` if already typed), the offer to enable
+/// biometric sign-in, then the prompt; signs out at the end.
+pub(crate) async fn login_with(
+    sdk: &DeviceTrust,
+    user: &str,
+    password: Option<&str>,
+    enable: bool,
+) -> Outcome {
     let result = async {
-        password_sign_in(&sdk, &user).await?;
+        password_sign_in_with(sdk, user, password).await?;
         if enable {
-            return enable_here(&sdk).await;
+            return enable_here(sdk).await;
         }
-        if !sdk.is_biometric_sign_in_available(&user)?
+        if !sdk.is_biometric_sign_in_available(user)?
             && ask("Enable biometric sign-in on this computer? [y/N] ")?.eq_ignore_ascii_case("y")
         {
-            enable_here(&sdk).await?;
+            enable_here(sdk).await?;
         }
-        shell(&sdk, &user).await
+        shell(sdk, user).await
     }
     .await;
-    finish(&sdk, result).await
+    finish(sdk, result).await
 }
+
+const COMMANDS: &str = "Commands: devices, remove-device ID, enable-device, profile, \
+     password, contact [email|mobile|remove-mobile], security-code, events [N], \
+     cards, cards link, status, logout.";
 
 /// While signed in at a terminal: a prompt for commands that use the
 /// session, until `logout` (or end of input). Scripts (stdin not a terminal)
@@ -345,7 +382,7 @@ async fn shell(sdk: &DeviceTrust, user: &str) -> Outcome {
     if !std::io::stdin().is_terminal() {
         return Ok(());
     }
-    println!("Commands: devices, remove-device ID, enable-device, profile, status, logout.");
+    println!("{COMMANDS}");
     // End of input signs out as `logout` does.
     while let Ok(line) = ask("devicetrust> ") {
         let mut words = line.split_whitespace();
@@ -379,8 +416,18 @@ async fn shell(sdk: &DeviceTrust, user: &str) -> Outcome {
                 Err(e) => Err(e.into()),
             },
             (Some("status"), _) => print_status(sdk),
+            (Some("password"), _) => account::change_password(sdk, user).await,
+            (Some("contact"), what) => account::change_contact(sdk, user, what).await,
+            (Some("security-code"), _) => account::change_security_code(sdk, user).await,
+            (Some("events"), n) => account::events(sdk, n).await,
+            (Some("cards"), None) => account::cards(sdk).await,
+            (Some("cards"), Some("link")) => account::link_card(sdk, user).await,
+            (Some("help"), _) => {
+                println!("{COMMANDS}");
+                Ok(())
+            }
             (Some(other), _) => {
-                println!("Unknown command {other:?}. Commands: devices, remove-device ID, enable-device, profile, status, logout.");
+                println!("Unknown command {other:?}. {COMMANDS}");
                 Ok(())
             }
         };

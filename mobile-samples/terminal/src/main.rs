@@ -1,12 +1,14 @@
 //! `devicetrust`: the SDK from a terminal. "Biometric" confirmation is a
 //! typed confirmation here; keys live in the SDK's software key store.
 //!
-//! Exit status: 0 done, 1 failed, 2 usage, 3 credentials/lock/code,
-//! 4 biometric sign-in unavailable or no longer trusted, 5 network.
+//! Exit status: 0 done, 1 failed, 2 usage, 3 credentials (password,
+//! security code, card details)/lock/code, 4 biometric sign-in unavailable
+//! or no longer trusted, 5 network.
 //!
 //! `devicetrust demo` starts a server on a temporary database, provisions a
 //! demo card holder and walks through the whole journey, printing each step.
 
+mod account;
 mod demo;
 mod interactive;
 
@@ -61,6 +63,18 @@ enum Command {
     },
     /// What this computer knows, without contacting the server.
     Status,
+    /// Set up online access with your card: card number, card ID and name
+    /// as on the card, then a user ID and a password; then sign in.
+    Register,
+    /// Forgot your user ID: we e-mail it if the e-mail address and security
+    /// code match.
+    ForgotUserId,
+    /// Forgot your password: user ID and security code, a code by e-mail or
+    /// SMS, then a new password.
+    ForgotPassword {
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -80,6 +94,9 @@ async fn main() {
             interactive::remove_device(t, user, device_id).await
         }
         Command::Status => interactive::status(t),
+        Command::Register => account::register(t).await,
+        Command::ForgotUserId => account::forgot_user_id(t).await,
+        Command::ForgotPassword { user } => account::forgot_password(t, user).await,
     };
     if let Err(f) = result {
         eprintln!("devicetrust: {}", f.message);
