@@ -1,15 +1,20 @@
 //! The devicetrust SDK for Kotlin, Swift and Python: a thin uniffi layer over
 //! `devicetrust-core`. Records, enums, errors and the `PlatformKeyStore`
 //! trait are exported by the core itself (feature `uniffi`); this crate adds
-//! the one object apps hold, `DeviceTrustClient`, whose async methods run on
-//! a tokio runtime the library owns.
+//! the object apps hold, `DeviceTrustClient`, its two handles
+//! (`client.account()` → [`AccountClient`], `client.recovery()` →
+//! [`RecoveryClient`], wrapping the core's `Account` and `Recovery`), and two
+//! free functions. Every async method runs on a tokio runtime the library
+//! owns.
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 
 use devicetrust_core::{
-    BiometricPrompt, Config, DeviceTrust, DeviceTrustError, LocalEnrolment, OtpChannel, OtpSent,
-    PlatformKeyStore, SessionInfo, SignInStep, TrustedDevice, UserProfile, UserVerification,
+    Account, BiometricPrompt, Config, DeviceTrust, DeviceTrustError, LinkedCard, LocalEnrolment,
+    OtpChannel, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule, PendingContactChange,
+    PlatformKeyStore, Recovery, SecurityEvent, SessionInfo, SignInStep, TrustedDevice, UserProfile,
+    UserVerification,
 };
 
 uniffi::setup_scaffolding!("devicetrust");
@@ -26,12 +31,27 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("devicetrust: cannot start its runtime: {e}"))
 });
 
+/// Aborts the spawned task when the foreign call is cancelled: uniffi drops
+/// the Rust future of a cancelled coroutine / task, and a dropped
+/// `JoinHandle` alone would leave the SDK's work running detached.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `future` on the library's runtime. If the caller is cancelled, the
+/// SDK's future is dropped at its next await point (as a Rust caller's
+/// `select!` or timeout would drop it); after completion, `abort` is a no-op.
 async fn on_runtime<T, F>(future: F) -> Result<T, DeviceTrustError>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, DeviceTrustError>> + Send + 'static,
 {
-    RUNTIME.spawn(future).await.unwrap_or_else(|e| {
+    let mut task = AbortOnDrop(RUNTIME.spawn(future));
+    (&mut task.0).await.unwrap_or_else(|e| {
         Err(DeviceTrustError::KeyStore {
             reason: format!("the SDK task failed: {e}"),
         })
@@ -172,6 +192,207 @@ impl DeviceTrustClient {
     ) -> Result<bool, DeviceTrustError> {
         self.inner.is_biometric_sign_in_available(&user_id)
     }
+
+    // ---------- v1.1: onboarding, and the two handles ----------
+
+    /// The server's password rules (no session needed); check as the user
+    /// types with [`check_password`].
+    pub async fn password_policy(&self) -> Result<PasswordPolicy, DeviceTrustError> {
+        let sdk = self.inner.clone();
+        on_runtime(async move { sdk.password_policy().await }).await
+    }
+
+    /// Online access from a card; returns the new user ID. Then
+    /// `sign_in_with_password` starts the one-time enrolment.
+    pub async fn create_account(
+        &self,
+        card_number: String,
+        card_id: String,
+        name: String,
+        user_id: String,
+        password: String,
+    ) -> Result<String, DeviceTrustError> {
+        let sdk = self.inner.clone();
+        on_runtime(async move {
+            sdk.create_account(&card_number, &card_id, &name, &user_id, &password)
+                .await
+        })
+        .await
+    }
+
+    /// The signed-in user's account (profile, password, e-mail, mobile,
+    /// security code, cards, security events). A cheap handle sharing this
+    /// client's session.
+    pub fn account(&self) -> Arc<AccountClient> {
+        Arc::new(AccountClient {
+            inner: self.inner.account(),
+        })
+    }
+
+    /// "Forgot user ID" and the password reset with the security code. A
+    /// cheap handle sharing this client's flow in progress: `send_otp` on
+    /// either object sends a recovery's code.
+    pub fn recovery(&self) -> Arc<RecoveryClient> {
+        Arc::new(RecoveryClient {
+            inner: self.inner.recovery(),
+        })
+    }
+}
+
+/// The core's `Account`, from `DeviceTrustClient.account()`. Every call needs
+/// a session (`NotSignedIn`); the changes need a strong one
+/// (`RecentSignInRequired`: confirm it is the user, then repeat).
+#[derive(uniffi::Object)]
+pub struct AccountClient {
+    inner: Account,
+}
+
+#[uniffi::export]
+impl AccountClient {
+    pub async fn profile(&self) -> Result<UserProfile, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.profile().await }).await
+    }
+
+    pub async fn change_password(
+        &self,
+        current_password: String,
+        new_password: String,
+    ) -> Result<(), DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move {
+            account
+                .change_password(&current_password, &new_password)
+                .await
+        })
+        .await
+    }
+
+    pub async fn change_email(
+        &self,
+        new_email: String,
+    ) -> Result<PendingContactChange, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.change_email(&new_email).await }).await
+    }
+
+    pub async fn change_mobile(
+        &self,
+        new_mobile: String,
+    ) -> Result<PendingContactChange, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.change_mobile(&new_mobile).await }).await
+    }
+
+    pub async fn confirm_contact_change(
+        &self,
+        code: String,
+    ) -> Result<UserProfile, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.confirm_contact_change(&code).await }).await
+    }
+
+    pub async fn remove_mobile(&self) -> Result<(), DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.remove_mobile().await }).await
+    }
+
+    pub async fn change_security_code(
+        &self,
+        security_code: String,
+    ) -> Result<(), DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.change_security_code(&security_code).await }).await
+    }
+
+    pub async fn linked_cards(&self) -> Result<Vec<LinkedCard>, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.linked_cards().await }).await
+    }
+
+    pub async fn link_card(
+        &self,
+        card_number: String,
+        card_id: String,
+    ) -> Result<LinkedCard, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.link_card(&card_number, &card_id).await }).await
+    }
+
+    /// Newest first, at most `limit` (1 to 200).
+    pub async fn security_events(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, DeviceTrustError> {
+        let account = self.inner.clone();
+        on_runtime(async move { account.security_events(limit).await }).await
+    }
+}
+
+/// The core's `Recovery`, from `DeviceTrustClient.recovery()`. No session
+/// needed.
+#[derive(uniffi::Object)]
+pub struct RecoveryClient {
+    inner: Recovery,
+}
+
+#[uniffi::export]
+impl RecoveryClient {
+    /// Always succeeds when the server answers: it never says whether
+    /// anything matched.
+    pub async fn forgot_user_id(
+        &self,
+        email: String,
+        security_code: String,
+    ) -> Result<(), DeviceTrustError> {
+        let recovery = self.inner.clone();
+        on_runtime(async move { recovery.forgot_user_id(&email, &security_code).await }).await
+    }
+
+    pub async fn start_password_recovery(
+        &self,
+        user_id: String,
+        security_code: String,
+    ) -> Result<PasswordRecovery, DeviceTrustError> {
+        let recovery = self.inner.clone();
+        on_runtime(async move {
+            recovery
+                .start_password_recovery(&user_id, &security_code)
+                .await
+        })
+        .await
+    }
+
+    pub async fn send_otp(&self, channel: OtpChannel) -> Result<OtpSent, DeviceTrustError> {
+        let recovery = self.inner.clone();
+        on_runtime(async move { recovery.send_otp(channel).await }).await
+    }
+
+    pub async fn complete_password_recovery(
+        &self,
+        code: String,
+        new_password: String,
+    ) -> Result<(), DeviceTrustError> {
+        let recovery = self.inner.clone();
+        on_runtime(async move {
+            recovery
+                .complete_password_recovery(&code, &new_password)
+                .await
+        })
+        .await
+    }
+}
+
+/// The rules of `policy` that `password` breaks, as far as the phone can
+/// tell (never `Common` or `SameAsCurrent`); empty when it sees nothing
+/// wrong. `user_id` may be empty.
+#[uniffi::export]
+pub fn check_password(
+    policy: PasswordPolicy,
+    password: String,
+    user_id: String,
+) -> Vec<PasswordRule> {
+    devicetrust_core::check_password(&policy, &password, &user_id)
 }
 
 /// The configuration defaults (HTTPS only, 15 s requests), for languages

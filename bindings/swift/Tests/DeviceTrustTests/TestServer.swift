@@ -56,6 +56,33 @@ final class TestServer {
         precondition((response as? HTTPURLResponse)?.statusCode == 201)
     }
 
+    /// Feeds an activated card to the server (admin API).
+    func addCard(number: String, cardId: String, name: String, email: String) async throws {
+        var request = URLRequest(url: URL(string: base + "/admin/v1/cards")!)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "content-type")
+        request.setValue("Bearer " + adminToken, forHTTPHeaderField: "authorization")
+        request.httpBody = try JSONSerialization.data(withJSONObject: [
+            "card_number": number, "card_id": cardId, "name": name, "email": email,
+            "primary_market": "GB", "activated": true,
+        ])
+        let (_, response) = try await URLSession.shared.data(for: request)
+        precondition((response as? HTTPURLResponse)?.statusCode == 201)
+    }
+
+    /// The outbox messages of `purpose` to `to`, polling up to `wait`
+    /// seconds: the server sends some messages off the request path.
+    func messages(purpose: String, to: String, wait: TimeInterval = 5) async throws -> [[String: Any]] {
+        let deadline = Date().addingTimeInterval(wait)
+        while true {
+            let lines = try String(contentsOf: outbox, encoding: .utf8).split(separator: "\n")
+            let found = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+                .filter { $0["purpose"] as? String == purpose && $0["to"] as? String == to }
+            if !found.isEmpty || Date() >= deadline { return found }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+
     func lastOtp(_ userId: String) throws -> String {
         let lines = try String(contentsOf: outbox, encoding: .utf8).split(separator: "\n")
         for line in lines.reversed() {

@@ -20,9 +20,13 @@ import java.security.interfaces.ECPublicKey
 import java.security.spec.ECGenParameterSpec
 import java.util.Date
 import java.util.concurrent.CopyOnWriteArrayList
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.awaitCancellation
+import kotlin.coroutines.cancellation.CancellationException
 
-/** What the stand-in "platform" does when asked to sign. */
-enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED }
+/** What the stand-in "platform" does when asked to sign. HANG: the prompt
+ *  stays up until the call is cancelled. */
+enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED, HANG }
 
 /**
  * The SDK's key store on java.security, standing in for Android Keystore:
@@ -32,6 +36,9 @@ enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED }
 class JavaKeyStore(private val file: File, private val password: CharArray = "changeit".toCharArray()) : PlatformKeyStore {
     @Volatile var mode = Mode.NORMAL
     val prompts = CopyOnWriteArrayList<String>()
+    /** Completed when a HANG prompt is showing, and when it was cancelled. */
+    val promptShown = CompletableDeferred<Unit>()
+    val promptCancelled = CompletableDeferred<Unit>()
     private val lock = Any()
 
     private fun load(): KeyStore = KeyStore.getInstance("PKCS12").apply {
@@ -62,6 +69,15 @@ class JavaKeyStore(private val file: File, private val password: CharArray = "ch
         when (mode) {
             Mode.CANCEL -> throw KeyStoreException.Cancelled()
             Mode.BIOMETRICS_CHANGED -> throw KeyStoreException.KeyInvalidated()
+            Mode.HANG -> {
+                promptShown.complete(Unit)
+                try {
+                    awaitCancellation()
+                } catch (e: CancellationException) {
+                    promptCancelled.complete(Unit)
+                    throw e
+                }
+            }
             Mode.NORMAL -> {}
         }
         val key = synchronized(lock) { load().getKey(alias, password) as PrivateKey? } ?: throw KeyStoreException.KeyNotFound()

@@ -29,9 +29,12 @@ class TestServer private constructor(private val process: Process, val base: Str
             ).redirectErrorStream(true).start()
             val address = LinkedBlockingQueue<String>()
             // Read the log for the address, then keep draining it.
+            // (runCatching: `close` ends the stream under the reader.)
             Thread {
-                process.inputStream.bufferedReader().forEachLine { line ->
-                    Regex("listening on (http://\\S+)").find(line)?.let { address.add(it.groupValues[1]) }
+                runCatching {
+                    process.inputStream.bufferedReader().forEachLine { line ->
+                        Regex("listening on (http://\\S+)").find(line)?.let { address.add(it.groupValues[1]) }
+                    }
                 }
             }.apply { isDaemon = true }.start()
             val base = address.poll(30, TimeUnit.SECONDS) ?: error("the server did not start")
@@ -48,6 +51,28 @@ class TestServer private constructor(private val process: Process, val base: Str
             .POST(HttpRequest.BodyPublishers.ofString(body)).build()
         val response = http.send(request, HttpResponse.BodyHandlers.ofString())
         check(response.statusCode() == 201) { "add user: ${response.statusCode()} ${response.body()}" }
+    }
+
+    /** Feeds a card to the server (admin API). */
+    fun addCard(number: String, cardId: String, name: String, email: String) {
+        val body = """{"card_number":"$number","card_id":"$cardId","name":"$name","email":"$email","mobile":null,"primary_market":"GB","activated":true}"""
+        val request = HttpRequest.newBuilder(URI.create("$base/admin/v1/cards"))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer $ADMIN_TOKEN")
+            .POST(HttpRequest.BodyPublishers.ofString(body)).build()
+        val response = http.send(request, HttpResponse.BodyHandlers.ofString())
+        check(response.statusCode() == 201) { "add card: ${response.statusCode()} ${response.body()}" }
+    }
+
+    /** The outbox lines of `purpose` to `to`, polling up to `waitMs`: the
+     *  server sends some messages off the request path. */
+    fun messages(purpose: String, to: String, waitMs: Long = 5_000): List<String> {
+        val deadline = System.currentTimeMillis() + waitMs
+        while (true) {
+            val found = outbox.readLines().filter { it.contains("\"purpose\":\"$purpose\"") && it.contains("\"to\":\"$to\"") }
+            if (found.isNotEmpty() || System.currentTimeMillis() >= deadline) return found
+            Thread.sleep(50)
+        }
     }
 
     fun lastOtp(userId: String): String {
