@@ -13,12 +13,38 @@ struct ContentView: View {
                     SignInView(initialUser: userId, biometricAvailable: biometricAvailable)
                 case .enrolment(let profile):
                     EnrolmentView(profile: profile)
-                case .secondFactor(let options, let canApprove, let sentTo):
-                    SecondFactorView(options: options, canApprove: canApprove, sentTo: sentTo)
+                case .secondFactor(let options, let canApprove, let sentTo, let confirming):
+                    SecondFactorView(options: options, canApprove: canApprove, sentTo: sentTo, confirming: confirming)
                 case .offerBiometric:
                     OfferBiometricView()
                 case .home(let session, let devices):
                     HomeView(session: session, devices: devices)
+                case .createAccount(let policy):
+                    CreateAccountView(policy: policy)
+                case .forgotUserId(let sent):
+                    ForgotUserIdView(sent: sent)
+                case .recoveryStart(let userId):
+                    RecoveryStartView(initialUser: userId)
+                case .recoveryCode(let options, let sentTo):
+                    RecoveryCodeView(options: options, sentTo: sentTo)
+                case .recoveryNewPassword(let userId, let policy):
+                    RecoveryNewPasswordView(userId: userId, policy: policy)
+                case .settings(let profile):
+                    SettingsView(profile: profile)
+                case .changePassword(let userId, let policy):
+                    ChangePasswordView(userId: userId, policy: policy)
+                case .changeContact(let channel, let current, let draft):
+                    ChangeContactView(channel: channel, current: current, draft: draft)
+                case .confirmContact(let pending):
+                    ConfirmContactView(pending: pending)
+                case .changeSecurityCode:
+                    ChangeSecurityCodeView()
+                case .securityEvents(let events):
+                    SecurityEventsView(events: events)
+                case .cards(let cards):
+                    CardsView(cards: cards)
+                case .confirmItIsYou(_, let biometricAvailable):
+                    ConfirmItIsYouView(biometricAvailable: biometricAvailable)
                 }
             }
             .padding()
@@ -35,6 +61,8 @@ struct ContentView: View {
         case .signInWithPassword, .usePasswordInstead: return "Use password"
         case .sendNewCode: return "Send a new code"
         case .tryAgain: return "Try again"
+        case .confirmItIsYou: return "Continue"
+        case .startRecoveryAgain: return "Start again"
         case .waitOrCall, .nothing: return "OK"
         }
     }
@@ -58,6 +86,11 @@ struct SignInView: View {
             SecureField("Password", text: $password)
             Button("Log in") { Task { await model.signInWithPassword(user, password) } }
                 .disabled(user.isEmpty || password.isEmpty)
+            Section {
+                Button("Forgot user ID?") { model.openForgotUserId() }
+                Button("Forgot password?") { model.openForgotPassword() }
+                Button("New here? Create online access with your card") { Task { await model.openCreateAccount() } }
+            }
         }
         .navigationTitle("Log in")
         .onAppear { user = initialUser }
@@ -95,10 +128,14 @@ struct SecondFactorView: View {
     let options: [OtpOption]
     let canApprove: Bool
     let sentTo: String?
+    let confirming: Bool
     @State private var code = ""
 
     var body: some View {
         Form {
+            if confirming {
+                Text("One more step before we make the change you asked for.")
+            }
             if canApprove {
                 Button("Approve with Face ID") { Task { await model.approveWithThisDevice() } }
             }
@@ -112,6 +149,9 @@ struct SecondFactorView: View {
                     TextField("6-digit code", text: $code).keyboardType(.numberPad).textContentType(.oneTimeCode)
                     Button("Verify") { Task { await model.verify(code) } }.disabled(code.count != 6)
                 }
+            }
+            if confirming {
+                Button("Cancel", role: .cancel) { model.cancelConfirm() }
             }
         }
         .navigationTitle("Verify it's you")
@@ -140,6 +180,7 @@ struct HomeView: View {
 
     var body: some View {
         List {
+            Button("Account settings") { Task { await model.openSettings() } }
             Section("Trusted devices") {
                 ForEach(devices, id: \.deviceId) { d in
                     VStack(alignment: .leading) {

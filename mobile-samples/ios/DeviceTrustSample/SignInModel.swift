@@ -5,12 +5,61 @@ import Foundation
 enum Screen: Equatable {
     case signIn(userId: String, biometricAvailable: Bool)
     case enrolment(Profile)
-    case secondFactor(options: [OtpOption], canApprove: Bool, sentTo: String?)
+    /// `confirming`: this second factor confirms it's the user for an account change (it can be cancelled).
+    case secondFactor(options: [OtpOption], canApprove: Bool, sentTo: String?, confirming: Bool)
     case offerBiometric
     case home(SessionInfo, [TrustedDevice])
+
+    // Signed out: online access from a card, and the ways back in.
+    case createAccount(policy: PasswordPolicy?)
+    case forgotUserId(sent: Bool)
+    case recoveryStart(userId: String)
+    case recoveryCode(options: [OtpOption], sentTo: String?)
+    case recoveryNewPassword(userId: String, policy: PasswordPolicy?)
+
+    // Signed in: account settings.
+    case settings(UserProfile)
+    case changePassword(userId: String, policy: PasswordPolicy?)
+    /// A new e-mail (`.email`) or mobile number (`.sms`); `current` is on file now.
+    case changeContact(channel: OtpChannel, current: String?, draft: String)
+    case confirmContact(PendingContactChange)
+    case changeSecurityCode
+    case securityEvents([SecurityEvent])
+    case cards([LinkedCard])
+    /// "Confirm it's you": an account change needs a recent strong sign-in
+    /// (RecentSignInRequired). Face ID when enabled here, else password +
+    /// code; then the change the user asked for is repeated.
+    case confirmItIsYou(userId: String, biometricAvailable: Bool)
+
+    /// A screen of a signed-in user: a failure there keeps the user on it unless the session ended.
+    var isSignedInArea: Bool {
+        switch self {
+        case .offerBiometric, .home, .settings, .changePassword, .changeContact, .confirmContact,
+             .changeSecurityCode, .securityEvents, .cards, .confirmItIsYou:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// A step of a password reset: "start again" there means the reset, not a sign-in.
+    var isRecoveryArea: Bool {
+        switch self {
+        case .recoveryCode, .recoveryNewPassword: return true
+        default: return false
+        }
+    }
+
+    var isConfirming: Bool {
+        switch self {
+        case .confirmItIsYou, .secondFactor: return true
+        default: return false
+        }
+    }
 }
 
-/// The journey as a state machine the views render (mirrors the Android
+/// The journey, online access from a card, "forgot user ID / password" and
+/// account settings as a state machine the views render (mirrors the Android
 /// sample's SignInFlow).
 @MainActor
 final class SignInModel: ObservableObject {
@@ -18,31 +67,110 @@ final class SignInModel: ObservableObject {
     @Published var message: UiMessage?
     @Published private(set) var busy = false
     private let sdk: DeviceTrustClient
+    private let account: AccountClient
+    private let recovery: RecoveryClient
     private var userId = ""
+    private var policy: PasswordPolicy?
+    private var profile: UserProfile?
+
+    /// The action running now, when "confirm it's you" may repeat it.
+    private var retry: (() async throws -> Void)?
+    /// The action to repeat once the user has confirmed it's them, and where to go back if they cancel.
+    private var resume: (() async throws -> Void)?
+    private var returnTo: Screen?
+
+    /// The password reset in progress: its code screen and the code typed there.
+    private var recoveryCodeScreen: Screen?
+    private var recoveryCode = ""
+
+    /// The contact change asked for, to ask again for a new code.
+    private var contactChange: (channel: OtpChannel, value: String)?
 
     init(sdk: DeviceTrustClient) {
         self.sdk = sdk
+        self.account = sdk.account()
+        self.recovery = sdk.recovery()
         start()
     }
 
     func start() {
         let enrolled = (try? sdk.localEnrolments())?.first
         userId = enrolled?.userId ?? ""
-        let available = enrolled != nil && ((try? sdk.isBiometricSignInAvailable(userId: userId)) ?? false)
-        screen = .signIn(userId: userId, biometricAvailable: available)
+        resume = nil
+        returnTo = nil
+        screen = signInScreen()
     }
 
-    private func run(_ action: () async throws -> Void) async {
+    private func biometricAvailable(_ user: String) -> Bool {
+        !user.isEmpty && ((try? sdk.isBiometricSignInAvailable(userId: user)) ?? false)
+    }
+
+    private func signInScreen() -> Screen { .signIn(userId: userId, biometricAvailable: biometricAvailable(userId)) }
+
+    /// Runs one user action. `reauth`: the action is an account change that
+    /// may answer RecentSignInRequired; the model then asks the user to
+    /// confirm it's them and repeats it.
+    private func run(reauth: Bool = false, _ action: @escaping () async throws -> Void) async {
         busy = true
         message = nil
-        defer { busy = false }
+        retry = reauth ? action : nil
+        defer {
+            retry = nil
+            busy = false
+        }
         do {
             try await action()
         } catch {
-            let m = DeviceTrustSample.message(for: error)
-            if m.next != .nothing || !m.body.isEmpty { message = m }
-            if m.next == .signInWithPassword { start() }
+            failed(error)
         }
+    }
+
+    private func failed(_ error: Error) {
+        let current = screen
+        let m = wording(error, current)
+        let e = error as? DeviceTrustError
+        if case .RecentSignInRequired? = e, let again = retry {
+            // The session is fine: confirm it's the user, then repeat. The screen says so.
+            resume = again
+            if !current.isConfirming { returnTo = current }
+            screen = .confirmItIsYou(userId: userId, biometricAvailable: biometricAvailable(userId))
+            return
+        }
+        if case .NotSignedIn? = e {
+            resume = nil
+            returnTo = nil
+            screen = signInScreen()
+        } else if resume != nil && (m.next == .signInWithPassword || m.next == .usePasswordInstead) {
+            // Confirming it's the user failed in a way that needs the password: stay in "confirm it's you".
+            screen = .confirmItIsYou(userId: userId, biometricAvailable: biometricAvailable(userId))
+        } else if m.next == .startRecoveryAgain || (current.isRecoveryArea && m.next == .signInWithPassword) {
+            screen = .recoveryStart(userId: userId)
+        } else if current.isSignedInArea {
+            // Stay: the user fixes what they typed or tries again.
+        } else if m.next == .signInWithPassword {
+            screen = signInScreen()
+        }
+        if m.next != .nothing || !m.body.isEmpty { message = m }
+    }
+
+    /// The error's words, where the screen changes what they mean.
+    private func wording(_ error: Error, _ current: Screen) -> UiMessage {
+        switch (error as? DeviceTrustError, current) {
+        case (.InvalidCredentials?, .recoveryStart):
+            return UiMessage(title: "User ID or security code incorrect", body: "Check both and try again.", next: .tryAgain)
+        case (.InvalidCredentials?, .changePassword):
+            return UiMessage(title: "Your current password isn't right", body: "Try again carefully. Too many wrong tries lock your account.", next: .tryAgain)
+        case (.CardAlreadyEnrolled?, .cards):
+            return UiMessage(title: "This card is already registered", body: "It belongs to a user ID already. Log in with that user ID to use it.", next: .nothing)
+        case (.OtpExpired?, .changeContact):
+            return UiMessage(title: "This code has expired", body: "Ask for a new code: we'll send it to the new address.", next: .tryAgain)
+        default:
+            return DeviceTrustSample.message(for: error)
+        }
+    }
+
+    private func notice(_ title: String, _ body: String) {
+        message = UiMessage(title: title, body: body, next: .nothing)
     }
 
     private func show(_ step: SignInStep) async throws {
@@ -50,9 +178,24 @@ final class SignInModel: ObservableObject {
         case .enrolmentRequired(let profile, _):
             screen = .enrolment(profile)
         case .secondFactorRequired(let options, let canApprove, _):
-            screen = .secondFactor(options: options, canApprove: canApprove, sentTo: nil)
+            screen = .secondFactor(options: options, canApprove: canApprove, sentTo: nil, confirming: resume != nil)
         case .signedIn(let session):
-            if try sdk.isBiometricSignInAvailable(userId: session.userId) {
+            if let pending = resume {
+                // Confirmed: repeat the change the user asked for (a failure now is that change's).
+                resume = nil
+                retry = pending
+                do {
+                    try await pending()
+                } catch {
+                    // The change itself failed (a rejected password, say): back to its screen to fix it.
+                    if case .RecentSignInRequired? = error as? DeviceTrustError {} else if let back = returnTo {
+                        screen = back
+                        returnTo = nil
+                    }
+                    throw error
+                }
+                returnTo = nil
+            } else if biometricAvailable(session.userId) {
                 screen = .home(session, try await sdk.trustedDevices())
             } else {
                 screen = .offerBiometric
@@ -60,57 +203,307 @@ final class SignInModel: ObservableObject {
         }
     }
 
+    // MARK: Sign-in
+
+    /// A sign-in from the log-in screen (not "confirm it's you"): nothing waits to be repeated.
+    private func freshSignIn() {
+        resume = nil
+        returnTo = nil
+    }
+
     func signInWithPassword(_ user: String, _ password: String) async {
-        userId = user
-        await run { try await show(try await sdk.signInWithPassword(userId: user, password: password)) }
+        freshSignIn()
+        userId = user.trimmingCharacters(in: .whitespaces)
+        await run { [self] in try await show(try await sdk.signInWithPassword(userId: userId, password: password)) }
     }
 
     func signInWithBiometric() async {
-        await run { try await show(try await sdk.signInWithBiometric(userId: userId, prompt: Prompts.signIn)) }
+        freshSignIn()
+        await run { [self] in try await show(try await sdk.signInWithBiometric(userId: userId, prompt: Prompts.signIn)) }
     }
 
     func enrol(securityCode: String, mobile: String) async {
-        await run { try await show(try await sdk.completeEnrolment(securityCode: securityCode, mobile: mobile.isEmpty ? nil : mobile)) }
+        await run { [self] in try await show(try await sdk.completeEnrolment(securityCode: securityCode, mobile: mobile.isEmpty ? nil : mobile)) }
     }
 
     func sendCode(_ channel: OtpChannel) async {
-        await run {
+        await run { [self] in
             let sent = try await sdk.sendOtp(channel: channel)
-            if case .secondFactor(let options, let canApprove, _) = screen {
-                screen = .secondFactor(options: options, canApprove: canApprove, sentTo: sent.destination)
+            if case .secondFactor(let options, let canApprove, _, let confirming) = screen {
+                screen = .secondFactor(options: options, canApprove: canApprove, sentTo: sent.destination, confirming: confirming)
             }
         }
     }
 
-    func verify(_ code: String) async { await run { try await show(try await sdk.verifyOtp(code: code)) } }
+    func verify(_ code: String) async { await run { [self] in try await show(try await sdk.verifyOtp(code: code)) } }
 
-    func approveWithThisDevice() async { await run { try await show(try await sdk.approveWithThisDevice(prompt: Prompts.approve)) } }
+    func approveWithThisDevice() async { await run { [self] in try await show(try await sdk.approveWithThisDevice(prompt: Prompts.approve)) } }
 
+    /// Needs a strong session: after "confirm it's you" it is repeated.
     func enableBiometric(name: String) async {
-        await run {
+        await run(reauth: true) { [self] in
             _ = try await sdk.enableBiometricSignIn(deviceName: name, userVerification: .biometric, prompt: Prompts.enable)
             try await home()
         }
     }
 
-    func skipBiometric() async { await run { try await home() } }
+    func skipBiometric() async { await run { [self] in try await home() } }
 
     private func home() async throws {
         guard let session = await sdk.session() else { throw DeviceTrustError.NotSignedIn }
+        userId = session.userId
         screen = .home(session, try await sdk.trustedDevices())
     }
 
     func removeDevice(_ id: String) async {
-        await run {
+        await run { [self] in
             try await sdk.removeDevice(deviceId: id)
             if await sdk.session() == nil { start() } else { try await home() }
         }
     }
 
     func signOut() async {
-        await run {
+        await run { [self] in
             try await sdk.signOut()
             start()
+        }
+    }
+
+    func backToSignIn() {
+        freshSignIn()
+        message = nil
+        screen = signInScreen()
+    }
+
+    /// The password rules, fetched once; nil when they cannot be fetched (the server still checks).
+    private func passwordPolicy() async -> PasswordPolicy? {
+        if let policy { return policy }
+        policy = try? await sdk.passwordPolicy()
+        return policy
+    }
+
+    // MARK: Online access from a card
+
+    func openCreateAccount() async {
+        await run { [self] in screen = .createAccount(policy: await passwordPolicy()) }
+    }
+
+    /// Creates the user ID from the card, then signs in with it: the one-time enrolment follows.
+    func createAccount(cardNumber: String, cardId: String, name: String, newUserId: String, password: String) async {
+        freshSignIn()
+        await run { [self] in
+            let created = try await sdk.createAccount(
+                cardNumber: cardNumber.filter(\.isNumber), cardId: cardId.trimmingCharacters(in: .whitespaces),
+                name: name, userId: newUserId.trimmingCharacters(in: .whitespaces), password: password
+            )
+            userId = created
+            try await show(try await sdk.signInWithPassword(userId: created, password: password))
+        }
+    }
+
+    // MARK: Forgot user ID
+
+    func openForgotUserId() {
+        message = nil
+        screen = .forgotUserId(sent: false)
+    }
+
+    /// The server never says whether the details matched: the view says "if they match, we e-mailed it".
+    func forgotUserId(email: String, securityCode: String) async {
+        await run { [self] in
+            try await recovery.forgotUserId(email: email.trimmingCharacters(in: .whitespaces), securityCode: securityCode)
+            screen = .forgotUserId(sent: true)
+        }
+    }
+
+    // MARK: Forgot password: security code → one-time code → new password
+
+    func openForgotPassword() {
+        message = nil
+        screen = .recoveryStart(userId: userId)
+    }
+
+    func startPasswordRecovery(user: String, securityCode: String) async {
+        userId = user.trimmingCharacters(in: .whitespaces)
+        await run { [self] in
+            let started = try await recovery.startPasswordRecovery(userId: userId, securityCode: securityCode)
+            recoveryCode = ""
+            recoveryCodeScreen = .recoveryCode(options: started.otpOptions, sentTo: nil)
+            screen = .recoveryCode(options: started.otpOptions, sentTo: nil)
+        }
+    }
+
+    func sendRecoveryCode(_ channel: OtpChannel) async {
+        await run { [self] in
+            let sent = try await recovery.sendOtp(channel: channel)
+            if case .recoveryCode(let options, _) = screen {
+                recoveryCodeScreen = .recoveryCode(options: options, sentTo: sent.destination)
+                screen = .recoveryCode(options: options, sentTo: sent.destination)
+            }
+        }
+    }
+
+    /// The code is checked together with the new password, on the next screen.
+    func recoveryCodeEntered(_ code: String) async {
+        await run { [self] in
+            recoveryCode = code
+            screen = .recoveryNewPassword(userId: userId, policy: await passwordPolicy())
+        }
+    }
+
+    func completePasswordRecovery(newPassword: String) async {
+        await run { [self] in
+            do {
+                try await recovery.completePasswordRecovery(code: recoveryCode, newPassword: newPassword)
+            } catch {
+                // A wrong or expired code: back to the code (a new one, if expired). A rejected password stays here.
+                if case .recoveryCode(let options, let sentTo)? = recoveryCodeScreen {
+                    switch error as? DeviceTrustError {
+                    case .OtpInvalid?: screen = .recoveryCode(options: options, sentTo: sentTo)
+                    case .OtpExpired?: screen = .recoveryCode(options: options, sentTo: nil)
+                    default: break
+                    }
+                }
+                throw error
+            }
+            recoveryCodeScreen = nil
+            recoveryCode = ""
+            // Every session of this user ended; Face ID sign-in comes back after a password + code sign-in.
+            screen = signInScreen()
+            notice("Password changed", "Log in with your new password. We'll ask for a code once, to confirm it's you.")
+        }
+    }
+
+    // MARK: Account settings (signed in)
+
+    private func settings() async throws {
+        let p = try await account.profile()
+        profile = p
+        userId = p.userId
+        screen = .settings(p)
+    }
+
+    func openSettings() async { await run { [self] in try await settings() } }
+
+    func backToHome() async { await run { [self] in try await home() } }
+
+    /// Leaves a settings sub-screen without a network call when it can.
+    func backToSettings() async {
+        resume = nil
+        returnTo = nil
+        await run { [self] in
+            if let profile { screen = .settings(profile) } else { try await settings() }
+        }
+    }
+
+    /// "Confirm it's you" cancelled: back where the user was, nothing changed.
+    func cancelConfirm() {
+        resume = nil
+        message = nil
+        screen = returnTo ?? profile.map { Screen.settings($0) } ?? signInScreen()
+        returnTo = nil
+    }
+
+    func confirmWithBiometric() async {
+        await run { [self] in try await show(try await sdk.signInWithBiometric(userId: userId, prompt: Prompts.confirm)) }
+    }
+
+    /// Password, then a code (the second-factor screen, in "confirming" mode).
+    func confirmWithPassword(_ password: String) async {
+        await run { [self] in try await show(try await sdk.signInWithPassword(userId: userId, password: password)) }
+    }
+
+    func openChangePassword() async {
+        await run { [self] in screen = .changePassword(userId: userId, policy: await passwordPolicy()) }
+    }
+
+    func changePassword(current: String, new: String) async {
+        await run(reauth: true) { [self] in
+            try await account.changePassword(currentPassword: current, newPassword: new)
+            try await settings()
+            notice("Password changed", "You stay logged in here; everywhere else you were logged out.")
+        }
+    }
+
+    func openChangeContact(_ channel: OtpChannel, draft: String = "") {
+        message = nil
+        screen = .changeContact(channel: channel, current: channel == .email ? profile?.email : profile?.mobile, draft: draft)
+    }
+
+    /// Sends a code to the new address; the change happens when it is confirmed.
+    func requestContactChange(_ channel: OtpChannel, value: String) async {
+        let value = value.trimmingCharacters(in: .whitespaces)
+        await run(reauth: true) { [self] in
+            contactChange = (channel, value)
+            let pending: PendingContactChange
+            if channel == .email {
+                pending = try await account.changeEmail(newEmail: value)
+            } else {
+                pending = try await account.changeMobile(newMobile: value)
+            }
+            screen = .confirmContact(pending)
+        }
+    }
+
+    /// A new code means asking for the change again (the SDK keeps one change at a time).
+    func resendContactCode() async {
+        guard let change = contactChange else { return openChangeContact(.email) }
+        await requestContactChange(change.channel, value: change.value)
+    }
+
+    func confirmContactChange(_ code: String) async {
+        await run { [self] in
+            let p: UserProfile
+            do {
+                p = try await account.confirmContactChange(code: code)
+            } catch DeviceTrustError.OtpExpired {
+                // The code or the change expired: ask for the change again.
+                if let change = contactChange { openChangeContact(change.channel, draft: change.value) }
+                throw DeviceTrustError.OtpExpired
+            }
+            let channel = contactChange?.channel
+            contactChange = nil
+            profile = p
+            screen = .settings(p)
+            let now = channel == .sms ? p.mobile : p.email
+            notice("Details updated", "We'll use \(now ?? "your new details") from now on for codes and alerts.")
+        }
+    }
+
+    func removeMobile() async {
+        await run(reauth: true) { [self] in
+            try await account.removeMobile()
+            try await settings()
+            notice("Mobile number removed", "Codes will go to your e-mail.")
+        }
+    }
+
+    func openChangeSecurityCode() {
+        message = nil
+        screen = .changeSecurityCode
+    }
+
+    func changeSecurityCode(_ code: String) async {
+        await run(reauth: true) { [self] in
+            try await account.changeSecurityCode(securityCode: code)
+            try await settings()
+            notice("Security code changed", "Use the new code if you ever forget your user ID or password.")
+        }
+    }
+
+    func openSecurityEvents() async {
+        await run { [self] in screen = .securityEvents(try await account.securityEvents(limit: 50)) }
+    }
+
+    func openCards() async {
+        await run { [self] in screen = .cards(try await account.linkedCards()) }
+    }
+
+    func linkCard(cardNumber: String, cardId: String) async {
+        await run(reauth: true) { [self] in
+            let card = try await account.linkCard(cardNumber: cardNumber.filter(\.isNumber), cardId: cardId.trimmingCharacters(in: .whitespaces))
+            screen = .cards(try await account.linkedCards())
+            notice("Card linked", "The card ending \(card.last4) is now linked to your user ID.")
         }
     }
 }
@@ -120,4 +513,5 @@ enum Prompts {
     static let signIn = BiometricPrompt(title: "Sign in to your account", subtitle: nil, cancelLabel: "Use password")
     static let approve = BiometricPrompt(title: "Approve this sign-in", subtitle: nil, cancelLabel: "Cancel")
     static let enable = BiometricPrompt(title: "Turn on Face ID sign-in", subtitle: nil, cancelLabel: "Not now")
+    static let confirm = BiometricPrompt(title: "Confirm it's you to change your account settings", subtitle: nil, cancelLabel: "Use password")
 }

@@ -24,6 +24,7 @@ class SampleApp : Application() {
                 signIn = BiometricPrompt("Sign in", "Use your fingerprint or face", "Use password"),
                 approve = BiometricPrompt("Approve sign-in", "Confirm it's you on this phone", "Cancel"),
                 enable = BiometricPrompt("Turn on fingerprint or face sign-in", null, "Not now"),
+                confirm = BiometricPrompt("Confirm it's you", "To change your account settings", "Use password"),
             ),
         )
         flow.start()

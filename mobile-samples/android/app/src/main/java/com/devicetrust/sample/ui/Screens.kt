@@ -46,16 +46,34 @@ fun App(flow: SignInFlow) {
 
     Column(Modifier.fillMaxSize().padding(24.dp), verticalArrangement = Arrangement.spacedBy(12.dp)) {
         when (val s = screen) {
-            is Screen.SignIn -> SignIn(s, busy, onPassword = { u, p -> act { flow.signInWithPassword(u, p) } }, onBiometric = { act { flow.signInWithBiometric() } })
+            is Screen.SignIn -> SignIn(
+                s, busy,
+                onPassword = { u, p -> act { flow.signInWithPassword(u, p) } },
+                onBiometric = { act { flow.signInWithBiometric() } },
+                onCreateAccount = { act { flow.openCreateAccount() } },
+                onForgotUserId = flow::openForgotUserId,
+                onForgotPassword = flow::openForgotPassword,
+            )
             is Screen.Enrolment -> Enrolment(s, busy) { code, mobile -> act { flow.enrol(code, mobile) } }
             is Screen.SecondFactor -> SecondFactor(
                 s, busy,
                 onSend = { channel -> act { flow.sendCode(channel) } },
                 onVerify = { code -> act { flow.verify(code) } },
                 onApprove = { act { flow.approveWithThisDevice() } },
+                onCancel = flow::cancelConfirm,
             )
             Screen.OfferBiometric -> OfferBiometric(busy, onEnable = { name -> act { flow.enableBiometric(name) } }, onSkip = { act { flow.skipBiometric() } })
-            is Screen.Home -> Home(s, busy, onRemove = { id -> act { flow.removeDevice(id) } }, onSignOut = { act { flow.signOut() } })
+            is Screen.Home -> Home(
+                s, busy,
+                onRemove = { id -> act { flow.removeDevice(id) } },
+                onSettings = { act { flow.openSettings() } },
+                onSignOut = { act { flow.signOut() } },
+            )
+            is Screen.CreateAccount, is Screen.ForgotUserId, is Screen.RecoveryStart, is Screen.RecoveryCode, is Screen.RecoveryNewPassword ->
+                SignedOutScreens(s, flow, busy, act)
+            is Screen.Settings, is Screen.ChangePassword, is Screen.ChangeContact, is Screen.ConfirmContact, Screen.ChangeSecurityCode,
+            is Screen.SecurityEvents, is Screen.Cards, is Screen.ConfirmItIsYou ->
+                AccountScreens(s, flow, busy, act)
         }
         if (busy) CircularProgressIndicator()
     }
@@ -73,6 +91,8 @@ fun App(flow: SignInFlow) {
                             NextStep.SIGN_IN_WITH_PASSWORD, NextStep.USE_PASSWORD_INSTEAD -> "Use password"
                             NextStep.SEND_NEW_CODE -> "Send a new code"
                             NextStep.TRY_AGAIN -> "Try again"
+                            NextStep.CONFIRM_IT_IS_YOU -> "Continue"
+                            NextStep.START_RECOVERY_AGAIN -> "Start again"
                             NextStep.NOTHING -> "OK"
                         },
                     )
@@ -83,7 +103,15 @@ fun App(flow: SignInFlow) {
 }
 
 @Composable
-private fun SignIn(s: Screen.SignIn, busy: Boolean, onPassword: (String, String) -> Unit, onBiometric: () -> Unit) {
+private fun SignIn(
+    s: Screen.SignIn,
+    busy: Boolean,
+    onPassword: (String, String) -> Unit,
+    onBiometric: () -> Unit,
+    onCreateAccount: () -> Unit,
+    onForgotUserId: () -> Unit,
+    onForgotPassword: () -> Unit,
+) {
     var user by remember(s.userId) { mutableStateOf(s.userId) }
     var password by remember { mutableStateOf("") }
     Text("Log in", style = androidx.compose.material3.MaterialTheme.typography.headlineMedium)
@@ -100,6 +128,11 @@ private fun SignIn(s: Screen.SignIn, busy: Boolean, onPassword: (String, String)
         modifier = Modifier.fillMaxWidth(),
     )
     Button(onClick = { onPassword(user, password) }, enabled = !busy && user.isNotBlank() && password.isNotEmpty(), modifier = Modifier.fillMaxWidth()) { Text("Log in") }
+    Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+        TextButton(onClick = onForgotUserId, enabled = !busy) { Text("Forgot user ID?") }
+        TextButton(onClick = onForgotPassword, enabled = !busy) { Text("Forgot password?") }
+    }
+    OutlinedButton(onClick = onCreateAccount, enabled = !busy, modifier = Modifier.fillMaxWidth()) { Text("New here? Create online access with your card") }
 }
 
 @Composable
@@ -128,9 +161,10 @@ private fun Enrolment(s: Screen.Enrolment, busy: Boolean, onEnrol: (String, Stri
 }
 
 @Composable
-private fun SecondFactor(s: Screen.SecondFactor, busy: Boolean, onSend: (OtpChannel) -> Unit, onVerify: (String) -> Unit, onApprove: () -> Unit) {
+private fun SecondFactor(s: Screen.SecondFactor, busy: Boolean, onSend: (OtpChannel) -> Unit, onVerify: (String) -> Unit, onApprove: () -> Unit, onCancel: () -> Unit) {
     var code by remember { mutableStateOf("") }
     Text("Verify it's you", style = androidx.compose.material3.MaterialTheme.typography.headlineSmall)
+    if (s.confirming) Text("One more step before we make the change you asked for.")
     if (s.canApprove) {
         Button(onClick = onApprove, enabled = !busy, modifier = Modifier.fillMaxWidth()) { Text("Approve with fingerprint or face") }
     }
@@ -147,6 +181,7 @@ private fun SecondFactor(s: Screen.SecondFactor, busy: Boolean, onSend: (OtpChan
         )
         Button(onClick = { onVerify(code) }, enabled = !busy && code.length == 6, modifier = Modifier.fillMaxWidth()) { Text("Verify") }
     }
+    if (s.confirming) TextButton(onClick = onCancel, enabled = !busy) { Text("Cancel") }
 }
 
 @Composable
@@ -160,8 +195,9 @@ private fun OfferBiometric(busy: Boolean, onEnable: (String) -> Unit, onSkip: ()
 }
 
 @Composable
-private fun Home(s: Screen.Home, busy: Boolean, onRemove: (String) -> Unit, onSignOut: () -> Unit) {
+private fun Home(s: Screen.Home, busy: Boolean, onRemove: (String) -> Unit, onSettings: () -> Unit, onSignOut: () -> Unit) {
     Text("Welcome, ${s.session.userId}", style = androidx.compose.material3.MaterialTheme.typography.headlineSmall)
+    Button(onClick = onSettings, enabled = !busy, modifier = Modifier.fillMaxWidth()) { Text("Account settings") }
     Text("Trusted devices")
     LazyColumn(verticalArrangement = Arrangement.spacedBy(8.dp)) {
         items(s.devices, key = { it.deviceId }) { d ->
