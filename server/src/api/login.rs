@@ -644,15 +644,16 @@ pub async fn device_login(
             user_agent: ua.as_deref(),
             now,
         }) == RiskDecision::StepUp;
-    let user = app
-        .store()
-        .user(&device.user_id)
-        .await?
-        .ok_or(ApiError::DeviceNotRecognized)?;
     // What the proof turns into is stored in the same transaction as the
     // challenge's consumption and the device's check, so a removal racing
     // this sign-in either comes first (no session) or revokes the session.
     let (redemption, answer) = if step_up {
+        // Only a step-up needs the user (its OTP channels).
+        let user = app
+            .store()
+            .user(&device.user_id)
+            .await?
+            .ok_or(ApiError::DeviceNotRecognized)?;
         let login = step_up_login(&app, &device, amr.clone());
         let err = ApiError::StepUpRequired {
             login_id: login.login_id.clone(),
