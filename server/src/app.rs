@@ -134,6 +134,8 @@ pub struct Inner {
     pub(crate) rate: IpRateLimit,
     /// Alerts go out off the request path, with retries.
     pub(crate) alerts: AlertQueue,
+    /// Places for user-ID reminders worked on off the request path.
+    pub(crate) reminders: Arc<tokio::sync::Semaphore>,
     alert_task: std::sync::Mutex<Option<AlertTask>>,
     /// SHA-256 of the admin token, compared in constant time.
     pub(crate) admin_token_hash: Option<Vec<u8>>,
@@ -194,6 +196,9 @@ impl AppState {
             rate,
             alerts,
             alert_task,
+            reminders: Arc::new(tokio::sync::Semaphore::new(
+                crate::flows::recovery::REMINDERS_AT_ONCE,
+            )),
             admin_token_hash,
         })))
     }

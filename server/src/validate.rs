@@ -137,23 +137,39 @@ fn invisible(c: char) -> bool {
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// A plausible e-mail address: one `@`, non-empty local part, a dotted domain.
+/// An e-mail address, strictly: `local@domain`, ASCII, no display name,
+/// no comments, no quoting (so the address stored is the address a carrier
+/// delivers to). Local part: 1–64 of `A-Z a-z 0-9 ! # $ % & ' * + / = ? ^
+/// _ ` { | } ~ -` and dots between them; domain: two or more labels of
+/// letters, digits and inner hyphens, the last one letters. At most 254.
 pub fn email(raw: &str) -> Result<String, ApiError> {
-    let trimmed = raw.trim();
-    let valid = trimmed.len() <= 254
-        && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
-        && match trimmed.split_once('@') {
+    fn local_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c)
+    }
+    fn label(l: &str) -> bool {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    }
+    let valid = raw.len() <= 254
+        && match raw.split_once('@') {
             Some((local, domain)) => {
+                let labels: Vec<&str> = domain.split('.').collect();
                 !local.is_empty()
-                    && !domain.contains('@')
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
+                    && local
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(local_char))
+                    && labels.len() >= 2
+                    && labels.iter().all(|l| label(l))
+                    && labels
+                        .last()
+                        .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()))
             }
             None => false,
         };
     if valid {
-        Ok(trimmed.to_owned())
+        Ok(raw.to_owned())
     } else {
         Err(ApiError::invalid("email must be an e-mail address"))
     }
@@ -184,6 +200,32 @@ pub fn mask_mobile(mobile: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_are_plain_addresses() {
+        for ok in [
+            "jane@example.com",
+            "j.o'neil+bank@mail.example.co.uk",
+            "a@b.io",
+        ] {
+            assert!(email(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "x<victim@example.com>",
+            "<a@evil.test>",
+            "a@b.c;x",
+            "a@b..c",
+            "a@b.c",
+            ".a@b.cd",
+            "a..b@c.de",
+            "a@-b.cd",
+            " jane@example.com",
+            "jane@example",
+            "j\u{e9}@example.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn user_ids_are_lower_cased_and_restricted() {

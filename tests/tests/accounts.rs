@@ -720,3 +720,93 @@ async fn a_refusing_carrier_counts_nothing() {
         a.body
     );
 }
+
+/// Review finding: 30-minute locks alone let 240 card-ID guesses a day. A
+/// weekly rule stops a card number after 20 failures, and the card's holder
+/// is told by e-mail.
+#[tokio::test]
+async fn a_card_number_that_keeps_failing_stops_for_a_week_and_its_holder_is_told() {
+    let srv = TestServer::start().await;
+    add_card(&srv, CARD, "Jane Doe", true).await;
+    let mut guess = 1000;
+    for _round in 0..4 {
+        for _ in 0..5 {
+            let a = create_account(&srv, CARD, &format!("{guess}"), "Jane Doe", "thief").await;
+            assert_eq!(a.code(), "card_not_recognized");
+            guess += 1;
+        }
+        srv.clock.advance(30 * 60);
+    }
+    let a = create_account(&srv, CARD, CARD_ID, "Jane Doe", "owner").await;
+    assert_eq!((a.status, a.code()), (423, "account_locked"));
+    let retry = a.body["error"]["retry_after_s"].as_i64().unwrap();
+    assert!(retry > 6 * 24 * 3600, "{retry}");
+    srv.settle().await;
+    let told = messages(&srv, "alert")
+        .into_iter()
+        .filter(|m| m["event"] == "card_locked" && m["to"] == "card.holder@example.com")
+        .count();
+    assert!(told >= 1);
+    srv.clock.advance(retry);
+    assert_eq!(
+        create_account(&srv, CARD, CARD_ID, "Jane Doe", "owner")
+            .await
+            .status,
+        201
+    );
+}
+
+/// Review finding: an operator's unlock left the recovery stops in place.
+#[tokio::test]
+async fn an_operator_unlock_lifts_the_recovery_stop_too() {
+    let srv = TestServer::start().await;
+    srv.add_user("stopped", "GB", None).await;
+    srv.sign_in_with_otp("stopped", None).await;
+    for _ in 0..5 {
+        start_recovery(&srv, "stopped", "246810").await;
+    }
+    assert_eq!(
+        start_recovery(&srv, "stopped", SECURITY_CODE).await.code(),
+        "account_locked"
+    );
+    let a = srv
+        .post(
+            "/admin/v1/users/stopped/unlock",
+            json!({}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(a.status, 204);
+    assert_eq!(
+        start_recovery(&srv, "stopped", SECURITY_CODE).await.status,
+        200
+    );
+}
+
+/// Review findings: the current password was compared without NFKC, and a
+/// password change left sign-ins begun with the old password alive.
+#[tokio::test]
+async fn a_password_change_compares_nfkc_and_ends_sign_ins_in_progress() {
+    let srv = TestServer::start().await;
+    let s = strong_session(&srv, "fullwidth", None).await;
+    let token = s["access_token"].as_str();
+    let pending = srv.password("fullwidth", PASSWORD, None).await;
+    // "Correct horse battery 9" typed with a full-width C and 9.
+    let typed = "\u{FF23}orrect horse battery \u{FF19}";
+    let a = srv
+        .post(
+            "/v1/account/password",
+            json!({"current_password": typed, "new_password": NEW_PASSWORD}),
+            token,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    let a = srv
+        .post(
+            "/v1/login/otp/send",
+            json!({"login_id": pending.body["login_id"], "channel": "email"}),
+            None,
+        )
+        .await;
+    assert_eq!(a.code(), "login_expired", "begun with the old password");
+}

@@ -38,10 +38,20 @@ pub async fn change_password(
         .new_password(new, &user.user_id)?;
     let key = validate::lockout_key(&user.user_id);
     let count = app.reserve_attempt(&key).await?;
-    let ok = app
+    // Stored as NFKC: what the user types is compared in that form.
+    let current = crate::password_policy::normalized(current);
+    let ok = match app
         .hasher()
-        .verify(Some(user.password_hash.clone()), current)
-        .await?;
+        .verify(Some(user.password_hash.clone()), &current)
+        .await
+    {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not evaluated (the hashing queue is full): not a failure.
+            app.refund_attempt(&key).await?;
+            return Err(e);
+        }
+    };
     if !ok {
         return Err(app
             .fail(

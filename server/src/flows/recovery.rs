@@ -41,33 +41,40 @@ fn email_key(email: &str) -> String {
 /// work runs off the request path so that neither the answer nor its timing
 /// tells whether anything matched. Every user whose e-mail and security
 /// code match gets their user ID by e-mail.
+///
+/// The work is bounded: at most `REMINDERS_AT_ONCE` reminders run at a time;
+/// beyond that a request is dropped before anything is counted (a flood
+/// cannot queue unbounded work, nor spend a real user's tries).
 pub fn remind_user_id(app: &AppState, email: String, code: Secret, ip: IpAddr) {
+    let Ok(permit) = app.reminders.clone().try_acquire_owned() else {
+        tracing::debug!("user-id reminder dropped: too many at once");
+        return;
+    };
     let app = app.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         if let Err(e) = remind(&app, &email, &code, ip).await {
             tracing::debug!(error = %e, "user-id reminder not sent");
         }
     });
 }
 
+/// Reminders worked on at once.
+pub const REMINDERS_AT_ONCE: usize = 16;
+
 async fn remind(app: &AppState, email: &str, code: &Secret, ip: IpAddr) -> Result<(), ApiError> {
     let key = email_key(email);
     // Silently: a blocked e-mail gets nothing.
     let count = app.reserve_attempt_with(&key, recovery_policy()).await?;
     let users = app.store().users_by_email(email).await?;
-    let mut matched = Vec::new();
-    if users.is_empty() {
-        // The same work as one user's check.
-        app.verify_security_code(None, code).await?;
-    }
-    for user in &users {
-        if app
-            .verify_security_code(user.security_code_hash.as_deref(), code)
-            .await?
-        {
-            matched.push(user.user_id.clone());
+    let matched = match matching_users(app, &users, code).await {
+        Ok(m) => m,
+        Err(e) => {
+            // Not evaluated (the hashing queue is full): not a failure.
+            app.refund_attempt(&key).await?;
+            return Err(e);
         }
-    }
+    };
     if matched.is_empty() {
         let err = ApiError::InvalidCredentials;
         failure(app, &key, count, None, ip, "security_code", err).await?;
@@ -109,6 +116,28 @@ async fn remind(app: &AppState, email: &str, code: &Secret, ip: IpAddr) -> Resul
     Ok(())
 }
 
+/// The user IDs among `users` whose security code is `code`.
+async fn matching_users(
+    app: &AppState,
+    users: &[crate::storage::User],
+    code: &Secret,
+) -> Result<Vec<String>, ApiError> {
+    let mut matched = Vec::new();
+    if users.is_empty() {
+        // The same work as one user's check.
+        app.verify_security_code(None, code).await?;
+    }
+    for user in users {
+        if app
+            .verify_security_code(user.security_code_hash.as_deref(), code)
+            .await?
+        {
+            matched.push(user.user_id.clone());
+        }
+    }
+    Ok(matched)
+}
+
 /// A wrong security code or recovery code: audited on the user's trail
 /// (their `sign_in_failed` event), counted under `key`; the failure that
 /// reaches the limit stops recovery for a day. Returns the error to answer.
@@ -121,24 +150,15 @@ async fn failure(
     reason: &str,
     err: ApiError,
 ) -> Result<ApiError, ApiError> {
-    if let Some(u) = user {
-        app.audit(
-            "signin_failed",
-            Some(&u.user_id),
-            None,
-            Some(ip),
-            Some(reason),
-        )
-        .await?;
-    }
-    // The key's own line stays anonymous: it may name an e-mail.
+    // One audit line either way (the same work whether or not the user
+    // exists): on the user's trail when there is one, anonymous otherwise.
     Ok(app
         .fail_with(
             recovery_policy(),
             "recovery_blocked",
             key,
             count,
-            None,
+            user,
             ip,
             reason,
             err,
@@ -167,7 +187,14 @@ pub async fn start_password_recovery(
     let count = app.reserve_attempt_with(&key, recovery_policy()).await?;
     let user = app.store().user(&user_id).await?;
     let stored = user.as_ref().and_then(|u| u.security_code_hash.clone());
-    let ok = app.verify_security_code(stored.as_deref(), code).await?;
+    let ok = match app.verify_security_code(stored.as_deref(), code).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not evaluated (the hashing queue is full): not a failure.
+            app.refund_attempt(&key).await?;
+            return Err(e);
+        }
+    };
     let user = match user {
         Some(user) if ok && stored.is_some() => user,
         user => {

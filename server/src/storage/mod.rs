@@ -391,7 +391,8 @@ pub trait Store: Send + Sync + 'static {
     /// After a completed sign-in: the count starts again, but a running lock
     /// keeps running (a device sign-in does not lift a lock others caused).
     async fn reset_attempts(&self, key: &str, now: i64) -> Result<(), StorageError>;
-    /// An operator lifts the lock and clears the count.
+    /// An operator lifts the lock and clears the count, and the user's
+    /// recovery stops (by user id and by e-mail).
     async fn unlock(&self, key: &str) -> Result<(), StorageError>;
 
     // Logins and OTPs

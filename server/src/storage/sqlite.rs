@@ -534,7 +534,14 @@ impl Store for SqliteStore {
     async fn unlock(&self, key: &str) -> Result<(), StorageError> {
         let key = key.to_owned();
         self.run(move |c| {
-            c.execute("DELETE FROM attempts WHERE user_key = ?1", params![key])?;
+            // The sign-in count and the recovery stops of that user id (and
+            // of its e-mail): an operator who verified the caller lifts all.
+            c.execute(
+                "DELETE FROM attempts WHERE user_key IN (
+                     ?1, 'recovery:user:' || ?1,
+                     (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = ?1))",
+                params![key],
+            )?;
             Ok(())
         })
         .await
@@ -1385,6 +1392,13 @@ impl Store for SqliteStore {
                 "UPDATE sessions SET revoked_at = ?3, revoked_reason = 'password_changed'
                  WHERE user_id = ?1 AND session_id != ?2 AND revoked_at IS NULL",
                 params![user_id, keep, now],
+            )?;
+            // Sign-ins and recoveries begun with the old password or before
+            // the change end too (a pending contact change stays: it is this
+            // session's own).
+            tx.execute(
+                "DELETE FROM logins WHERE user_id = ?1 AND stage != 'contact_change'",
+                params![user_id],
             )?;
             tx.commit()?;
             Ok(())
