@@ -69,6 +69,8 @@ pub struct Settings {
     pub audit_retention_s: i64,
     /// Connection cap and timeouts of the accept loop.
     pub connections: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trust-proxy`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The name users know the service by (`--brand-name`).
     pub brand_name: String,
     /// What a new password must be (`GET /v1/password-policy`).
@@ -100,6 +102,7 @@ impl Default for Settings {
             session_max_age_s: 12 * 3600,
             audit_retention_s: 400 * 24 * 3600,
             connections: ConnectionLimits::default(),
+            trusted_proxies: Vec::new(),
             brand_name: "devicetrust".into(),
             password_policy: crate::password_policy::PasswordPolicy::default(),
         }

@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API until SIGTERM or SIGINT.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage card holders.
     #[command(subcommand)]
     User(UserCommand),
@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
     #[arg(long, env = "DEVICETRUST_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub shutdown_grace: u64,
+    /// Proxies (CIDR ranges or addresses, comma-separated) whose
+    /// `X-Forwarded-For` is believed; from any other peer it is ignored.
+    #[arg(long, env = "DEVICETRUST_TRUST_PROXY", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trust_proxy: Vec<ipnet::IpNet>,
     /// Failed passwords/OTPs in a row that lock a user id.
     #[arg(long, env = "DEVICETRUST_LOCKOUT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=100))]
     pub lockout_threshold: i64,
@@ -321,6 +325,7 @@ impl ServeArgs {
                 body_timeout: Duration::from_secs(self.body_timeout),
                 shutdown_grace: Duration::from_secs(self.shutdown_grace),
             },
+            trusted_proxies: self.trust_proxy.clone(),
             password_policy,
             ..Settings::default()
         })
@@ -352,10 +357,19 @@ impl ServeArgs {
     }
 }
 
+/// A trusted proxy: a CIDR range, or one address (a /32 or /128).
+fn parse_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{raw:?} is not an address or a CIDR range"))
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.database, args).await,
+        Command::Serve(args) => serve(&cli.database, *args).await,
         Command::User(UserCommand::Add {
             user_id,
             name,
@@ -507,5 +521,26 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutdown signal received; finishing in-flight requests");
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_proxy;
+
+    #[test]
+    fn proxies_are_ranges_or_single_addresses() {
+        assert_eq!(parse_proxy("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            parse_proxy(" 10.1.2.3 ").unwrap().to_string(),
+            "10.1.2.3/32"
+        );
+        assert_eq!(parse_proxy("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            parse_proxy("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert!(parse_proxy("proxy.example").is_err());
+        assert!(parse_proxy("10.0.0.0/33").is_err());
     }
 }

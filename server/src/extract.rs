@@ -108,22 +108,62 @@ impl<S: Send + Sync> FromRequest<S> for EmptyBody {
     }
 }
 
-/// The caller's address, from the socket (a proxy in front must be
-/// configured to preserve it; forwarded headers are not trusted).
+/// The caller's address: the TCP peer's, unless the peer is one of the
+/// proxies named by `--trust-proxy`; then the rightmost address of
+/// `X-Forwarded-For` that is not itself a trusted proxy. A header from any
+/// other peer is ignored, so it cannot dodge the per-IP limit or change
+/// the network the risk policy sees.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ci| ci.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        Ok(ClientIp(ip))
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.settings().trusted_proxies,
+        )))
     }
+}
+
+/// The client behind a chain of trusted proxies (see `ClientIp`). A
+/// malformed `X-Forwarded-For` from a trusted proxy counts as no header:
+/// the proxy itself is the client.
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for hop in text.split(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
 }
 
 /// The `User-Agent` header, for the risk policy.
