@@ -67,7 +67,9 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     assert_eq!(third.code(), "rate_limited", "203.0.113.9 has had its two");
     // A malformed header counts as none: the proxy itself is the client.
     assert_eq!(
-        password_from(&srv, "someone.else", "not-an-address").await.status,
+        password_from(&srv, "someone.else", "not-an-address")
+            .await
+            .status,
         401
     );
 }
