@@ -699,6 +699,12 @@ async fn guesser(api: Api, ledger: Shared) {
                 ledger.lock().unwrap().victim_failures += 1;
             }
             Ok((423, b)) if error_code(&b) == "account_locked" => {}
+            // The threshold is reached by attempts still being judged, or by
+            // attempts a kill left without a verdict inside the last
+            // seconds: the server asks to retry instead of counting more.
+            Ok((429, b)) if error_code(&b) == "rate_limited" => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Ok((s, b)) => return anomaly(&ledger, format!("victim guess: {s} {b}")),
             Err(_) => return,
         }
