@@ -46,7 +46,7 @@ pub use keystore::{
 pub use model::{
     LinkedCard, OtpChannel, OtpOption, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule,
     PendingContactChange, Profile, SecurityEvent, SecurityEventType, SessionInfo, SignInStep,
-    TrustedDevice, UserProfile,
+    StepUpReason, TrustedDevice, UserProfile,
 };
 pub use password::check_password;
 pub use signature::der_to_jws_signature;

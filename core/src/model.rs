@@ -19,9 +19,53 @@ pub enum SignInStep {
         otp_options: Vec<OtpOption>,
         this_device_can_approve: bool,
         expires_at: i64,
+        /// Why the server's risk engine asked for a code although this
+        /// phone could have approved (e.g. a new network); empty for the
+        /// ordinary second factor. Show it: "we ask because …".
+        reasons: Vec<StepUpReason>,
     },
     /// Signed in; the SDK holds the session.
     SignedIn { session: SessionInfo },
+}
+
+/// A signal that made the server's risk engine ask for a one-time code.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StepUpReason {
+    /// A network this account has not signed in from lately.
+    NewNetwork,
+    /// A device this account has not signed in with lately.
+    NewDevice,
+    /// An hour far from this account's usual ones.
+    UnusualHour,
+    /// Many sign-ins in a short time.
+    Velocity,
+    /// Failed attempts since the last successful sign-in.
+    RecentFailures,
+    /// The bank's own fraud engine could not be asked.
+    ScorerUnavailable,
+    /// A reason this version of the SDK does not know, by its wire name.
+    Other { name: String },
+}
+
+impl StepUpReason {
+    pub(crate) fn from_wire(name: &str) -> Self {
+        match name {
+            "new_network" => StepUpReason::NewNetwork,
+            "new_device" => StepUpReason::NewDevice,
+            "unusual_hour" => StepUpReason::UnusualHour,
+            "velocity" => StepUpReason::Velocity,
+            "recent_failures" => StepUpReason::RecentFailures,
+            "scorer_unavailable" => StepUpReason::ScorerUnavailable,
+            other => StepUpReason::Other {
+                name: other.to_owned(),
+            },
+        }
+    }
+
+    pub(crate) fn list(names: &[String]) -> Vec<Self> {
+        names.iter().map(|n| Self::from_wire(n)).collect()
+    }
 }
 
 /// Name and e-mail on file, to confirm at enrolment (not editable here).

@@ -47,6 +47,9 @@ pub(crate) enum WireStep {
         login_id: String,
         expires_at: i64,
         methods: Vec<WireMethod>,
+        /// Risk signals, when the risk policy withheld the device method.
+        #[serde(default)]
+        reasons: Vec<String>,
     },
     Authenticated {
         session: WireSession,
@@ -181,7 +184,8 @@ pub(crate) struct ServerError {
     pub attempts_left: Option<u32>,
     pub login_id: Option<String>,
     pub methods: Vec<WireMethod>,
-    /// With `password_rejected`: the rules broken, by name.
+    /// With `password_rejected`: the rules broken, by name; with
+    /// `step_up_required`: the risk signals.
     pub reasons: Vec<String>,
 }
 

@@ -17,10 +17,12 @@ use crate::error::ApiError;
 use crate::http_server::ConnectionLimits;
 use crate::notify::DeliveryConfig;
 use crate::password_policy::PasswordPolicy;
-use crate::risk::AllowAll;
+use crate::risk::{
+    AllowAll, FailMode, HabitsConfig, HabitsPolicy, HttpScorer, RiskPolicy, ScorerConfig,
+};
 use crate::secrets::{Hasher, HasherConfig, Secret};
 use crate::server_key::{KeyError, ServerKey};
-use crate::storage::{self, StorageError};
+use crate::storage::{self, StorageError, Store};
 use crate::validate;
 
 #[derive(Debug, Parser)]
@@ -149,6 +151,139 @@ pub struct ServeArgs {
     pub hash_concurrency: Option<usize>,
     #[command(flatten)]
     pub password_policy: PasswordPolicyArgs,
+    #[command(flatten)]
+    pub risk: RiskArgs,
+}
+
+/// Which risk policy judges sign-ins (docs/RISK.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RiskMode {
+    /// The card holder's own habits (networks, devices, hours, pace).
+    Habits,
+    /// Nothing is stepped up.
+    Off,
+    /// The bank's fraud engine, over HTTP (`--risk-scorer-url`).
+    Http,
+}
+
+/// The risk engine's flags; defaults are `HabitsConfig::default()`'s,
+/// documented in docs/RISK.md.
+#[derive(Debug, Args)]
+pub struct RiskArgs {
+    /// Risk policy: habits (default), off, or http.
+    #[arg(long = "risk", env = "DEVICETRUST_RISK", value_enum, default_value_t = RiskMode::Habits)]
+    pub mode: RiskMode,
+    /// Days a network or device stays known without being seen.
+    #[arg(long, env = "DEVICETRUST_RISK_MEMORY_DAYS", default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub risk_memory_days: i64,
+    /// Completed sign-ins the engine only learns from (the next is judged).
+    #[arg(long, env = "DEVICETRUST_RISK_LEARNING_SIGN_INS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub risk_learning_sign_ins: u32,
+    /// Weight of a device not seen lately.
+    #[arg(long, env = "DEVICETRUST_RISK_WEIGHT_NEW_DEVICE", default_value_t = 1)]
+    pub risk_weight_new_device: u32,
+    /// Weight of an hour far from the holder's usual ones.
+    #[arg(
+        long,
+        env = "DEVICETRUST_RISK_WEIGHT_UNUSUAL_HOUR",
+        default_value_t = 1
+    )]
+    pub risk_weight_unusual_hour: u32,
+    /// Weight of many sign-ins in a short time.
+    #[arg(long, env = "DEVICETRUST_RISK_WEIGHT_VELOCITY", default_value_t = 2)]
+    pub risk_weight_velocity: u32,
+    /// Weight of failures since the last successful sign-in.
+    #[arg(
+        long,
+        env = "DEVICETRUST_RISK_WEIGHT_RECENT_FAILURES",
+        default_value_t = 2
+    )]
+    pub risk_weight_recent_failures: u32,
+    /// Summed weight that steps up a sign-in on a known network from a
+    /// device not seen lately.
+    #[arg(long, env = "DEVICETRUST_RISK_STEP_UP_SCORE", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub risk_step_up_score: u32,
+    /// Sign-ins within the velocity window that count as many.
+    #[arg(long, env = "DEVICETRUST_RISK_VELOCITY_COUNT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=32))]
+    pub risk_velocity_count: u32,
+    /// The velocity window, in seconds.
+    #[arg(long, env = "DEVICETRUST_RISK_VELOCITY_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(i64).range(10..=86400))]
+    pub risk_velocity_window: i64,
+    /// Failures since the last success that count as a signal.
+    #[arg(long, env = "DEVICETRUST_RISK_FAILURES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub risk_failures: u32,
+    /// Sign-ins before the hour-of-day profile is trusted.
+    #[arg(long, env = "DEVICETRUST_RISK_HOUR_MIN_SIGN_INS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub risk_hour_min_sign_ins: u32,
+    /// An hour is unusual when less than this percentage of sign-ins fell
+    /// within two hours of it.
+    #[arg(long, env = "DEVICETRUST_RISK_HOUR_MIN_PERCENT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub risk_hour_min_percent: u32,
+    /// Lock a fresh account sooner under a burst of failures from many
+    /// networks (docs/RISK.md); off by default.
+    #[arg(long, env = "DEVICETRUST_RISK_ADAPTIVE_LOCKOUT")]
+    pub risk_adaptive_lockout: bool,
+    /// `--risk http`: the scorer's URL.
+    #[arg(long, env = "DEVICETRUST_RISK_SCORER_URL")]
+    pub risk_scorer_url: Option<String>,
+    /// `--risk http`: milliseconds the scorer has to answer.
+    #[arg(long, env = "DEVICETRUST_RISK_SCORER_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub risk_scorer_timeout_ms: u64,
+    /// `--risk http`: what an unanswered sign-in gets: closed steps it up
+    /// (the holder still signs in, with a code), open allows it.
+    #[arg(long, env = "DEVICETRUST_RISK_SCORER_FAIL", value_enum, default_value_t = FailMode::Closed)]
+    pub risk_scorer_fail: FailMode,
+    /// `--risk http`: secret of the request's X-Devicetrust-Signature.
+    #[arg(long, env = "DEVICETRUST_RISK_SCORER_SECRET", hide_env_values = true)]
+    pub risk_scorer_secret: Option<String>,
+}
+
+impl RiskArgs {
+    pub fn habits(&self) -> HabitsConfig {
+        HabitsConfig {
+            memory_s: self.risk_memory_days * 86_400,
+            learning_sign_ins: self.risk_learning_sign_ins,
+            weight_new_device: self.risk_weight_new_device,
+            weight_unusual_hour: self.risk_weight_unusual_hour,
+            weight_velocity: self.risk_weight_velocity,
+            weight_recent_failures: self.risk_weight_recent_failures,
+            step_up_score: self.risk_step_up_score,
+            velocity_count: self.risk_velocity_count,
+            velocity_window_s: self.risk_velocity_window,
+            failures: self.risk_failures,
+            hour_min_sign_ins: self.risk_hour_min_sign_ins,
+            hour_min_percent: self.risk_hour_min_percent,
+            adaptive_lockout: self.risk_adaptive_lockout,
+        }
+    }
+
+    /// The configured policy over `store`.
+    pub fn policy(&self, store: Arc<dyn Store>) -> Result<Arc<dyn RiskPolicy>, CliError> {
+        if self.mode != RiskMode::Http && self.risk_scorer_url.is_some() {
+            return Err(CliError::Usage(
+                "--risk-scorer-url needs --risk http".into(),
+            ));
+        }
+        Ok(match self.mode {
+            RiskMode::Habits => Arc::new(HabitsPolicy::new(store, self.habits())),
+            RiskMode::Off => Arc::new(AllowAll),
+            RiskMode::Http => {
+                let url = self
+                    .risk_scorer_url
+                    .clone()
+                    .ok_or_else(|| CliError::Usage("--risk http needs --risk-scorer-url".into()))?;
+                Arc::new(
+                    HttpScorer::new(ScorerConfig {
+                        url,
+                        timeout: std::time::Duration::from_millis(self.risk_scorer_timeout_ms),
+                        fail: self.risk_scorer_fail,
+                        secret: self.risk_scorer_secret.clone(),
+                    })
+                    .map_err(|e| CliError::Usage(e.to_string()))?,
+                )
+            }
+        })
+    }
 }
 
 /// The password policy's limits; `serve` and `user add` read the same flags
@@ -470,12 +605,13 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
     }
     let hasher = Hasher::new(hash_cfg).map_err(|e| CliError::Usage(e.to_string()))?;
     let store = storage::open(database).await?;
+    let risk = args.risk.policy(store.clone())?;
     let state = AppState::new(Components {
         settings,
         store,
         clock: Arc::new(SystemClock),
         notifier: Arc::new(delivery),
-        risk: Arc::new(AllowAll),
+        risk,
         hasher,
         server_key,
     })

@@ -37,6 +37,8 @@ pub enum ApiError {
     StepUpRequired {
         login_id: String,
         methods: Vec<crate::api::types::Method>,
+        /// The risk signals behind it (stable codes such as `new_network`).
+        reasons: Vec<String>,
     },
     #[error("a valid bearer token is required")]
     Unauthorized,
@@ -159,9 +161,15 @@ impl ApiError {
             }
             ApiError::OtpInvalid { attempts_left } => detail.attempts_left = Some(*attempts_left),
             ApiError::PasswordRejected { reasons } => detail.reasons = Some(reasons.clone()),
-            ApiError::StepUpRequired { login_id, methods } => {
+            ApiError::StepUpRequired {
+                login_id,
+                methods,
+                reasons,
+            } => {
                 detail.login_id = Some(login_id.clone());
                 detail.methods = Some(methods.clone());
+                // Why a code is asked for (e.g. `new_network`).
+                detail.reasons = Some(reasons.clone()).filter(|r| !r.is_empty());
             }
             _ => {}
         }
@@ -195,7 +203,9 @@ pub struct ErrorDetail {
     pub methods: Option<Vec<crate::api::types::Method>>,
     /// With `password_rejected`: every rule the password breaks
     /// (`too_short`, `too_long`, `too_few_classes`, `common`,
-    /// `contains_user_id`, `same_as_current`).
+    /// `contains_user_id`, `same_as_current`). With `step_up_required`: the
+    /// risk signals behind it (`new_network`, `new_device`, `unusual_hour`,
+    /// `velocity`, `recent_failures`, or a scorer's own codes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasons: Option<Vec<String>>,
 }

@@ -365,6 +365,26 @@ fn serve_refuses_to_start_without_delivery_or_with_bad_settings() {
     assert_eq!(out.status.code(), Some(1));
     let out = run(&["serve", "--ip-rate-limit", "lots"]);
     assert_eq!(out.status.code(), Some(2), "clap usage error");
+    // The risk policy's flags are checked before anything starts.
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--outbox", "o.jsonl"];
+    for (extra, says) in [
+        (&["--risk", "sometimes"][..], "invalid value"),
+        (&["--risk", "http"][..], "--risk-scorer-url"),
+        (
+            &["--risk-scorer-url", "http://127.0.0.1:9/score"][..],
+            "--risk http",
+        ),
+        (
+            &["--risk", "http", "--risk-scorer-url", "ftp://x/"][..],
+            "http:// or https://",
+        ),
+        (&["--risk-step-up-score", "0"][..], "invalid value"),
+    ] {
+        let out = run(&[&serve[..], extra].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+    }
 }
 
 #[test]

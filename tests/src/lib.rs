@@ -10,7 +10,7 @@ use base64::Engine;
 use devicetrust_server::app::{self, AppState, Components, Settings};
 use devicetrust_server::clock::{Clock, ManualClock};
 use devicetrust_server::notify::{Message, Notifier, NotifyError, Outbox};
-use devicetrust_server::risk::{AllowAll, RiskPolicy};
+use devicetrust_server::risk::{HabitsConfig, HabitsPolicy, RiskPolicy};
 use devicetrust_server::secrets::{Hasher, HasherConfig};
 use devicetrust_server::storage::{sqlite::SqliteStore, Store};
 use p256::ecdsa::signature::Signer;
@@ -25,9 +25,16 @@ pub const PASSWORD: &str = "Correct horse battery 9";
 pub const SECURITY_CODE: &str = "135790";
 
 /// Options for a test server.
+/// The risk policy a test server runs: the server's default (the habits
+/// engine over the test's own store) unless a test brings its own.
+pub enum Risk {
+    Habits(HabitsConfig),
+    Policy(Arc<dyn RiskPolicy>),
+}
+
 pub struct Options {
     pub settings: Settings,
-    pub risk: Arc<dyn RiskPolicy>,
+    pub risk: Risk,
     pub hasher: HasherConfig,
     /// While set, every message fails as a refusing carrier would.
     pub carrier_down: Arc<AtomicBool>,
@@ -42,7 +49,7 @@ impl Default for Options {
                 ip_rate_limit_per_minute: 0,
                 ..Settings::default()
             },
-            risk: Arc::new(AllowAll),
+            risk: Risk::Habits(HabitsConfig::default()),
             hasher: HasherConfig::default(),
             carrier_down: Arc::new(AtomicBool::new(false)),
         }
@@ -76,6 +83,9 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     pub outbox: PathBuf,
     pub http: reqwest::Client,
+    /// While set, requests leave from this loopback address (all of
+    /// 127.0.0.0/8 reaches the server): a client on another network.
+    source: std::sync::Mutex<Option<reqwest::Client>>,
     shutdown: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     _dir: tempfile::TempDir,
@@ -119,7 +129,10 @@ impl TestServer {
                 outbox: Outbox::new(&outbox),
                 down: opts.carrier_down.clone(),
             }),
-            risk: opts.risk,
+            risk: match opts.risk {
+                Risk::Habits(config) => Arc::new(HabitsPolicy::new(store.clone(), config)),
+                Risk::Policy(policy) => policy,
+            },
             hasher: Hasher::new(opts.hasher).expect("hasher"),
             server_key: devicetrust_server::server_key::ServerKey::generate().expect("server key"),
         })
@@ -142,6 +155,7 @@ impl TestServer {
             store,
             outbox,
             http: reqwest::Client::new(),
+            source: std::sync::Mutex::new(None),
             shutdown: std::sync::Mutex::new(Some(tx)),
             task: std::sync::Mutex::new(Some(task)),
             _dir: dir,
@@ -208,17 +222,40 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        let mut req = self
+            .client()
+            .post(format!("{}{path}", self.base))
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         Self::answer(req.send().await.expect("request")).await
     }
 
+    /// Makes the following requests come from `ip` (a loopback address such
+    /// as 127.45.0.1), or from 127.0.0.1 again with `None`.
+    pub fn come_from(&self, ip: Option<&str>) {
+        let client = ip.map(|ip| {
+            reqwest::Client::builder()
+                .local_address(ip.parse::<std::net::IpAddr>().expect("source address"))
+                .build()
+                .expect("client")
+        });
+        *self.source.lock().expect("source") = client;
+    }
+
+    fn client(&self) -> reqwest::Client {
+        self.source
+            .lock()
+            .expect("source")
+            .clone()
+            .unwrap_or_else(|| self.http.clone())
+    }
+
     /// POST a raw body with a chosen content type.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
         let req = self
-            .http
+            .client()
             .post(format!("{}{path}", self.base))
             .header("content-type", content_type)
             .body(body);
@@ -226,7 +263,7 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut req = self.http.get(format!("{}{path}", self.base));
+        let mut req = self.client().get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -234,7 +271,7 @@ impl TestServer {
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut req = self.http.delete(format!("{}{path}", self.base));
+        let mut req = self.client().delete(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -242,7 +279,10 @@ impl TestServer {
     }
 
     pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
-        let mut req = self.http.put(format!("{}{path}", self.base)).json(&body);
+        let mut req = self
+            .client()
+            .put(format!("{}{path}", self.base))
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use devicetrust_e2e::*;
 use devicetrust_server::app::Settings;
-use devicetrust_server::risk::{RiskContext, RiskDecision, RiskPolicy};
+use devicetrust_server::risk::{Assessment, RiskContext, RiskDecision, RiskPolicy, RiskResult};
 use serde_json::json;
 
 #[tokio::test]
@@ -905,21 +905,23 @@ async fn ip_rate_limit_answers_429_with_retry_after() {
     srv.stop().await;
 }
 
-/// A policy that steps up every device sign-in, to prove the hook is wired.
+/// A policy that steps up every sign-in, to prove the hook is wired.
 struct StepUpDevices;
+#[async_trait::async_trait]
 impl RiskPolicy for StepUpDevices {
-    fn assess(&self, ctx: &RiskContext<'_>) -> RiskDecision {
-        match ctx.flow {
-            devicetrust_server::risk::Flow::Device => RiskDecision::StepUp,
-            devicetrust_server::risk::Flow::Password => RiskDecision::StepUp,
-        }
+    async fn assess(&self, _ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
+        Ok(Assessment {
+            decision: RiskDecision::StepUp,
+            signals: vec!["test_policy".into()],
+            score: 0,
+        })
     }
 }
 
 #[tokio::test]
 async fn a_risk_policy_can_step_up_device_sign_in_to_otp() {
     let opts = Options {
-        risk: Arc::new(StepUpDevices),
+        risk: Risk::Policy(Arc::new(StepUpDevices)),
         ..Options::default()
     };
     let srv = TestServer::start_with(opts).await;

@@ -626,24 +626,23 @@ async fn many_calls_racing_a_refresh_share_one() {
 
 #[tokio::test]
 async fn a_risk_step_up_is_finished_with_an_otp() {
+    use devicetrust_server::risk::{Assessment, Flow, RiskContext, RiskDecision, RiskResult};
     struct StepUp;
+    #[async_trait::async_trait]
     impl devicetrust_server::risk::RiskPolicy for StepUp {
-        fn assess(
-            &self,
-            ctx: &devicetrust_server::risk::RiskContext<'_>,
-        ) -> devicetrust_server::risk::RiskDecision {
-            match ctx.flow {
-                devicetrust_server::risk::Flow::Device => {
-                    devicetrust_server::risk::RiskDecision::StepUp
-                }
-                devicetrust_server::risk::Flow::Password => {
-                    devicetrust_server::risk::RiskDecision::Allow
-                }
-            }
+        async fn assess(&self, ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
+            Ok(match ctx.flow {
+                Flow::Device => Assessment {
+                    decision: RiskDecision::StepUp,
+                    signals: vec!["new_network".into()],
+                    score: 0,
+                },
+                Flow::Password => Assessment::allow(),
+            })
         }
     }
     let srv = TestServer::start_with(Options {
-        risk: Arc::new(StepUp),
+        risk: Risk::Policy(Arc::new(StepUp)),
         ..Options::default()
     })
     .await;
@@ -656,12 +655,15 @@ async fn a_risk_step_up_is_finished_with_an_otp() {
     let SignInStep::SecondFactorRequired {
         otp_options,
         this_device_can_approve,
+        reasons,
         ..
     } = step
     else {
         panic!()
     };
     assert!(!this_device_can_approve);
+    // The app can say why it asks.
+    assert_eq!(reasons, vec![StepUpReason::NewNetwork]);
     phone.sdk.send_otp(otp_options[0].channel).await.unwrap();
     let SignInStep::SignedIn { session } =
         phone.sdk.verify_otp(&srv.last_otp("stepup")).await.unwrap()

@@ -244,6 +244,7 @@ impl DeviceTrust {
                     otp_options: otp_options(&e.methods),
                     this_device_can_approve: false,
                     expires_at: now() + 600,
+                    reasons: StepUpReason::list(&e.reasons),
                 })
             }
             Err(e) => {
@@ -276,6 +277,7 @@ impl DeviceTrust {
                 login_id,
                 expires_at,
                 methods,
+                reasons,
             } => {
                 let device = methods.iter().find_map(|m| match m {
                     WireMethod::Device {
@@ -290,6 +292,7 @@ impl DeviceTrust {
                     otp_options: otp_options(&methods),
                     this_device_can_approve: can_approve,
                     expires_at,
+                    reasons: StepUpReason::list(&reasons),
                 })
             }
             WireStep::Authenticated { session } => {

@@ -169,6 +169,23 @@ final class SignInModel: ObservableObject {
         }
     }
 
+    /// The risk engine's reasons in words ("a new network and an unusual time of day").
+    static func describe(_ reasons: [StepUpReason]) -> String {
+        let words = reasons.map { reason -> String in
+            switch reason {
+            case .newNetwork: return "a new network"
+            case .newDevice: return "a device not used lately"
+            case .unusualHour: return "an unusual time of day"
+            case .velocity: return "many sign-ins in a short time"
+            case .recentFailures: return "recent failed attempts"
+            case .scorerUnavailable: return "a check that could not be made"
+            case .other(let name): return name.replacingOccurrences(of: "_", with: " ")
+            }
+        }
+        guard let last = words.last else { return "extra care" }
+        return words.count == 1 ? last : words.dropLast().joined(separator: ", ") + " and " + last
+    }
+
     private func notice(_ title: String, _ body: String) {
         message = UiMessage(title: title, body: body, next: .nothing)
     }
@@ -177,8 +194,12 @@ final class SignInModel: ObservableObject {
         switch step {
         case .enrolmentRequired(let profile, _):
             screen = .enrolment(profile)
-        case .secondFactorRequired(let options, let canApprove, _):
+        case .secondFactorRequired(let options, let canApprove, _, let reasons):
             screen = .secondFactor(options: options, canApprove: canApprove, sentTo: nil, confirming: resume != nil)
+            if !reasons.isEmpty {
+                // The risk engine asked although this phone could approve: say why.
+                notice("One more check", "We ask for a code this time because of \(Self.describe(reasons)).")
+            }
         case .signedIn(let session):
             if let pending = resume {
                 // Confirmed: repeat the change the user asked for (a failure now is that change's).

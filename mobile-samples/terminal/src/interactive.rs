@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use devicetrust_core::{
     BiometricPrompt, Config, DeviceTrust, DeviceTrustError, KeyStoreError, OtpChannel, SignInStep,
-    SoftwareKeyStore, UserPresence, UserVerification,
+    SoftwareKeyStore, StepUpReason, UserPresence, UserVerification,
 };
 use ring::rand::SecureRandom;
 
@@ -237,8 +237,12 @@ pub(crate) async fn password_sign_in_with(
             SignInStep::SecondFactorRequired {
                 otp_options,
                 this_device_can_approve,
+                reasons,
                 ..
             } => {
+                if !reasons.is_empty() {
+                    println!("We ask for a code this time because of {}.", why(&reasons));
+                }
                 let mut choices: Vec<String> = Vec::new();
                 if this_device_can_approve {
                     choices.push("approve with biometric sign-in on this computer".into());
@@ -311,12 +315,24 @@ pub async fn biometric_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
             );
             Ok(())
         }
-        SignInStep::SecondFactorRequired { otp_options, .. } => {
+        SignInStep::SecondFactorRequired {
+            otp_options,
+            reasons,
+            ..
+        } => {
             let option = otp_options
                 .first()
                 .ok_or_else(|| failed("no way to verify"))?;
             let sent = sdk.send_otp(option.channel).await?;
-            println!("Extra verification: code sent to {}.", sent.destination);
+            if reasons.is_empty() {
+                println!("Extra verification: code sent to {}.", sent.destination);
+            } else {
+                println!(
+                    "Extra verification because of {}: code sent to {}.",
+                    why(&reasons),
+                    sent.destination
+                );
+            }
             sdk.verify_otp(&ask_secret("Code: ")?).await?;
             println!("Signed in as {user}.");
             Ok(())
@@ -543,4 +559,45 @@ fn print_status(sdk: &DeviceTrust) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// The risk engine's reasons in words ("a new network and an unusual hour").
+pub(crate) fn why(reasons: &[StepUpReason]) -> String {
+    let words: Vec<String> = reasons
+        .iter()
+        .map(|r| match r {
+            StepUpReason::NewNetwork => "a new network".to_owned(),
+            StepUpReason::NewDevice => "a device not used lately".to_owned(),
+            StepUpReason::UnusualHour => "an unusual time of day".to_owned(),
+            StepUpReason::Velocity => "many sign-ins in a short time".to_owned(),
+            StepUpReason::RecentFailures => "recent failed attempts".to_owned(),
+            StepUpReason::ScorerUnavailable => "a check that could not be made".to_owned(),
+            StepUpReason::Other { name } => name.replace('_', " "),
+        })
+        .collect();
+    match words.split_last() {
+        None => "extra care".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod why_tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_a_sentence() {
+        assert_eq!(why(&[StepUpReason::NewNetwork]), "a new network");
+        assert_eq!(
+            why(&[
+                StepUpReason::NewNetwork,
+                StepUpReason::UnusualHour,
+                StepUpReason::Other {
+                    name: "mule_pattern".into()
+                }
+            ]),
+            "a new network, an unusual time of day and mule pattern"
+        );
+    }
 }

@@ -142,6 +142,9 @@ pub async fn register(
         Some(&device.key_storage),
     )
     .await?;
+    // A strong session registered it from here: the risk policy knows it.
+    app.risk_device_added(&session.user_id, &device.device_id, ip)
+        .await;
     if let Some(user) = app.store().user(&session.user_id).await? {
         // Names can repeat: say which device vouched for the new one.
         let parent = match &device.registered_by {

@@ -11,7 +11,7 @@ use crate::flows;
 use crate::flows::otp::CodeCheck;
 use crate::notify::Channel;
 use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
-use crate::risk::{Flow, RiskContext, RiskDecision};
+use crate::risk::{Assessment, Flow, RiskContext};
 use crate::secrets::{new_challenge, new_id};
 use crate::storage::{
     self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption, User,
@@ -75,13 +75,16 @@ async fn second_factor(
     app: &AppState,
     login: &Login,
     user: &User,
-    risk: RiskDecision,
+    risk: &Assessment,
 ) -> Result<LoginResponse, ApiError> {
     let now = app.now();
     let mut methods = Vec::new();
+    let mut reasons = Vec::new();
     let device = trusted_device(app, &user.user_id, login.device_id.as_deref()).await?;
     if let Some(device) = device.filter(|d| d.trusted_until > now) {
-        if risk == RiskDecision::Allow {
+        if risk.step_up() {
+            reasons = risk.reasons();
+        } else {
             let challenge = Challenge {
                 challenge_id: new_id(),
                 device_id: device.device_id,
@@ -102,6 +105,7 @@ async fn second_factor(
         login_id: login.login_id.clone(),
         expires_at: login.expires_at,
         methods,
+        reasons,
     })
 }
 
@@ -165,37 +169,33 @@ pub async fn password(
 
     let now = app.now();
     let known_device = trusted_device(&app, &user.user_id, device_id).await?;
-    let risk = app.risk.assess(&RiskContext {
+    let requires_2fa = app
+        .store()
+        .market_requires_second_factor(&user.primary_market)
+        .await?;
+    let risk_ctx = RiskContext {
         flow: Flow::Password,
         user_id: &user.user_id,
         device_id: known_device.as_ref().map(|d| d.device_id.as_str()),
         ip,
         user_agent: ua.as_deref(),
         now,
-    });
-    let requires_2fa = app
-        .store()
-        .market_requires_second_factor(&user.primary_market)
-        .await?;
+        second_factor_market: requires_2fa,
+    };
+    let risk = app.assess_risk(&risk_ctx).await?;
+    app.record_risk(&risk_ctx, &risk).await?;
 
-    if !requires_2fa && risk == RiskDecision::Allow {
+    // A policy's step-up makes even a market without the second factor ask
+    // for one (the habits engine never asks it there: seed 000).
+    if !requires_2fa && !risk.step_up() {
+        let amr = vec!["pwd".to_owned()];
+        let device_id = known_device.map(|d| d.device_id);
         let session = app
-            .issue_session(
-                &user.user_id,
-                known_device.map(|d| d.device_id),
-                vec!["pwd".into()],
-                now,
-            )
+            .issue_session(&user.user_id, device_id.clone(), amr.clone(), now)
             .await?;
         app.store().reset_attempts(&key, now).await?;
-        app.audit(
-            "signin_ok",
-            Some(&user.user_id),
-            None,
-            Some(ip),
-            Some("pwd"),
-        )
-        .await?;
+        app.signed_in(&user.user_id, device_id.as_deref(), ip, &amr)
+            .await?;
         return Ok(Json(LoginResponse::Authenticated { session }));
     }
 
@@ -235,7 +235,7 @@ pub async fn password(
             },
         })),
         // The password step makes only the first two stages.
-        _ => Ok(Json(second_factor(&app, &login, &user, risk).await?)),
+        _ => Ok(Json(second_factor(&app, &login, &user, &risk).await?)),
     }
 }
 
@@ -323,19 +323,24 @@ pub async fn enrol(
         format!("You created a security code.{mobile_note}"),
     )
     .await;
-    let risk = app.risk.assess(&RiskContext {
+    // Enrolment happens once, before any habit exists: the policy is asked
+    // as at the password step, for the device method of a named device.
+    let risk_ctx = RiskContext {
         flow: Flow::Password,
         user_id: &user.user_id,
         device_id: login.device_id.as_deref(),
         ip,
         user_agent: ua.as_deref(),
         now,
-    });
+        second_factor_market: true,
+    };
+    let risk = app.assess_risk(&risk_ctx).await?;
+    app.record_risk(&risk_ctx, &risk).await?;
     let login = Login {
         stage: LoginStage::SecondFactor,
         ..login
     };
-    Ok(Json(second_factor(&app, &login, &user, risk).await?))
+    Ok(Json(second_factor(&app, &login, &user, &risk).await?))
 }
 
 fn mobile_on_file() -> ApiError {
@@ -486,6 +491,7 @@ pub async fn otp_verify(
                         Some("step_up_otp"),
                     )
                     .await?;
+                    app.risk_failure(&login.user_id, ip).await;
                     err
                 }
             });
@@ -532,14 +538,9 @@ pub async fn otp_verify(
         .issue_session(&login.user_id, device_id.clone(), amr.clone(), now)
         .await?;
     app.store().reset_attempts(&key, now).await?;
-    app.audit(
-        "signin_ok",
-        Some(&login.user_id),
-        device_id.as_deref(),
-        Some(ip),
-        Some(&amr.join(" ")),
-    )
-    .await?;
+    // A completed step-up teaches the risk policy this network.
+    app.signed_in(&login.user_id, device_id.as_deref(), ip, &amr)
+        .await?;
     Ok(Json(AuthenticatedResponse::new(session)))
 }
 
@@ -635,15 +636,23 @@ pub async fn device_login(
     } else {
         device_amr(&device.user_verification)
     };
-    let step_up = !password_login
-        && app.risk.assess(&RiskContext {
-            flow: Flow::Device,
-            user_id: &device.user_id,
-            device_id: Some(&device.device_id),
-            ip,
-            user_agent: ua.as_deref(),
-            now,
-        }) == RiskDecision::StepUp;
+    let risk_ctx = RiskContext {
+        flow: Flow::Device,
+        user_id: &device.user_id,
+        device_id: Some(&device.device_id),
+        ip,
+        user_agent: ua.as_deref(),
+        now,
+        // A device sign-in is judged wherever the holder's market is.
+        second_factor_market: true,
+    };
+    // The device method of a password sign-in was judged at the password step.
+    let risk = if password_login {
+        Assessment::allow()
+    } else {
+        app.assess_risk(&risk_ctx).await?
+    };
+    let step_up = risk.step_up();
     // What the proof turns into is stored in the same transaction as the
     // challenge's consumption and the device's check, so a removal racing
     // this sign-in either comes first (no session) or revokes the session.
@@ -658,6 +667,7 @@ pub async fn device_login(
         let err = ApiError::StepUpRequired {
             login_id: login.login_id.clone(),
             methods: otp_methods(&app, &user),
+            reasons: risk.reasons(),
         };
         (Redemption::StepUp(login), Err(err))
     } else {
@@ -685,29 +695,15 @@ pub async fn device_login(
         ChallengeOutcome::DeviceRemoved => return Err(ApiError::DeviceNotRecognized),
         ChallengeOutcome::TrustEnded => return Err(ApiError::ReauthorisationRequired),
     }
+    // The decision took effect: record it (a step-up as `step_up`).
+    app.record_risk(&risk_ctx, &risk).await?;
     match answer {
         Ok(session) => {
-            app.audit(
-                "signin_ok",
-                Some(&device.user_id),
-                Some(&device.device_id),
-                Some(ip),
-                Some(&amr.join(" ")),
-            )
-            .await?;
+            app.signed_in(&device.user_id, Some(&device.device_id), ip, &amr)
+                .await?;
             Ok(Json(AuthenticatedResponse::new(session)))
         }
-        Err(step_up) => {
-            app.audit(
-                "step_up",
-                Some(&device.user_id),
-                Some(&device.device_id),
-                Some(ip),
-                None,
-            )
-            .await?;
-            Err(step_up)
-        }
+        Err(step_up) => Err(step_up),
     }
 }
 

@@ -76,6 +76,10 @@ pub enum LoginResponse {
         login_id: String,
         expires_at: i64,
         methods: Vec<Method>,
+        /// Present when the risk policy withheld the `device` method: the
+        /// signals that made it ask for a code (e.g. `new_network`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        reasons: Vec<String>,
     },
     Authenticated {
         session: Session,

@@ -7,4 +7,5 @@ pub mod cards;
 pub mod events;
 pub mod otp;
 pub mod recovery;
+pub mod risk;
 pub mod security_code;

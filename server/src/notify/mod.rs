@@ -16,7 +16,7 @@ use serde::Serialize;
 mod alerts;
 mod outbox;
 mod router;
-mod sms_webhook;
+pub(crate) mod sms_webhook;
 mod smtp;
 
 pub use alerts::{AlertQueue, AlertTask, AlertWorker};

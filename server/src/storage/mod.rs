@@ -357,6 +357,9 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
+/// Turns the stored habits document (if any) into the new one.
+pub type RiskUpdate = Box<dyn FnOnce(Option<&str>) -> String + Send>;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StorageError>;
@@ -569,6 +572,19 @@ pub trait Store: Send + Sync + 'static {
         types: &[&str],
         limit: i64,
     ) -> Result<Vec<(AuditEvent, Option<String>)>, StorageError>;
+
+    // Risk
+    /// The user's sign-in habits as the risk engine wrote them (a JSON
+    /// document the store does not interpret).
+    async fn risk_profile(&self, user_id: &str) -> Result<Option<String>, StorageError>;
+    /// Reads, changes and writes the user's habits in one transaction, so
+    /// two sign-ins finishing at once both count.
+    async fn update_risk_profile(
+        &self,
+        user_id: &str,
+        now: i64,
+        update: RiskUpdate,
+    ) -> Result<(), StorageError>;
 
     // Audit and housekeeping
     async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;

@@ -27,6 +27,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0002_hardening.sql")),
         M::up(include_str!("migrations/0003_review.sql")),
         M::up(include_str!("migrations/0004_accounts.sql")),
+        M::up(include_str!("migrations/0005_risk.sql")),
     ])
 }
 
@@ -1524,6 +1525,48 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn risk_profile(&self, user_id: &str) -> Result<Option<String>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT profile FROM risk_profiles WHERE user_id = ?1",
+                params![user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn update_risk_profile(
+        &self,
+        user_id: &str,
+        now: i64,
+        update: RiskUpdate,
+    ) -> Result<(), StorageError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT profile FROM risk_profiles WHERE user_id = ?1",
+                    params![user_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let new = update(old.as_deref());
+            tx.execute(
+                "INSERT INTO risk_profiles (user_id, profile, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                   profile = excluded.profile, updated_at = excluded.updated_at",
+                params![user_id, new, now],
+            )?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

@@ -33,7 +33,7 @@ final class AccountTests: XCTestCase {
         guard case .enrolmentRequired = try await phone.sdk.signInWithPassword(userId: user, password: pass) else {
             throw Unexpected("expected enrolment")
         }
-        guard case .secondFactorRequired(let options, _, _) = try await phone.sdk.completeEnrolment(securityCode: securityCode, mobile: nil) else {
+        guard case .secondFactorRequired(let options, _, _, _) = try await phone.sdk.completeEnrolment(securityCode: securityCode, mobile: nil) else {
             throw Unexpected("expected a second factor")
         }
         _ = try await phone.sdk.sendOtp(channel: options[0].channel)

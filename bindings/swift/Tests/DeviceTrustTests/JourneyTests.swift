@@ -34,7 +34,7 @@ final class JourneyTests: XCTestCase {
             throw Unexpected("expected enrolment")
         }
         XCTAssertEqual(profile.name, "Jane Doe")
-        guard case .secondFactorRequired(let options, let canApprove, _) = try await phone.sdk.completeEnrolment(securityCode: "135790", mobile: nil) else {
+        guard case .secondFactorRequired(let options, let canApprove, _, _) = try await phone.sdk.completeEnrolment(securityCode: "135790", mobile: nil) else {
             throw Unexpected("expected a second factor")
         }
         XCTAssertFalse(canApprove)
@@ -69,7 +69,7 @@ final class JourneyTests: XCTestCase {
         let devices = try await phone.sdk.trustedDevices()
         XCTAssertEqual(devices.map(\.isThisDevice), [true])
 
-        guard case .secondFactorRequired(_, let canApprove, _) = try await phone.sdk.signInWithPassword(userId: "sw.jane", password: password) else {
+        guard case .secondFactorRequired(_, let canApprove, _, _) = try await phone.sdk.signInWithPassword(userId: "sw.jane", password: password) else {
             return XCTFail("expected a second factor")
         }
         XCTAssertTrue(canApprove)

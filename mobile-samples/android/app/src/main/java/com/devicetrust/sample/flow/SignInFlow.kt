@@ -10,6 +10,7 @@ import com.devicetrust.core.PendingContactChange
 import com.devicetrust.core.Profile
 import com.devicetrust.core.SecurityEvent
 import com.devicetrust.core.SessionInfo
+import com.devicetrust.core.StepUpReason
 import com.devicetrust.core.SignInStep
 import com.devicetrust.core.TrustedDevice
 import com.devicetrust.core.UserProfile
@@ -179,6 +180,26 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
         else -> messageFor(e)
     }
 
+    /** The risk engine's reasons in words ("a new network and an unusual time of day"). */
+    private fun describe(reasons: List<StepUpReason>): String {
+        val words = reasons.map { reason ->
+            when (reason) {
+                is StepUpReason.NewNetwork -> "a new network"
+                is StepUpReason.NewDevice -> "a device not used lately"
+                is StepUpReason.UnusualHour -> "an unusual time of day"
+                is StepUpReason.Velocity -> "many sign-ins in a short time"
+                is StepUpReason.RecentFailures -> "recent failed attempts"
+                is StepUpReason.ScorerUnavailable -> "a check that could not be made"
+                is StepUpReason.Other -> reason.name.replace('_', ' ')
+            }
+        }
+        return when (words.size) {
+            0 -> "extra care"
+            1 -> words[0]
+            else -> words.dropLast(1).joinToString(", ") + " and " + words.last()
+        }
+    }
+
     private fun notice(title: String, body: String) {
         _message.value = UiMessage(title, body, NextStep.NOTHING)
     }
@@ -187,8 +208,13 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
         val confirming = resume != null
         when (step) {
             is SignInStep.EnrolmentRequired -> _screen.value = Screen.Enrolment(step.profile)
-            is SignInStep.SecondFactorRequired ->
+            is SignInStep.SecondFactorRequired -> {
                 _screen.value = Screen.SecondFactor(step.otpOptions, step.thisDeviceCanApprove, null, confirming)
+                if (step.reasons.isNotEmpty()) {
+                    // The risk engine asked although this phone could approve: say why.
+                    notice("One more check", "We ask for a code this time because of ${describe(step.reasons)}.")
+                }
+            }
             is SignInStep.SignedIn -> {
                 val pending = resume
                 if (pending != null) {

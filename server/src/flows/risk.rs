@@ -1,0 +1,93 @@
+//! What a sign-in's risk check records, and what the risk policy learns
+//! from how sign-ins end. The policy decides (`crate::risk`); this layer
+//! makes every decision explainable in the audit trail and feeds outcomes
+//! back, so the handlers only ask and act.
+
+use std::net::IpAddr;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::risk::{Assessment, RiskContext, SignedIn};
+
+impl AppState {
+    /// Asks the policy about one attempt.
+    pub(crate) async fn assess_risk(&self, ctx: &RiskContext<'_>) -> Result<Assessment, ApiError> {
+        Ok(self.risk.assess(ctx).await?)
+    }
+
+    /// Records a decision once it took effect. A step-up is audited as
+    /// `step_up` (a security event the holder sees) with its signals; an
+    /// allowed attempt that showed any signal as `risk_allowed`, so every
+    /// decision short of "nothing unusual" can be explained afterwards.
+    pub(crate) async fn record_risk(
+        &self,
+        ctx: &RiskContext<'_>,
+        assessment: &Assessment,
+    ) -> Result<(), ApiError> {
+        let event = if assessment.step_up() {
+            "step_up"
+        } else if assessment.signals.is_empty() {
+            return Ok(());
+        } else {
+            "risk_allowed"
+        };
+        let reason = format!("{} {}", ctx.flow.as_str(), assessment.summary());
+        self.audit(
+            event,
+            Some(ctx.user_id),
+            ctx.device_id,
+            Some(ctx.ip),
+            Some(&reason),
+        )
+        .await
+    }
+
+    /// A completed sign-in: its audit line, and what the policy learns. The
+    /// session exists already, so a policy that cannot learn is logged, not
+    /// fatal (the next sign-in is judged on what it knew before).
+    pub(crate) async fn signed_in(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        ip: IpAddr,
+        amr: &[String],
+    ) -> Result<(), ApiError> {
+        self.audit(
+            "signin_ok",
+            Some(user_id),
+            device_id,
+            Some(ip),
+            Some(&amr.join(" ")),
+        )
+        .await?;
+        let event = SignedIn {
+            user_id,
+            device_id,
+            ip,
+            amr,
+            now: self.now(),
+        };
+        if let Err(e) = self.risk.signed_in(&event).await {
+            tracing::warn!(error = %e, "risk policy could not learn a sign-in");
+        }
+        Ok(())
+    }
+
+    /// A wrong password or code for an existing user, for the policy.
+    pub(crate) async fn risk_failure(&self, user_id: &str, ip: IpAddr) {
+        if let Err(e) = self.risk.failed(user_id, ip, self.now()).await {
+            tracing::warn!(error = %e, "risk policy could not learn a failure");
+        }
+    }
+
+    /// A device registered by its holder, for the policy.
+    pub(crate) async fn risk_device_added(&self, user_id: &str, device_id: &str, ip: IpAddr) {
+        if let Err(e) = self
+            .risk
+            .device_added(user_id, device_id, ip, self.now())
+            .await
+        {
+            tracing::warn!(error = %e, "risk policy could not learn a device");
+        }
+    }
+}

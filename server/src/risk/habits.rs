@@ -1,0 +1,676 @@
+//! The habits engine (`--risk habits`, the default): each sign-in is judged
+//! against the card holder's own history (seed 001: "which devices you use,
+//! where you typically log in from, what time of day").
+//!
+//! Per user it keeps, in the database (so every instance shares it), one
+//! bounded document: the networks and devices of completed sign-ins with
+//! when they were last seen, an hour-of-day profile, the times of recent
+//! sign-ins (pace) and recent failures. Entries unseen for `memory_s` (90
+//! days) age out.
+//!
+//! The rule (docs/RISK.md explains each signal and why):
+//! - while fewer than `learning_sign_ins` (3) sign-ins have completed, the
+//!   engine only learns: there is no habit to compare with yet;
+//! - then a sign-in from a network not seen lately steps up (a device
+//!   sign-in answers `step_up_required`; a password sign-in naming a trusted
+//!   device loses its `device` method);
+//! - on a known network, an unseen device adds `new_device`, and only then do
+//!   the other signals (an hour far from the profile, many sign-ins in a
+//!   short time, failures since the last success) add their weights: a sum
+//!   reaching `step_up_score` steps up. A known device on a known network is
+//!   never stepped up, whatever the hour.
+//!
+//! Only sign-ins that proved possession (`amr` with `otp`, `hwk` or `swk`)
+//! teach the engine: a password alone never makes a network known.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::SignedIn;
+use super::{network_of, Assessment, Flow, RiskContext, RiskDecision, RiskPolicy, RiskResult};
+use crate::storage::Store;
+
+const DAY: i64 = 86_400;
+/// Size bounds of one user's document (a few kilobytes at most).
+const MAX_NETWORKS: usize = 32;
+const MAX_DEVICES: usize = 16;
+const MAX_RECENT: usize = 32;
+const MAX_FAILURES: usize = 32;
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY_S: i64 = DAY;
+/// The hour profile halves its counts past this total, so old habits fade
+/// and the counters stay small.
+const HOUR_DECAY_AT: u32 = 400;
+/// Hours either side of the current one that count as "near" it.
+const HOUR_SPREAD: usize = 2;
+/// A burst of failures for the adaptive lockout: within this time...
+const BURST_WINDOW_S: i64 = 3_600;
+/// ...from at least this many networks.
+const BURST_NETWORKS: usize = 3;
+/// An account with fewer completed sign-ins than this is "fresh".
+const SEASONED_SIGN_INS: u32 = 10;
+
+/// Weights and thresholds (`serve --risk-*` flags; defaults documented in
+/// docs/RISK.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HabitsConfig {
+    /// How long a network or device stays known without being seen.
+    pub memory_s: i64,
+    /// Completed sign-ins before any step-up (3: the 4th is the first judged).
+    pub learning_sign_ins: u32,
+    pub weight_new_device: u32,
+    pub weight_unusual_hour: u32,
+    pub weight_velocity: u32,
+    pub weight_recent_failures: u32,
+    /// The summed weight that steps up a sign-in on a known network.
+    pub step_up_score: u32,
+    /// `velocity_count` sign-ins within `velocity_window_s` is "many".
+    pub velocity_count: u32,
+    pub velocity_window_s: i64,
+    /// Failures since the last success that count as a signal.
+    pub failures: u32,
+    /// The hour profile is trusted from this many sign-ins on.
+    pub hour_min_sign_ins: u32,
+    /// Less than this share (percent) of sign-ins within two hours of now
+    /// makes the hour unusual.
+    pub hour_min_percent: u32,
+    /// Lower the lockout threshold for a fresh account under a burst of
+    /// failures from many networks (off by default).
+    pub adaptive_lockout: bool,
+}
+
+impl Default for HabitsConfig {
+    fn default() -> Self {
+        HabitsConfig {
+            memory_s: 90 * DAY,
+            learning_sign_ins: 3,
+            weight_new_device: 1,
+            weight_unusual_hour: 1,
+            weight_velocity: 2,
+            weight_recent_failures: 2,
+            step_up_score: 3,
+            velocity_count: 5,
+            velocity_window_s: 600,
+            failures: 3,
+            hour_min_sign_ins: 10,
+            hour_min_percent: 5,
+            adaptive_lockout: false,
+        }
+    }
+}
+
+/// Something the user was seen with: a network or a device.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    key: String,
+    first: i64,
+    last: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Failure {
+    at: i64,
+    network: String,
+}
+
+/// One user's habits, as stored (JSON). Every list is bounded. Fields a
+/// later version adds read as empty from older documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    /// Sign-ins that taught the engine.
+    completed: u32,
+    last_success: Option<i64>,
+    networks: Vec<Seen>,
+    devices: Vec<Seen>,
+    /// Sign-ins per hour of the day (UTC).
+    hours: [u32; 24],
+    /// Times of the latest sign-ins, oldest first.
+    recent: Vec<i64>,
+    failures: Vec<Failure>,
+}
+
+impl Profile {
+    /// A stored document; anything unreadable starts afresh (it only ever
+    /// holds what this module wrote, so that is a bug or a manual edit).
+    pub fn parse(doc: Option<&str>) -> Profile {
+        match doc.map(serde_json::from_str::<Profile>) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "unreadable risk profile: starting afresh");
+                Profile::default()
+            }
+            None => Profile::default(),
+        }
+    }
+
+    fn to_json(&self) -> String {
+        // A struct of strings and integers always serialises.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    fn knows(list: &[Seen], key: &str, now: i64, memory_s: i64) -> bool {
+        list.iter().any(|s| s.key == key && s.last > now - memory_s)
+    }
+
+    fn see(list: &mut Vec<Seen>, key: &str, now: i64, max: usize) {
+        match list.iter_mut().find(|s| s.key == key) {
+            Some(s) => s.last = s.last.max(now),
+            None => list.push(Seen {
+                key: key.to_owned(),
+                first: now,
+                last: now,
+            }),
+        }
+        if list.len() > max {
+            // The least recently seen goes first.
+            list.sort_by_key(|s| std::cmp::Reverse(s.last));
+            list.truncate(max);
+        }
+    }
+
+    /// Drops what is older than the memory.
+    fn age(&mut self, now: i64, cfg: &HabitsConfig) {
+        self.networks.retain(|s| s.last > now - cfg.memory_s);
+        self.devices.retain(|s| s.last > now - cfg.memory_s);
+        self.failures.retain(|f| f.at > now - FAILURE_MEMORY_S);
+    }
+
+    fn learn_sign_in(&mut self, network: &str, device: Option<&str>, now: i64, cfg: &HabitsConfig) {
+        self.age(now, cfg);
+        self.completed = self.completed.saturating_add(1);
+        self.last_success = Some(now);
+        Self::see(&mut self.networks, network, now, MAX_NETWORKS);
+        if let Some(d) = device {
+            Self::see(&mut self.devices, d, now, MAX_DEVICES);
+        }
+        let hour = hour_of(now);
+        self.hours[hour] = self.hours[hour].saturating_add(1);
+        if self.hours.iter().sum::<u32>() > HOUR_DECAY_AT {
+            for h in &mut self.hours {
+                *h /= 2;
+            }
+        }
+        self.recent.push(now);
+        if self.recent.len() > MAX_RECENT {
+            let extra = self.recent.len() - MAX_RECENT;
+            self.recent.drain(..extra);
+        }
+    }
+
+    fn learn_failure(&mut self, network: &str, now: i64, cfg: &HabitsConfig) {
+        self.age(now, cfg);
+        self.failures.push(Failure {
+            at: now,
+            network: network.to_owned(),
+        });
+        if self.failures.len() > MAX_FAILURES {
+            let extra = self.failures.len() - MAX_FAILURES;
+            self.failures.drain(..extra);
+        }
+    }
+
+    fn learn_device(&mut self, network: &str, device: &str, now: i64, cfg: &HabitsConfig) {
+        self.age(now, cfg);
+        Self::see(&mut self.devices, device, now, MAX_DEVICES);
+        // The registering session proved possession from this network.
+        Self::see(&mut self.networks, network, now, MAX_NETWORKS);
+    }
+
+    /// Failures since the last completed sign-in (within a day).
+    fn failures_since_success(&self, now: i64) -> usize {
+        let since = self.last_success.unwrap_or(i64::MIN);
+        self.failures
+            .iter()
+            .filter(|f| f.at > since && f.at > now - FAILURE_MEMORY_S)
+            .count()
+    }
+
+    fn unusual_hour(&self, now: i64, cfg: &HabitsConfig) -> bool {
+        let total: u32 = self.hours.iter().sum();
+        if total < cfg.hour_min_sign_ins {
+            return false;
+        }
+        let hour = hour_of(now);
+        let near: u32 = (0..=2 * HOUR_SPREAD)
+            .map(|i| self.hours[(hour + 24 + i - HOUR_SPREAD) % 24])
+            .sum();
+        near * 100 < total * cfg.hour_min_percent
+    }
+
+    fn velocity(&self, now: i64, cfg: &HabitsConfig) -> bool {
+        let since = now - cfg.velocity_window_s;
+        let n = self.recent.iter().filter(|t| **t > since).count();
+        n >= cfg.velocity_count as usize
+    }
+
+    /// The decision for one attempt (pure: the engine's whole rule).
+    pub fn assess(&self, ctx: &RiskContext<'_>, cfg: &HabitsConfig) -> Assessment {
+        let now = ctx.now;
+        let network = network_of(ctx.ip);
+        let known_network = Self::knows(&self.networks, &network, now, cfg.memory_s);
+        let known_device = ctx
+            .device_id
+            .map(|d| Self::knows(&self.devices, d, now, cfg.memory_s));
+
+        let mut signals = Vec::new();
+        let mut score = 0;
+        if !known_network {
+            signals.push("new_network".to_owned());
+        }
+        if known_device == Some(false) {
+            signals.push("new_device".to_owned());
+            score += cfg.weight_new_device;
+        }
+        let mut extra = |on: bool, name: &str, weight: u32| {
+            if on {
+                signals.push(name.to_owned());
+                score += weight;
+            }
+        };
+        extra(
+            self.unusual_hour(now, cfg),
+            "unusual_hour",
+            cfg.weight_unusual_hour,
+        );
+        extra(self.velocity(now, cfg), "velocity", cfg.weight_velocity);
+        extra(
+            self.failures_since_success(now) >= cfg.failures as usize,
+            "recent_failures",
+            cfg.weight_recent_failures,
+        );
+
+        let learning = self.completed < cfg.learning_sign_ins;
+        // A password sign-in steps up only where that changes something:
+        // a trusted device's `device` method to withhold, in a market that
+        // has a second step at all.
+        let matters = match ctx.flow {
+            Flow::Device => true,
+            Flow::Password => ctx.device_id.is_some() && ctx.second_factor_market,
+        };
+        let step_up = !learning
+            && matters
+            && (!known_network || (known_device == Some(false) && score >= cfg.step_up_score));
+        if learning {
+            signals.push("learning".to_owned());
+        }
+        Assessment {
+            decision: if step_up {
+                RiskDecision::StepUp
+            } else {
+                RiskDecision::Allow
+            },
+            signals,
+            score,
+        }
+    }
+
+    /// The adaptive lockout threshold (see `HabitsConfig::adaptive_lockout`).
+    pub fn lockout_threshold(&self, configured: i64, now: i64) -> i64 {
+        let fresh = self.completed < SEASONED_SIGN_INS;
+        let burst: BTreeSet<&str> = self
+            .failures
+            .iter()
+            .filter(|f| f.at > now - BURST_WINDOW_S)
+            .map(|f| f.network.as_str())
+            .collect();
+        if fresh && burst.len() >= BURST_NETWORKS {
+            ((configured + 1) / 2).max(2).min(configured)
+        } else {
+            configured
+        }
+    }
+}
+
+fn hour_of(now: i64) -> usize {
+    now.rem_euclid(DAY) as usize / 3600
+}
+
+/// Whether a session's `amr` proved possession of something: only such
+/// sign-ins teach the engine a network.
+fn proves_possession(amr: &[String]) -> bool {
+    amr.iter().any(|m| m == "otp" || m == "hwk" || m == "swk")
+}
+
+/// `--risk habits`.
+pub struct HabitsPolicy {
+    store: Arc<dyn Store>,
+    config: HabitsConfig,
+}
+
+impl HabitsPolicy {
+    pub fn new(store: Arc<dyn Store>, config: HabitsConfig) -> Self {
+        HabitsPolicy { store, config }
+    }
+
+    async fn profile(&self, user_id: &str) -> RiskResult<Profile> {
+        Ok(Profile::parse(
+            self.store.risk_profile(user_id).await?.as_deref(),
+        ))
+    }
+
+    async fn update(
+        &self,
+        user_id: &str,
+        now: i64,
+        change: impl FnOnce(&mut Profile, &HabitsConfig) + Send + 'static,
+    ) -> RiskResult<()> {
+        let cfg = self.config.clone();
+        self.store
+            .update_risk_profile(
+                user_id,
+                now,
+                Box::new(move |doc| {
+                    let mut p = Profile::parse(doc);
+                    change(&mut p, &cfg);
+                    p.to_json()
+                }),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl RiskPolicy for HabitsPolicy {
+    async fn assess(&self, ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
+        Ok(self.profile(ctx.user_id).await?.assess(ctx, &self.config))
+    }
+
+    async fn signed_in(&self, e: &SignedIn<'_>) -> RiskResult<()> {
+        if !proves_possession(e.amr) {
+            return Ok(());
+        }
+        let network = network_of(e.ip);
+        let device = e.device_id.map(str::to_owned);
+        let now = e.now;
+        self.update(e.user_id, now, move |p, cfg| {
+            p.learn_sign_in(&network, device.as_deref(), now, cfg)
+        })
+        .await
+    }
+
+    async fn failed(&self, user_id: &str, ip: IpAddr, now: i64) -> RiskResult<()> {
+        let network = network_of(ip);
+        self.update(user_id, now, move |p, cfg| {
+            p.learn_failure(&network, now, cfg)
+        })
+        .await
+    }
+
+    async fn device_added(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        ip: IpAddr,
+        now: i64,
+    ) -> RiskResult<()> {
+        let network = network_of(ip);
+        let device = device_id.to_owned();
+        self.update(user_id, now, move |p, cfg| {
+            p.learn_device(&network, &device, now, cfg)
+        })
+        .await
+    }
+
+    async fn lockout_threshold(&self, user_id: &str, configured: i64, now: i64) -> RiskResult<i64> {
+        if !self.config.adaptive_lockout {
+            return Ok(configured);
+        }
+        Ok(self
+            .profile(user_id)
+            .await?
+            .lockout_threshold(configured, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    const HOME: &str = "10.1.2.3";
+    const AWAY: &str = "192.0.2.7";
+    const PHONE: &str = "phone";
+
+    fn ctx<'a>(flow: Flow, ip: &str, device: Option<&'a str>, now: i64) -> RiskContext<'a> {
+        RiskContext {
+            flow,
+            user_id: "u",
+            device_id: device,
+            ip: ip.parse().expect("ip"),
+            user_agent: None,
+            now,
+            second_factor_market: true,
+        }
+    }
+
+    fn signed_in(p: &mut Profile, ip: &str, device: Option<&str>, now: i64) {
+        let cfg = HabitsConfig::default();
+        p.learn_sign_in(&network_of(ip.parse().expect("ip")), device, now, &cfg);
+    }
+
+    /// A clock at 09:00 UTC on some day, moved by the test.
+    fn morning() -> ManualClock {
+        let clock = ManualClock::new();
+        let now = clock.now();
+        clock.advance(DAY - now.rem_euclid(DAY) + 9 * 3600);
+        clock
+    }
+
+    /// Three sign-ins, an hour apart, from home on the phone.
+    fn seasoned(clock: &ManualClock) -> Profile {
+        let mut p = Profile::default();
+        for _ in 0..3 {
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+            clock.advance(3600);
+        }
+        p
+    }
+
+    #[test]
+    fn the_first_three_sign_ins_only_learn() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = Profile::default();
+        for i in 0..3 {
+            let a = p.assess(&ctx(Flow::Device, AWAY, Some(PHONE), clock.now()), &cfg);
+            assert_eq!(a.decision, RiskDecision::Allow, "sign-in {}", i + 1);
+            assert!(a.signals.contains(&"learning".to_owned()));
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+            clock.advance(3600);
+        }
+        let a = p.assess(&ctx(Flow::Device, AWAY, Some(PHONE), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::StepUp);
+        assert_eq!(a.signals, vec!["new_network"]);
+    }
+
+    #[test]
+    fn a_known_device_on_a_known_network_is_never_stepped_up() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock); // 09:00, 10:00, 11:00; now 12:00
+        for _ in 0..7 {
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+        }
+        clock.advance(15 * 3600); // 03:00: far from every sign-in so far
+        for _ in 0..5 {
+            p.learn_failure(&network_of(AWAY.parse().unwrap()), clock.now(), &cfg);
+        }
+        let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::Allow, "{a:?}");
+        assert_eq!(a.signals, vec!["unusual_hour", "recent_failures"]);
+        // And many sign-ins in a short time, with failures after them.
+        for _ in 0..5 {
+            signed_in(&mut p, HOME, Some(PHONE), clock.now() - 60);
+        }
+        for _ in 0..3 {
+            p.learn_failure(&network_of(AWAY.parse().unwrap()), clock.now(), &cfg);
+        }
+        let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::Allow, "{a:?}");
+        assert_eq!(a.signals, vec!["velocity", "recent_failures"]);
+        assert_eq!(a.score, 4);
+    }
+
+    #[test]
+    fn a_new_device_on_a_known_network_steps_up_only_with_other_signals() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let p = seasoned(&clock);
+        let quiet = p.assess(&ctx(Flow::Device, HOME, Some("tablet"), clock.now()), &cfg);
+        assert_eq!(quiet.decision, RiskDecision::Allow);
+        assert_eq!(quiet.signals, vec!["new_device"]);
+        assert_eq!(quiet.score, 1);
+
+        let mut failing = p.clone();
+        for _ in 0..3 {
+            failing.learn_failure("x", clock.now(), &cfg);
+        }
+        let a = failing.assess(&ctx(Flow::Device, HOME, Some("tablet"), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::StepUp, "{a:?}");
+        assert_eq!(a.signals, vec!["new_device", "recent_failures"]);
+        assert_eq!(a.score, 3);
+    }
+
+    #[test]
+    fn velocity_counts_sign_ins_inside_the_window() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock);
+        for _ in 0..4 {
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+            clock.advance(60);
+        }
+        // 4 inside the window: not yet.
+        assert!(!p.velocity(clock.now(), &cfg));
+        signed_in(&mut p, HOME, Some(PHONE), clock.now());
+        assert!(p.velocity(clock.now(), &cfg));
+        let a = p.assess(&ctx(Flow::Device, HOME, Some("tablet"), clock.now()), &cfg);
+        assert_eq!(a.signals, vec!["new_device", "velocity"]);
+        assert_eq!(a.decision, RiskDecision::StepUp);
+        // The window passes: the pace is normal again.
+        clock.advance(cfg.velocity_window_s);
+        assert!(!p.velocity(clock.now(), &cfg));
+    }
+
+    #[test]
+    fn the_hour_profile_needs_history_and_marks_far_hours() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = Profile::default();
+        // Nine mornings: not enough history to call any hour unusual.
+        for _ in 0..9 {
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+            clock.advance(DAY);
+        }
+        let night = clock.now() + 15 * 3600; // 00:00
+        assert!(!p.unusual_hour(night, &cfg));
+        signed_in(&mut p, HOME, Some(PHONE), clock.now());
+        assert!(p.unusual_hour(night, &cfg));
+        // 11:00 is within two hours of 09:00; 12:00 is not.
+        assert!(!p.unusual_hour(clock.now() + 2 * 3600, &cfg));
+        assert!(p.unusual_hour(clock.now() + 3 * 3600, &cfg));
+        // Across midnight: habits at 23:00 make 01:00 usual.
+        let mut owl = Profile::default();
+        let late = clock.now() + 14 * 3600; // 23:00
+        for d in 0..10 {
+            signed_in(&mut owl, HOME, Some(PHONE), late + d * DAY);
+        }
+        assert!(!owl.unusual_hour(late + 2 * 3600 + 10 * DAY, &cfg));
+    }
+
+    #[test]
+    fn networks_and_devices_age_out_after_the_memory() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock);
+        clock.advance(cfg.memory_s - 3 * 3600);
+        let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::Allow, "day 89: {a:?}");
+        clock.advance(3 * 3600);
+        let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::StepUp, "day 90");
+        assert_eq!(a.signals, vec!["new_network", "new_device"]);
+        // Learning anything drops the aged entries from the document.
+        signed_in(&mut p, AWAY, Some("tablet"), clock.now());
+        assert_eq!(p.networks.len(), 1);
+        assert_eq!(p.devices.len(), 1);
+    }
+
+    #[test]
+    fn the_document_stays_bounded() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = Profile::default();
+        for i in 0..1000u32 {
+            let ip = format!("10.{}.{}.1", i / 256, i % 256);
+            signed_in(&mut p, &ip, Some(&format!("d{i}")), clock.now());
+            p.learn_failure(&ip, clock.now(), &cfg);
+            clock.advance(7);
+        }
+        assert_eq!(p.networks.len(), MAX_NETWORKS);
+        assert_eq!(p.devices.len(), MAX_DEVICES);
+        assert_eq!(p.recent.len(), MAX_RECENT);
+        assert_eq!(p.failures.len(), MAX_FAILURES);
+        assert!(p.hours.iter().sum::<u32>() <= HOUR_DECAY_AT);
+        // The most recent are the ones kept.
+        assert!(p.devices.iter().any(|d| d.key == "d999"));
+        assert!(p.to_json().len() < 8_000, "{}", p.to_json().len());
+    }
+
+    #[test]
+    fn a_password_sign_in_steps_up_only_where_a_device_method_is_withheld() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let p = seasoned(&clock);
+        let now = clock.now();
+        let named = p.assess(&ctx(Flow::Password, AWAY, Some(PHONE), now), &cfg);
+        assert_eq!(named.decision, RiskDecision::StepUp);
+        let none = p.assess(&ctx(Flow::Password, AWAY, None, now), &cfg);
+        assert_eq!(none.decision, RiskDecision::Allow);
+        assert_eq!(none.signals, vec!["new_network"]);
+        let mut no_2fa = ctx(Flow::Password, AWAY, Some(PHONE), now);
+        no_2fa.second_factor_market = false;
+        assert_eq!(p.assess(&no_2fa, &cfg).decision, RiskDecision::Allow);
+    }
+
+    #[test]
+    fn adaptive_lockout_is_sooner_only_for_a_fresh_account_under_a_spread_burst() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut fresh = seasoned(&clock);
+        for net in ["1.1.1.0/24", "2.2.2.0/24"] {
+            fresh.learn_failure(net, clock.now(), &cfg);
+        }
+        assert_eq!(fresh.lockout_threshold(5, clock.now()), 5);
+        fresh.learn_failure("3.3.3.0/24", clock.now(), &cfg);
+        assert_eq!(fresh.lockout_threshold(5, clock.now()), 3);
+        // An hour on, the burst is over.
+        clock.advance(BURST_WINDOW_S);
+        assert_eq!(fresh.lockout_threshold(5, clock.now()), 5);
+
+        // A long clean history keeps the configured limit.
+        let mut seasoned_user = seasoned(&clock);
+        for _ in 0..SEASONED_SIGN_INS {
+            signed_in(&mut seasoned_user, HOME, Some(PHONE), clock.now());
+        }
+        for net in ["1.1.1.0/24", "2.2.2.0/24", "3.3.3.0/24", "4.4.4.0/24"] {
+            seasoned_user.learn_failure(net, clock.now(), &cfg);
+        }
+        assert_eq!(seasoned_user.lockout_threshold(5, clock.now()), 5);
+        // Never above the configured limit, never below 2.
+        assert_eq!(fresh.lockout_threshold(1, clock.now() - BURST_WINDOW_S), 1);
+    }
+
+    #[test]
+    fn an_unreadable_document_starts_afresh() {
+        assert_eq!(Profile::parse(Some("{not json")), Profile::default());
+        // An older document without a later field still reads.
+        let p = Profile::parse(Some("{\"completed\":4}"));
+        assert_eq!(p.completed, 4);
+    }
+}

@@ -1,0 +1,228 @@
+//! The place where risk decides whether a sign-in needs more proof.
+//!
+//! Every password and device sign-in asks the configured `RiskPolicy` once,
+//! with what the server knows about the attempt. `StepUp` turns a device
+//! sign-in into `step_up_required` (finished with an OTP) and removes the
+//! `device` method from a password sign-in. The policy also hears what
+//! happened afterwards (a completed sign-in, a failure, a registration), so
+//! an engine can learn habits from them.
+//!
+//! Policies: `habits` (the default, `habits.rs`: the card holder's own
+//! networks, devices, hours and pace), `off` (`AllowAll`), and `http`
+//! (`scorer.rs`: the bank's own fraud engine over HTTP).
+
+pub mod habits;
+pub mod scorer;
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+
+use crate::storage::StorageError;
+
+pub use habits::{HabitsConfig, HabitsPolicy};
+pub use scorer::{FailMode, HttpScorer, ScorerConfig};
+
+/// Which flow is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Password,
+    Device,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Password => "password",
+            Flow::Device => "device",
+        }
+    }
+}
+
+/// What is known about one sign-in attempt.
+#[derive(Debug, Clone)]
+pub struct RiskContext<'a> {
+    pub flow: Flow,
+    pub user_id: &'a str,
+    /// A device sign-in's device, or the trusted device a password sign-in
+    /// names (the one whose `device` method a step-up withholds).
+    pub device_id: Option<&'a str>,
+    pub ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+    pub now: i64,
+    /// Whether the user's market has launched the second factor: where it
+    /// has not, a password sign-in has no second step to add (seed 000).
+    pub second_factor_market: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskDecision {
+    Allow,
+    StepUp,
+}
+
+/// A decision and what it was made of: the signals that were present (by
+/// stable code, e.g. `new_network`) and their summed weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub decision: RiskDecision,
+    pub signals: Vec<String>,
+    pub score: u32,
+}
+
+impl Assessment {
+    pub fn allow() -> Self {
+        Assessment {
+            decision: RiskDecision::Allow,
+            signals: Vec::new(),
+            score: 0,
+        }
+    }
+
+    pub fn step_up(&self) -> bool {
+        self.decision == RiskDecision::StepUp
+    }
+
+    /// One line for the audit trail: `step_up new_network velocity score=3`.
+    pub fn summary(&self) -> String {
+        let mut line = String::from(match self.decision {
+            RiskDecision::Allow => "allow",
+            RiskDecision::StepUp => "step_up",
+        });
+        for s in &self.signals {
+            line.push(' ');
+            line.push_str(s);
+        }
+        line.push_str(&format!(" score={}", self.score));
+        line
+    }
+
+    /// The signals a client is told (why it is asked for a code): stable
+    /// lower-case codes only, at most five, so a scorer's free text never
+    /// reaches a phone.
+    pub fn reasons(&self) -> Vec<String> {
+        self.signals
+            .iter()
+            .filter(|s| {
+                (1..=32).contains(&s.len())
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .take(5)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A sign-in that completed (a session was issued).
+#[derive(Debug, Clone)]
+pub struct SignedIn<'a> {
+    pub user_id: &'a str,
+    pub device_id: Option<&'a str>,
+    pub ip: IpAddr,
+    /// The session's `amr`: what the sign-in proved.
+    pub amr: &'a [String],
+    pub now: i64,
+}
+
+pub type RiskResult<T> = Result<T, StorageError>;
+
+#[async_trait]
+pub trait RiskPolicy: Send + Sync + 'static {
+    async fn assess(&self, ctx: &RiskContext<'_>) -> RiskResult<Assessment>;
+
+    /// A session was issued.
+    async fn signed_in(&self, _event: &SignedIn<'_>) -> RiskResult<()> {
+        Ok(())
+    }
+
+    /// A wrong password or OTP for this (existing) user.
+    async fn failed(&self, _user_id: &str, _ip: IpAddr, _now: i64) -> RiskResult<()> {
+        Ok(())
+    }
+
+    /// A device was registered from a session strong enough to add one.
+    async fn device_added(
+        &self,
+        _user_id: &str,
+        _device_id: &str,
+        _ip: IpAddr,
+        _now: i64,
+    ) -> RiskResult<()> {
+        Ok(())
+    }
+
+    /// The number of failures that locks this user now; `configured` unless
+    /// the policy adapts it (see `HabitsConfig::adaptive_lockout`).
+    async fn lockout_threshold(
+        &self,
+        _user_id: &str,
+        configured: i64,
+        _now: i64,
+    ) -> RiskResult<i64> {
+        Ok(configured)
+    }
+}
+
+/// `--risk off`: no step-up, nothing learnt.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+#[async_trait]
+impl RiskPolicy for AllowAll {
+    async fn assess(&self, _ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
+        Ok(Assessment::allow())
+    }
+}
+
+/// The network a client address belongs to for the habits: IPv4 /24 and
+/// IPv6 /48 (one household or office line, one provider's site), so a
+/// phone's changing address on the same line stays known.
+pub fn network_of(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_v4_24_and_v6_48() {
+        assert_eq!(network_of("10.1.2.3".parse().unwrap()), "10.1.2.0/24");
+        assert_eq!(network_of("10.1.2.250".parse().unwrap()), "10.1.2.0/24");
+        assert_eq!(
+            network_of("::ffff:10.1.2.3".parse().unwrap()),
+            "10.1.2.0/24"
+        );
+        assert_eq!(
+            network_of("2001:db8:abcd:12::1".parse().unwrap()),
+            "2001:db8:abcd::/48"
+        );
+    }
+
+    #[test]
+    fn reasons_keep_only_plain_codes() {
+        let a = Assessment {
+            decision: RiskDecision::StepUp,
+            signals: vec![
+                "new_network".into(),
+                "Score 97 from vendor X".into(),
+                "velocity".into(),
+            ],
+            score: 3,
+        };
+        assert_eq!(a.reasons(), vec!["new_network", "velocity"]);
+        assert_eq!(
+            a.summary(),
+            "step_up new_network Score 97 from vendor X velocity score=3"
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! The habits engine, black-box over HTTP: clients on other networks are
+//! other loopback source addresses (all of 127.0.0.0/8 reaches the server,
+//! and each /24 is a network to the engine).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use devicetrust_e2e::*;
+use devicetrust_server::risk::{AllowAll, FailMode, HabitsConfig, HttpScorer, ScorerConfig};
+use serde_json::{json, Value};
+
+const HOME: &str = "127.0.0.1";
+const CAFE: &str = "127.45.0.1";
+const HOTEL: &str = "127.46.0.1";
+const AIRPORT: &str = "127.47.0.1";
+const ABROAD: &str = "127.48.0.1";
+
+/// A user whose first sign-in (password + OTP, from home) registered a
+/// phone: one completed sign-in.
+async fn holder(srv: &TestServer, user_id: &str) -> (String, DeviceKey) {
+    srv.come_from(Some(HOME));
+    let (_, device_id, key) = srv.user_with_device(user_id).await;
+    (device_id, key)
+}
+
+async fn device_sign_in_from(
+    srv: &TestServer,
+    from: &str,
+    device_id: &str,
+    key: &DeviceKey,
+    user_id: &str,
+) -> Answer {
+    srv.come_from(Some(from));
+    srv.device_sign_in(device_id, key, user_id).await
+}
+
+/// Three completed sign-ins from home: the fourth on is judged.
+async fn seasoned(srv: &TestServer, user_id: &str) -> (String, DeviceKey) {
+    let (device_id, key) = holder(srv, user_id).await;
+    for _ in 0..2 {
+        let a = device_sign_in_from(srv, HOME, &device_id, &key, user_id).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+    }
+    (device_id, key)
+}
+
+fn reasons(a: &Answer) -> Vec<String> {
+    let r = &a.body["error"]["reasons"];
+    let r = if r.is_null() { &a.body["reasons"] } else { r };
+    r.as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn finish_step_up(srv: &TestServer, user_id: &str, a: &Answer) -> Answer {
+    let login_id = a.body["error"]["login_id"].clone();
+    let code = srv.send_email_otp(user_id, &login_id).await;
+    srv.post(
+        "/v1/login/otp/verify",
+        json!({ "login_id": login_id, "code": code }),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_unseen_network_steps_up_a_device_sign_in_from_the_fourth_sign_in_not_before() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = holder(&srv, "ann").await;
+    // Sign-ins 2 and 3 come from new networks: the engine is still learning.
+    for from in [CAFE, HOTEL] {
+        let a = device_sign_in_from(&srv, from, &device_id, &key, "ann").await;
+        assert_eq!(a.status, 200, "from {from}: {:?}", a.body);
+    }
+    // The 4th, from a network never seen: a code is asked, and why.
+    let a = device_sign_in_from(&srv, AIRPORT, &device_id, &key, "ann").await;
+    assert_eq!(
+        (a.status, a.code()),
+        (401, "step_up_required"),
+        "{:?}",
+        a.body
+    );
+    assert_eq!(reasons(&a), ["new_network"]);
+    // The networks learnt while learning are known now.
+    for from in [HOME, CAFE, HOTEL] {
+        let a = device_sign_in_from(&srv, from, &device_id, &key, "ann").await;
+        assert_eq!(a.status, 200, "from {from}: {:?}", a.body);
+    }
+    // The decision and its signals are in the audit trail.
+    let step_ups = srv
+        .store
+        .audit_events("ann")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "step_up")
+        .collect::<Vec<_>>();
+    assert_eq!(step_ups.len(), 1);
+    let reason = step_ups[0].reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("device step_up new_network"), "{reason}");
+    assert_eq!(step_ups[0].ip.as_deref(), Some(AIRPORT));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn completing_the_step_up_makes_the_network_known_and_is_a_security_event() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "ben").await;
+    let a = device_sign_in_from(&srv, AIRPORT, &device_id, &key, "ben").await;
+    assert_eq!(a.code(), "step_up_required");
+    let v = finish_step_up(&srv, "ben", &a).await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    assert_eq!(v.body["session"]["amr"], json!(["hwk", "bio", "otp"]));
+    let token = v.body["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again = device_sign_in_from(&srv, AIRPORT, &device_id, &key, "ben").await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    // The holder sees the step-up among their security events.
+    let events = srv.get("/v1/account/events?limit=50", Some(&token)).await;
+    let types: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"step_up"), "{types:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_lock_does_not_stop_a_device_step_up() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "cat").await;
+    srv.come_from(Some(ABROAD));
+    for _ in 0..5 {
+        srv.password("cat", "wrong password 1A", None).await;
+    }
+    assert_eq!(srv.password("cat", PASSWORD, None).await.status, 423);
+    let a = device_sign_in_from(&srv, AIRPORT, &device_id, &key, "cat").await;
+    assert_eq!(a.code(), "step_up_required");
+    let v = finish_step_up(&srv, "cat", &a).await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_known_device_on_a_known_network_is_never_stepped_up_whatever_the_hour() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "dan").await;
+    // Ten sign-ins at one hour of the day build the hour profile...
+    for _ in 0..10 {
+        srv.clock.advance(86_400);
+        let a = device_sign_in_from(&srv, HOME, &device_id, &key, "dan").await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+    }
+    // ...then failures since the last success, and every hour of a day,
+    // some in quick succession.
+    srv.come_from(Some(ABROAD));
+    for _ in 0..4 {
+        srv.password("dan", "wrong password 1A", None).await;
+    }
+    for hour in 0..24 {
+        srv.clock.advance(3_600);
+        // Every sixth hour, a burst of sign-ins one after the other.
+        let burst = if hour % 6 == 0 { 6 } else { 1 };
+        for _ in 0..burst {
+            let a = device_sign_in_from(&srv, HOME, &device_id, &key, "dan").await;
+            assert_eq!(a.status, 200, "hour {hour}: {:?}", a.body);
+        }
+    }
+    let events = srv.audit_events("dan").await;
+    assert!(!events.contains(&"step_up".to_owned()), "{events:?}");
+    // The signals were seen and recorded, without friction.
+    assert!(events.contains(&"risk_allowed".to_owned()), "{events:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_password_step_from_an_unseen_network_offers_only_otp_methods() {
+    let srv = TestServer::start().await;
+    let (device_id, _) = seasoned(&srv, "eve").await;
+    srv.come_from(Some(HOME));
+    let home = srv.password("eve", PASSWORD, Some(&device_id)).await;
+    let methods = |a: &Answer| -> Vec<String> {
+        a.body["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(methods(&home), ["device", "otp"], "{:?}", home.body);
+    assert!(home.body.get("reasons").is_none(), "{:?}", home.body);
+    srv.come_from(Some(ABROAD));
+    let away = srv.password("eve", PASSWORD, Some(&device_id)).await;
+    assert_eq!(away.body["status"], "second_factor_required");
+    assert_eq!(methods(&away), ["otp"], "{:?}", away.body);
+    assert_eq!(reasons(&away), ["new_network"]);
+    // The OTP from there completes the sign-in and teaches the network.
+    let login_id = away.body["login_id"].clone();
+    let code = srv.send_email_otp("eve", &login_id).await;
+    let v = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({ "login_id": login_id, "code": code }),
+            None,
+        )
+        .await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    let again = srv.password("eve", PASSWORD, Some(&device_id)).await;
+    assert_eq!(methods(&again), ["device", "otp"], "{:?}", again.body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_alone_never_makes_a_network_known() {
+    let srv = TestServer::start().await;
+    srv.set_market("NL", "off").await;
+    srv.come_from(Some(HOME));
+    srv.add_user("fay", "NL", None).await;
+    // A market without the second factor: password alone, whatever the
+    // network (seed 000), and nothing learnt from it.
+    for from in [HOME, CAFE, HOTEL, AIRPORT] {
+        srv.come_from(Some(from));
+        let a = srv.password("fay", PASSWORD, None).await;
+        assert_eq!(a.body["status"], "authenticated", "{:?}", a.body);
+    }
+    let profile = srv.store.risk_profile("fay").await.unwrap();
+    assert!(profile.is_none(), "{profile:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn risk_off_steps_up_nothing() {
+    let srv = TestServer::start_with(Options {
+        risk: Risk::Policy(Arc::new(AllowAll)),
+        ..Options::default()
+    })
+    .await;
+    let (device_id, key) = seasoned(&srv, "gus").await;
+    for from in [CAFE, HOTEL, AIRPORT, ABROAD] {
+        let a = device_sign_in_from(&srv, from, &device_id, &key, "gus").await;
+        assert_eq!(a.status, 200, "from {from}: {:?}", a.body);
+    }
+    srv.come_from(Some(ABROAD));
+    let p = srv.password("gus", PASSWORD, Some(&device_id)).await;
+    assert_eq!(p.body["methods"][0]["type"], "device");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_cannot_change_the_risk_network() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "hal").await;
+    // From an unseen network, claiming to be at home: the header is not
+    // believed from an untrusted peer.
+    let c = {
+        srv.come_from(Some(ABROAD));
+        srv.challenge(&device_id).await
+    };
+    let proof = key.login_proof(
+        RP_ID,
+        &device_id,
+        "hal",
+        c.body["challenge"].as_str().unwrap(),
+    );
+    let resp = reqwest::Client::builder()
+        .local_address(ABROAD.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .post(format!("{}/v1/login/device", srv.base))
+        .header("x-forwarded-for", HOME)
+        .json(&json!({ "challenge_id": c.body["challenge_id"], "proof": proof }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "step_up_required");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_judged() {
+    let mut opts = Options::default();
+    opts.settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let srv = TestServer::start_with(opts).await;
+    let (device_id, key) = seasoned(&srv, "ida").await;
+    srv.come_from(Some(HOME));
+    let c = srv.challenge(&device_id).await;
+    let proof = key.login_proof(
+        RP_ID,
+        &device_id,
+        "ida",
+        c.body["challenge"].as_str().unwrap(),
+    );
+    let resp = srv
+        .http
+        .post(format!("{}/v1/login/device", srv.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({ "challenge_id": c.body["challenge_id"], "proof": proof }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "step_up_required", "{body:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn adaptive_lockout_locks_a_fresh_account_sooner_under_a_spread_burst() {
+    for (adaptive, locked_after) in [(false, 5), (true, 3)] {
+        let srv = TestServer::start_with(Options {
+            risk: Risk::Habits(HabitsConfig {
+                adaptive_lockout: adaptive,
+                ..HabitsConfig::default()
+            }),
+            ..Options::default()
+        })
+        .await;
+        holder(&srv, "jon").await;
+        let mut answers = Vec::new();
+        for i in 0..6 {
+            // Each guess from another network.
+            srv.come_from(Some(&format!("127.{}.0.9", 60 + i)));
+            answers.push(srv.password("jon", "wrong password 1A", None).await.status);
+        }
+        let expected: Vec<u16> = (0..6)
+            .map(|i| if i < locked_after { 401 } else { 423 })
+            .collect();
+        assert_eq!(answers, expected, "adaptive {adaptive}");
+        srv.stop().await;
+    }
+}
+
+/// What the fraud engine was sent: bodies and their signature headers.
+type Seen = Arc<Mutex<Vec<(Value, Option<String>)>>>;
+
+/// A fraud engine on loopback: answers with `reply` after `delay`, and
+/// keeps what it was sent.
+async fn scorer(reply: (u16, Value), delay: Duration) -> (String, Seen) {
+    use axum::http::{HeaderMap, StatusCode};
+    let seen: Seen = Arc::default();
+    let kept = seen.clone();
+    let app = axum::Router::new().route(
+        "/score",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let kept = kept.clone();
+            let reply = reply.clone();
+            async move {
+                let sig = headers
+                    .get("x-devicetrust-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                kept.lock()
+                    .unwrap()
+                    .push((serde_json::from_str(&body).unwrap_or(Value::Null), sig));
+                tokio::time::sleep(delay).await;
+                (StatusCode::from_u16(reply.0).unwrap(), axum::Json(reply.1))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/score", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+async fn with_scorer(url: String, fail: FailMode, timeout_ms: u64) -> TestServer {
+    install_crypto_provider();
+    let policy = HttpScorer::new(ScorerConfig {
+        url,
+        timeout: Duration::from_millis(timeout_ms),
+        fail,
+        secret: Some("scorer-secret-0123456789".into()),
+    })
+    .unwrap();
+    TestServer::start_with(Options {
+        risk: Risk::Policy(Arc::new(policy)),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_http_scorer_decides_and_sees_a_signed_request() {
+    let (url, seen) = scorer(
+        (
+            200,
+            json!({"decision": "step_up", "reasons": ["mule_pattern", "Vendor Free Text"]}),
+        ),
+        Duration::ZERO,
+    )
+    .await;
+    let srv = with_scorer(url, FailMode::Open, 2_000).await;
+    srv.come_from(Some(HOME));
+    srv.add_user("kim", "GB", None).await;
+    // The password step is asked too: its step-up (no device here) changes
+    // nothing but is recorded.
+    let session = srv.sign_in_with_otp("kim", None).await;
+    let (device_id, key) = srv.register_device(&session, "biometric").await;
+    let a = device_sign_in_from(&srv, CAFE, &device_id, &key, "kim").await;
+    assert_eq!(a.code(), "step_up_required");
+    // Only plain codes reach the phone.
+    assert_eq!(reasons(&a), ["mule_pattern"]);
+    let seen = seen.lock().unwrap().clone();
+    let (body, sig) = seen.last().unwrap().clone();
+    assert_eq!(body["flow"], "device");
+    assert_eq!(body["user_id"], "kim");
+    assert_eq!(body["device_id"], device_id.as_str());
+    assert_eq!(body["ip"], CAFE);
+    assert_eq!(body["network"], "127.45.0.0/24");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"scorer-secret-0123456789");
+    let expected: String = ring::hmac::sign(&key, body.to_string().as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // The signature covers the exact bytes sent; serde_json keeps the
+    // object's key order, so re-serialising gives them back.
+    assert_eq!(sig.as_deref(), Some(format!("sha256={expected}").as_str()));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_unanswering_scorer_fails_closed_or_open_as_configured() {
+    for (reply, delay) in [
+        ((200, json!({"decision": "allow"})), Duration::from_secs(5)),
+        ((503, json!({})), Duration::ZERO),
+        ((200, json!({"verdict": "yes"})), Duration::ZERO),
+    ] {
+        let (url, _) = scorer(reply.clone(), delay).await;
+        for fail in [FailMode::Closed, FailMode::Open] {
+            let srv = with_scorer(url.clone(), fail, 200).await;
+            srv.come_from(Some(HOME));
+            srv.add_user("lee", "GB", None).await;
+            let session = srv.sign_in_with_otp("lee", None).await;
+            let (device_id, key) = srv.register_device(&session, "biometric").await;
+            let started = std::time::Instant::now();
+            let a = device_sign_in_from(&srv, HOME, &device_id, &key, "lee").await;
+            match fail {
+                FailMode::Closed => {
+                    assert_eq!(a.code(), "step_up_required", "{reply:?}: {:?}", a.body);
+                    assert_eq!(reasons(&a), ["scorer_unavailable"]);
+                }
+                FailMode::Open => assert_eq!(a.status, 200, "{reply:?}: {:?}", a.body),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "the timeout bounds the wait"
+            );
+            srv.stop().await;
+        }
+    }
+}
