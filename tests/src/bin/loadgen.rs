@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use devicetrust_e2e::{DeviceKey, TestServer, RP_ID};
+use devicetrust_e2e::{DeviceKey, Options, Risk, TestServer, RP_ID};
+use devicetrust_server::risk::{AllowAll, HabitsConfig};
 use devicetrust_server::proof::verify_es256;
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -33,6 +34,10 @@ struct Args {
     /// Stop after this many seconds even if not done.
     #[arg(long, default_value_t = 120)]
     max_seconds: u64,
+    /// The server's risk policy: `habits` (its default) or `off`, to
+    /// measure what the engine costs.
+    #[arg(long, default_value = "habits", value_parser = ["habits", "off"])]
+    risk: String,
 }
 
 fn ring_verify_rate() -> f64 {
@@ -64,7 +69,18 @@ fn ring_verify_rate() -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let srv = Arc::new(TestServer::start().await);
+    let risk = match args.risk.as_str() {
+        "off" => Risk::Policy(Arc::new(AllowAll)),
+        _ => Risk::Habits(HabitsConfig::default()),
+    };
+    let srv = Arc::new(
+        TestServer::start_with(Options {
+            risk,
+            ..Options::default()
+        })
+        .await,
+    );
+    eprintln!("risk policy: {}", args.risk);
     eprintln!("provisioning {} users with a trusted device…", args.devices);
     let mut devices = Vec::new();
     for i in 0..args.devices {
