@@ -869,3 +869,44 @@ fn app_attest_refuses_another_key_id_or_another_jwk() {
         AttestationError::NonceMismatch
     );
 }
+
+// ---------- amr ----------
+
+#[test]
+fn only_attested_or_believed_hardware_keys_are_hwk() {
+    let device = |key_storage: &str, attested: bool| crate::storage::Device {
+        device_id: "d".into(),
+        user_id: "u".into(),
+        name: "n".into(),
+        platform: "android".into(),
+        key_storage: key_storage.into(),
+        user_verification: "biometric".into(),
+        public_key: vec![],
+        created_at: 0,
+        last_used_at: None,
+        trusted_until: 0,
+        removed_at: None,
+        registered_by: None,
+        attestation: attested.then(|| crate::storage::DeviceAttestation {
+            format: "android-key".into(),
+            security_level: key_storage.into(),
+            verified_at: 0,
+        }),
+    };
+    use crate::app::{device_amr, key_method};
+    for policy in [Policy::Off, Policy::Verify] {
+        assert_eq!(key_method(&device("tee", false), policy), "hwk");
+        assert_eq!(key_method(&device("software", false), policy), "swk");
+    }
+    // Under `require` a claim alone (a device registered before the switch)
+    // proves nothing.
+    assert_eq!(key_method(&device("tee", false), Policy::Require), "swk");
+    assert_eq!(
+        key_method(&device("strongbox", true), Policy::Require),
+        "hwk"
+    );
+    assert_eq!(
+        device_amr(&device("tee", true), Policy::Require),
+        vec!["hwk", "bio"]
+    );
+}
