@@ -29,13 +29,16 @@ async fn server(policy: Policy, ca: &TestAttestationCa) -> TestServer {
     .await
 }
 
+/// Makes an attestation for a key and the registration's challenge bytes.
+type Attest<'a> = dyn Fn(&DeviceKey, &[u8]) -> Value + 'a;
+
 /// A registration for the session's user with `key_storage` and, when
 /// given, an attestation made by `attest(key, challenge bytes)`.
 async fn register(
     srv: &TestServer,
     session: &Value,
     key_storage: &str,
-    attest: Option<&dyn Fn(&DeviceKey, &[u8]) -> Value>,
+    attest: Option<&Attest<'_>>,
 ) -> (Answer, DeviceKey) {
     let token = session["access_token"].as_str().expect("token");
     let user_id = session["user_id"].as_str().expect("user_id");

@@ -76,7 +76,7 @@ pub fn parse_all(ders: &[Vec<u8>]) -> Result<Vec<X509Certificate<'_>>, Attestati
     ders.iter()
         .enumerate()
         .map(|(i, der)| match X509Certificate::from_der(der) {
-            Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+            Ok(([], cert)) => Ok(cert),
             _ => Err(AttestationError::CertificateUnparsable(i)),
         })
         .collect()
@@ -163,6 +163,10 @@ pub fn verify_chain(
     }
     let last = certs.last().ok_or(AttestationError::EmptyChain)?;
     if trusted.iter().any(|t| t.spki == last.public_key().raw) {
+        // A lone root vouches for nothing: something must be below it.
+        if certs.len() < 2 {
+            return Err(AttestationError::UntrustedRoot);
+        }
         return Ok(Anchored {
             below_anchor: certs.len() - 1,
         });

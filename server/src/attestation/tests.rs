@@ -177,6 +177,15 @@ fn an_untrusted_root_is_refused() {
 }
 
 #[test]
+fn a_root_alone_is_refused() {
+    let pki = Pki::new();
+    let err =
+        android::verify_chain_and_parse(&config(&pki), std::slice::from_ref(&pki.root_der), NOW)
+            .unwrap_err();
+    assert_eq!(err, AttestationError::UntrustedRoot);
+}
+
+#[test]
 fn a_chain_for_another_key_is_refused() {
     let pki = Pki::new();
     let leaf_key = key();
