@@ -13,11 +13,15 @@ use devicetrust_server::attestation::android::encode::Description;
 use devicetrust_server::attestation::{Config, Policy};
 use serde_json::{json, Value};
 
+const APP_ID: &str = "ABCDE12345.com.bank.app";
+
 /// A server whose attestation policy is `policy`, trusting `ca`'s root
-/// beside Google's.
+/// beside Google's and Apple's, for the app `APP_ID`.
 async fn server(policy: Policy, ca: &TestAttestationCa) -> TestServer {
     let mut config = Config::with_builtin_roots(policy);
     config.android.roots.push(ca.trusted_key());
+    config.apple.roots.push(ca.trusted_key());
+    config.apple.app_id = Some(APP_ID.into());
     let defaults = Options::default();
     TestServer::start_with(Options {
         settings: Settings {
@@ -40,6 +44,11 @@ async fn register(
     key_storage: &str,
     attest: Option<&Attest<'_>>,
 ) -> (Answer, DeviceKey) {
+    let platform = if key_storage == "secure_enclave" {
+        "ios"
+    } else {
+        "android"
+    };
     let token = session["access_token"].as_str().expect("token");
     let user_id = session["user_id"].as_str().expect("user_id");
     let reg = srv
@@ -52,7 +61,7 @@ async fn register(
         "registration_id": reg.body["registration_id"],
         "proof": key.register_proof(RP_ID, user_id, challenge),
         "name": "Jane's Pixel",
-        "platform": "android",
+        "platform": platform,
         "key_storage": key_storage,
         "user_verification": "biometric",
     });
@@ -300,5 +309,41 @@ async fn off_ignores_attestations() {
     let (a, _) = register(&srv, &session, "tee", Some(&other)).await;
     assert_eq!(a.status, 201, "{:?}", a.body);
     assert_eq!(a.body["device"]["attestation"], Value::Null);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_attest_attestation_registers_a_secure_enclave_key() {
+    let ca = TestAttestationCa::new();
+    let srv = server(Policy::Require, &ca).await;
+    let session = signed_in(&srv, "ios.user").await;
+    let attest = |key: &DeviceKey, challenge: &[u8]| ca.apple(key, challenge, APP_ID);
+    let (a, key) = register(&srv, &session, "secure_enclave", Some(&attest)).await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    assert_eq!(a.body["device"]["attestation"]["format"], "apple-appattest");
+    assert_eq!(
+        a.body["device"]["attestation"]["security_level"],
+        "secure_enclave"
+    );
+    let device_id = a.body["device"]["device_id"].as_str().expect("id");
+    let s = srv.device_sign_in(device_id, &key, "ios.user").await;
+    assert_eq!(s.body["session"]["amr"], json!(["hwk", "bio"]));
+
+    // Another app's attestation, and one vouching for another key.
+    let other_app =
+        |key: &DeviceKey, challenge: &[u8]| ca.apple(key, challenge, "ABCDE12345.com.other.app");
+    let (a, _) = register(&srv, &session, "secure_enclave", Some(&other_app)).await;
+    assert_eq!((a.status, a.code()), (400, "attestation_invalid"));
+    let other_key =
+        |_: &DeviceKey, challenge: &[u8]| ca.apple(&DeviceKey::generate(), challenge, APP_ID);
+    let (a, _) = register(&srv, &session, "secure_enclave", Some(&other_key)).await;
+    assert_eq!((a.status, a.code()), (400, "attestation_invalid"));
+    // An App Attest object claimed for a TEE key on Android.
+    let (a, _) = register(&srv, &session, "tee", Some(&attest)).await;
+    assert_eq!((a.status, a.code()), (400, "attestation_invalid"));
+    assert_eq!(
+        failures(&srv, "ios.user").await,
+        vec!["rp_id_mismatch", "nonce_mismatch", "platform_mismatch"]
+    );
     srv.stop().await;
 }
