@@ -12,6 +12,7 @@
 pub mod android;
 pub mod apple;
 pub mod chain;
+pub mod cli;
 
 #[cfg(test)]
 mod tests;
