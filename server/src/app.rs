@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 
 use crate::api;
 use crate::api::types::{Session, UserVerification};
+use crate::attestation::Policy;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::http_server::{self, ConnectionLimits};
@@ -75,6 +76,8 @@ pub struct Settings {
     pub brand_name: String,
     /// What a new password must be (`GET /v1/password-policy`).
     pub password_policy: crate::password_policy::PasswordPolicy,
+    /// Key attestation: policy, roots, status list, expected app.
+    pub attestation: Arc<crate::attestation::Config>,
 }
 
 impl Default for Settings {
@@ -105,6 +108,9 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             brand_name: "devicetrust".into(),
             password_policy: crate::password_policy::PasswordPolicy::default(),
+            attestation: Arc::new(crate::attestation::Config::with_builtin_roots(
+                crate::attestation::Policy::Verify,
+            )),
         }
     }
 }
@@ -379,13 +385,28 @@ impl AppState {
     }
 }
 
-/// The `amr` of a sign-in with a device key.
-pub(crate) fn device_amr(user_verification: &str) -> Vec<String> {
-    let bio = crate::api::types::wire_name(&UserVerification::Biometric);
-    if user_verification == bio {
-        vec!["hwk".into(), "bio".into()]
+/// What a device key proves (RFC 8176): `hwk` for a key the server
+/// believes is in hardware — attested, or (under `off` and `verify`) claimed
+/// without an attestation — else `swk`, which is not a strong sign-in.
+pub(crate) fn key_method(device: &crate::storage::Device, policy: Policy) -> &'static str {
+    let software = crate::api::types::wire_name(&crate::api::types::KeyStorage::Software);
+    let hardware = device.attestation.is_some()
+        || (policy != Policy::Require && device.key_storage != software);
+    if hardware {
+        "hwk"
     } else {
-        vec!["hwk".into()]
+        "swk"
+    }
+}
+
+/// The `amr` of a sign-in with a device key.
+pub(crate) fn device_amr(device: &crate::storage::Device, policy: Policy) -> Vec<String> {
+    let bio = crate::api::types::wire_name(&UserVerification::Biometric);
+    let key = key_method(device, policy).to_owned();
+    if device.user_verification == bio {
+        vec![key, "bio".into()]
+    } else {
+        vec![key]
     }
 }
 

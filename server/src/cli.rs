@@ -153,6 +153,9 @@ pub struct ServeArgs {
     pub password_policy: PasswordPolicyArgs,
     #[command(flatten)]
     pub risk: RiskArgs,
+    /// Key attestation (boxed: it keeps `Command` small).
+    #[command(flatten)]
+    pub attestation: Box<crate::attestation::cli::AttestationArgs>,
 }
 
 /// Which risk policy judges sign-ins (docs/RISK.md).
@@ -462,6 +465,7 @@ impl ServeArgs {
             },
             trusted_proxies: self.trust_proxy.clone(),
             password_policy,
+            attestation: Arc::new(self.attestation.config().map_err(CliError::Usage)?),
             ..Settings::default()
         })
     }

@@ -446,7 +446,9 @@ impl TestServer {
         (login_id, code)
     }
 
-    /// Registers a new software key as a trusted device of the session's user.
+    /// Registers a new key as a trusted device of the session's user. It
+    /// claims a TEE without an attestation, which the default policy
+    /// (`verify`) counts as hardware (`hwk`).
     pub async fn register_device(&self, session: &Value, uv: &str) -> (String, DeviceKey) {
         let token = session["access_token"].as_str().expect("token");
         let user_id = session["user_id"].as_str().expect("user_id");
@@ -465,7 +467,7 @@ impl TestServer {
                     "proof": proof,
                     "name": "Jane's phone",
                     "platform": "android",
-                    "key_storage": "software",
+                    "key_storage": "tee",
                     "user_verification": uv,
                 }),
                 Some(token),
@@ -579,6 +581,15 @@ impl DeviceKey {
         }
     }
 
+    /// The public key as an uncompressed SEC1 point.
+    pub fn public_point(&self) -> Vec<u8> {
+        self.key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
     /// The public key as a JWK.
     pub fn jwk(&self) -> Value {
         let point = self.key.verifying_key().to_encoded_point(false);
@@ -633,4 +644,5 @@ pub fn testvectors_dir() -> Option<PathBuf> {
     None
 }
 
+pub mod attestation;
 pub mod sdk;

@@ -122,7 +122,12 @@ async fn first_sign_in_enrols_then_otp_then_device_then_biometric() {
     assert_eq!(d["device_id"], device_id.as_str());
     assert_eq!(d["name"], "Jane's phone");
     assert_eq!(d["platform"], "android");
-    assert_eq!(d["key_storage"], "software");
+    assert_eq!(d["key_storage"], "tee");
+    assert_eq!(
+        d["attestation"],
+        serde_json::Value::Null,
+        "no attestation given"
+    );
     assert_eq!(d["user_verification"], "biometric");
     assert_eq!(
         d["current"], true,

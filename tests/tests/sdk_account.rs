@@ -247,13 +247,20 @@ async fn account_changes_need_a_recent_strong_sign_in() {
         account.change_email("new@example.com").await,
         Err(DeviceTrustError::RecentSignInRequired)
     );
-    // Confirming with the biometric makes it strong again.
+    // The software key store's biometric sign-in is `swk`: not strong
+    // enough (key attestation's rule), however recent.
     let step = phone
         .sdk
         .sign_in_with_biometric("strong", prompt("Confirm it's you"))
         .await
         .unwrap();
     assert!(matches!(step, SignInStep::SignedIn { .. }), "{step:?}");
+    assert_eq!(
+        account.change_security_code("24680135").await,
+        Err(DeviceTrustError::RecentSignInRequired)
+    );
+    // Password and a code make it strong again.
+    sign_in_with_code(&srv, &phone, "strong", PASSWORD).await;
     account
         .change_security_code("24680135")
         .await

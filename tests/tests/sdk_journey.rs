@@ -162,7 +162,8 @@ async fn the_whole_journey_through_the_sdk() {
     let SignInStep::SignedIn { session } = step else {
         panic!()
     };
-    assert_eq!(session.amr, vec!["hwk", "bio"]);
+    // The software key store's key is no hardware key: `swk` (RFC 8176).
+    assert_eq!(session.amr, vec!["swk", "bio"]);
     assert_eq!(phone.keys.prompts().last().unwrap(), "Sign in to Amex");
     let devices = phone.sdk.trusted_devices().await.unwrap();
     assert_eq!(devices.len(), 1);
@@ -191,7 +192,7 @@ async fn the_whole_journey_through_the_sdk() {
     let SignInStep::SignedIn { session } = step else {
         panic!()
     };
-    assert_eq!(session.amr, vec!["pwd", "hwk"]);
+    assert_eq!(session.amr, vec!["pwd", "swk"]);
 
     // Remove this phone: key deleted, local state cleared, session ended.
     phone.sdk.remove_device(&device.device_id).await.unwrap();
@@ -670,7 +671,7 @@ async fn a_risk_step_up_is_finished_with_an_otp() {
     else {
         panic!()
     };
-    assert_eq!(session.amr, vec!["hwk", "bio", "otp"]);
+    assert_eq!(session.amr, vec!["swk", "bio", "otp"]);
     srv.stop().await;
 }
 

@@ -5,7 +5,11 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use crate::api::types::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use crate::app::AppState;
+use crate::attestation::{self, Policy};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Auth, ClientIp, EmptyBody};
 use crate::proof::{Expected, Jws, ProofError, TYP_REGISTER};
@@ -13,8 +17,8 @@ use crate::secrets::{new_challenge, new_id};
 use crate::storage::{self, Registration, RegistrationOutcome, SessionRecord};
 use crate::validate;
 
-/// Registration needs a recent strong sign-in: `amr` with `otp` or `hwk`,
-/// `auth_time` within the window.
+/// Registration needs a recent strong sign-in: `amr` with `otp` or `hwk`
+/// (a software key's `swk` is not enough), `auth_time` within the window.
 fn require_strong(app: &AppState, session: &SessionRecord) -> Result<(), ApiError> {
     let strong = session.amr.iter().any(|m| m == "otp" || m == "hwk");
     if !strong {
@@ -28,6 +32,79 @@ fn require_strong(app: &AppState, session: &SessionRecord) -> Result<(), ApiErro
         ));
     }
     Ok(())
+}
+
+/// The attestation policy for a registration whose proof verified: `None`
+/// when nothing was verified (none given, or `--attestation off`), the
+/// verified attestation, or `attestation_invalid` with the failing check in
+/// the audit trail. A malformed `attestation` is `invalid_request`.
+async fn check_attestation(
+    app: &AppState,
+    req: &RegisterDeviceRequest,
+    registration: &storage::Registration,
+    public_key: &[u8],
+    ip: std::net::IpAddr,
+    session: &SessionRecord,
+) -> Result<Option<attestation::Verified>, ApiError> {
+    let config = &app.settings().attestation;
+    let given = match (&req.attestation, config.policy) {
+        (_, Policy::Off) => return Ok(None),
+        (None, Policy::Verify) => return Ok(None),
+        (None, Policy::Require) => None,
+        (Some(a), _) => Some(a),
+    };
+    let outcome = match given {
+        None => Err("attestation_missing"),
+        Some(a) => {
+            let decoded = a.decode().map_err(ApiError::invalid)?;
+            let challenge = URL_SAFE_NO_PAD
+                .decode(&registration.challenge)
+                .map_err(|_| ApiError::Internal)?;
+            let platform_ok = matches!(
+                (&decoded, req.platform),
+                (attestation::Decoded::Android(_), Platform::Android)
+                    | (attestation::Decoded::Apple { .. }, Platform::Ios)
+            );
+            let reg = attestation::Registration {
+                challenge: &challenge,
+                public_key,
+                user_auth_required: req.user_verification != UserVerification::None,
+                now: app.now(),
+            };
+            if !platform_ok {
+                Err("platform_mismatch")
+            } else {
+                match config.verify(&decoded, &reg) {
+                    Err(e) => Err(e.reason()),
+                    // `software` (or another level) claimed: the attested
+                    // level must be the one the device says it has.
+                    Ok(v)
+                        if !attestation::matches_claim(
+                            v.security_level,
+                            &wire_name(&req.key_storage),
+                        ) =>
+                    {
+                        Err("security_level_mismatch")
+                    }
+                    Ok(v) => Ok(v),
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(v) => Ok(Some(v)),
+        Err(reason) => {
+            app.audit(
+                "device_attestation_failed",
+                Some(&session.user_id),
+                None,
+                Some(ip),
+                Some(reason),
+            )
+            .await?;
+            Err(ApiError::AttestationInvalid)
+        }
+    }
 }
 
 #[utoipa::path(
@@ -68,7 +145,7 @@ pub async fn start_registration(
     request_body = RegisterDeviceRequest,
     responses(
         (status = 201, description = "The device is trusted", body = DeviceResponse),
-        (status = 400, description = "invalid_request (including an invalid JWK point)", body = ErrorBody),
+        (status = 400, description = "invalid_request (including an invalid JWK point or a malformed attestation); attestation_invalid (an attestation that fails a check or contradicts key_storage, or none under --attestation require)", body = ErrorBody),
         (status = 401, description = "unauthorized, challenge_invalid, signature_invalid", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody),
         (status = 409, description = "device_limit", body = ErrorBody),
@@ -103,6 +180,13 @@ pub async fn register(
     };
     jws.verify(&public_key, expected)
         .map_err(|_| ApiError::SignatureInvalid)?;
+    let attestation = check_attestation(&app, &req, &registration, &public_key, ip, &session)
+        .await?
+        .map(|v| storage::DeviceAttestation {
+            format: v.format.to_owned(),
+            security_level: v.security_level.as_str().to_owned(),
+            verified_at: now,
+        });
 
     let device = storage::Device {
         device_id: new_id(),
@@ -118,6 +202,7 @@ pub async fn register(
         removed_at: None,
         // A device added from a device's session stands or falls with it.
         registered_by: session.device_id.clone(),
+        attestation,
     };
     let outcome = app
         .store()

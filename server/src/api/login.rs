@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 
 use crate::api::types::*;
-use crate::app::{device_amr, AppState};
+use crate::app::{device_amr, key_method, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientIp, UserAgent};
 use crate::flows;
@@ -632,9 +632,10 @@ pub async fn device_login(
     let password_login = challenge.login_id.is_some();
     let amr = if password_login {
         // The device method of a password sign-in.
-        vec!["pwd".to_owned(), "hwk".to_owned()]
+        let key = key_method(&device, app.settings().attestation.policy);
+        vec!["pwd".to_owned(), key.to_owned()]
     } else {
-        device_amr(&device.user_verification)
+        device_amr(&device, app.settings().attestation.policy)
     };
     let risk_ctx = RiskContext {
         flow: Flow::Device,

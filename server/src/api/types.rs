@@ -275,6 +275,24 @@ pub struct RegisterDeviceRequest {
     pub platform: Platform,
     pub key_storage: KeyStorage,
     pub user_verification: UserVerification,
+    /// Proof from the platform that the key is in the hardware
+    /// `key_storage` names (the contract's "Key attestation"). Checked under
+    /// `--attestation verify` and `require`; needed under `require`.
+    #[serde(default)]
+    pub attestation: Option<crate::attestation::AttestationRequest>,
+}
+
+/// What the server verified of a device's key at registration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceAttestation {
+    /// `android-key` or `apple-appattest`.
+    #[schema(example = "android-key")]
+    pub format: String,
+    /// The verified security level: `strongbox`, `tee` or `secure_enclave`.
+    #[schema(nullable, value_type = Option<crate::attestation::SecurityLevel>)]
+    pub security_level: Option<String>,
+    /// Unix seconds.
+    pub verified_at: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -289,6 +307,9 @@ pub struct Device {
     pub trusted_until: i64,
     /// True for the device whose session makes the call.
     pub current: bool,
+    /// The verified key attestation; `null` when the device registered
+    /// without one.
+    pub attestation: Option<DeviceAttestation>,
 }
 
 impl Device {
@@ -304,6 +325,11 @@ impl Device {
             last_used_at: d.last_used_at,
             trusted_until: d.trusted_until,
             current,
+            attestation: d.attestation.map(|a| DeviceAttestation {
+                format: a.format,
+                security_level: Some(a.security_level),
+                verified_at: a.verified_at,
+            }),
         }
     }
 }

@@ -261,6 +261,18 @@ pub struct Device {
     /// The device whose session registered this one, if any: removing that
     /// device removes this one too.
     pub registered_by: Option<String>,
+    /// What the server verified of the key at registration, if anything.
+    pub attestation: Option<DeviceAttestation>,
+}
+
+/// A verified key attestation, as stored with the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAttestation {
+    /// `android-key` or `apple-appattest`.
+    pub format: String,
+    /// `strongbox`, `tee` or `secure_enclave`.
+    pub security_level: String,
+    pub verified_at: i64,
 }
 
 #[derive(Debug, Clone)]

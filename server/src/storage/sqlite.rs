@@ -28,6 +28,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0003_review.sql")),
         M::up(include_str!("migrations/0004_accounts.sql")),
         M::up(include_str!("migrations/0005_risk.sql")),
+        M::up(include_str!("migrations/0006_attestation.sql")),
     ])
 }
 
@@ -200,6 +201,18 @@ fn device_from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         trusted_until: r.get("trusted_until")?,
         removed_at: r.get("removed_at")?,
         registered_by: r.get("registered_by")?,
+        attestation: match (
+            r.get::<_, Option<String>>("attestation_format")?,
+            r.get::<_, Option<String>>("attestation_level")?,
+            r.get::<_, Option<i64>>("attestation_verified_at")?,
+        ) {
+            (Some(format), Some(security_level), Some(verified_at)) => Some(DeviceAttestation {
+                format,
+                security_level,
+                verified_at,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -965,8 +978,9 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO devices (device_id, user_id, name, platform, key_storage,
                      user_verification, public_key, created_at, last_used_at, trusted_until,
-                     removed_at, registered_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11)",
+                     removed_at, registered_by, attestation_format, attestation_level,
+                     attestation_verified_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?13, ?14)",
                 params![
                     d.device_id,
                     d.user_id,
@@ -978,7 +992,10 @@ impl Store for SqliteStore {
                     d.created_at,
                     d.last_used_at,
                     d.trusted_until,
-                    d.registered_by
+                    d.registered_by,
+                    d.attestation.as_ref().map(|a| a.format.clone()),
+                    d.attestation.as_ref().map(|a| a.security_level.clone()),
+                    d.attestation.as_ref().map(|a| a.verified_at)
                 ],
             )?;
             tx.execute(

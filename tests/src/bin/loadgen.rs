@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use devicetrust_e2e::{DeviceKey, Options, Risk, TestServer, RP_ID};
-use devicetrust_server::risk::{AllowAll, HabitsConfig};
 use devicetrust_server::proof::verify_es256;
+use devicetrust_server::risk::{AllowAll, HabitsConfig};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
