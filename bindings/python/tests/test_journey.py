@@ -66,7 +66,8 @@ def test_journey(server):
         assert await sdk.session() is None
         step = await sdk.sign_in_with_biometric("py.jane", prompt("Sign in"))
         assert step.is_SIGNED_IN()
-        assert step.session.amr == ["hwk", "bio"]
+        # A software key (the test key store) signs in with `swk`, not `hwk`.
+        assert step.session.amr == ["swk", "bio"]
         assert keys.prompts == ["Turn on biometric sign-in", "Sign in"]
 
         devices = await sdk.trusted_devices()

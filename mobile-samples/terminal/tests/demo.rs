@@ -19,7 +19,7 @@ fn demo_walks_the_whole_journey_and_exits_0() {
         "first sign-in: please confirm Jane Doe <jane@example.com>",
         "signed in (amr [\"pwd\", \"otp\"])",
         "[biometric] \"Turn on biometric sign-in\" — confirmed",
-        "signed in (amr [\"hwk\", \"bio\"])",
+        "signed in (amr [\"swk\", \"bio\"])",
         "(this device)",
         "biometric sign-in available now: false",
         "Demo complete.",

@@ -80,7 +80,7 @@ async fn enrol_enable_unlock_and_fail_like_a_person_would() {
         p.exp_string("Sign in to devicetrust: type yes to confirm: ")
             .unwrap();
         p.send_line("yes").unwrap();
-        p.exp_string("Signed in as term (hwk+bio).").unwrap();
+        p.exp_string("Signed in as term (swk+bio).").unwrap();
         p.exp_string("devicetrust> ").unwrap();
         p.send_line("profile").unwrap();
         p.exp_string("Jane Doe <term@example.com>, market GB, mobile none")

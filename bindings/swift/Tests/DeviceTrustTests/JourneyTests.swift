@@ -64,7 +64,7 @@ final class JourneyTests: XCTestCase {
         guard case .signedIn(let bio) = try await phone.sdk.signInWithBiometric(userId: "sw.jane", prompt: prompt("Sign in")) else {
             return XCTFail("expected signed in")
         }
-        XCTAssertEqual(bio.amr, ["hwk", "bio"])
+        XCTAssertEqual(bio.amr, ["swk", "bio"])  // a software test key signs in with `swk`
         XCTAssertEqual(phone.keys.prompts, ["Turn on Face ID sign-in", "Sign in"])
         let devices = try await phone.sdk.trustedDevices()
         XCTAssertEqual(devices.map(\.isThisDevice), [true])
@@ -76,7 +76,7 @@ final class JourneyTests: XCTestCase {
         guard case .signedIn(let approved) = try await phone.sdk.approveWithThisDevice(prompt: prompt("Approve")) else {
             return XCTFail("expected signed in")
         }
-        XCTAssertEqual(approved.amr, ["pwd", "hwk"])
+        XCTAssertEqual(approved.amr, ["pwd", "swk"])
 
         try await phone.sdk.removeDevice(deviceId: device.deviceId)
         XCTAssertEqual(phone.keys.keyCount, 0)

@@ -72,7 +72,8 @@ class JourneyTest {
         phone.sdk.signOut()
         assertNull(phone.sdk.session())
         val bio = phone.sdk.signInWithBiometric("kt.jane", prompt("Sign in")) as SignInStep.SignedIn
-        assertEquals(listOf("hwk", "bio"), bio.session.amr)
+        // A software key (the JVM test key store) signs in with `swk`, not `hwk`.
+        assertEquals(listOf("swk", "bio"), bio.session.amr)
         assertEquals(listOf("Turn on fingerprint sign-in", "Sign in"), phone.keys.prompts.toList())
 
         val devices = phone.sdk.trustedDevices()
@@ -82,7 +83,7 @@ class JourneyTest {
         val step = phone.sdk.signInWithPassword("kt.jane", PASSWORD) as SignInStep.SecondFactorRequired
         assertTrue(step.thisDeviceCanApprove)
         val approved = phone.sdk.approveWithThisDevice(prompt("Approve")) as SignInStep.SignedIn
-        assertEquals(listOf("pwd", "hwk"), approved.session.amr)
+        assertEquals(listOf("pwd", "swk"), approved.session.amr)
 
         phone.sdk.removeDevice(device.deviceId)
         assertEquals(0, phone.keys.keyCount())
