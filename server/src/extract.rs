@@ -136,34 +136,60 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// The client behind a chain of trusted proxies (see `ClientIp`). A
-/// malformed `X-Forwarded-For` from a trusted proxy counts as no header:
-/// the proxy itself is the client.
+/// The client behind a chain of trusted proxies (see `ClientIp`).
+///
+/// The header is read from the right, hop by hop, and reading stops at the
+/// first address that is not a trusted proxy: that is the client, and
+/// whatever stands further left (the client's own say) is never parsed, so
+/// it cannot change the answer. A hop a trusted proxy wrote that cannot be
+/// read gives `UNKNOWN_CLIENT` (no network the risk engine knows), never
+/// the proxy's own address (which every user behind it would share).
+/// Addresses are compared in their canonical form, so an IPv4 proxy seen
+/// as `::ffff:a.b.c.d` on a dual-stack listener is still recognised.
 pub fn client_ip(
     peer: IpAddr,
     headers: &axum::http::HeaderMap,
     trusted: &[ipnet::IpNet],
 ) -> IpAddr {
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let mut hops = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else {
-            return peer;
-        };
-        for hop in text.split(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                Err(_) => return peer,
+    let lines: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    for line in lines.iter().rev() {
+        for hop in line.rsplit(|b| *b == b',') {
+            match parse_hop(hop) {
+                Some(ip) if is_trusted(&ip) => continue,
+                Some(ip) => return ip,
+                None => return UNKNOWN_CLIENT,
             }
         }
     }
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+    peer
+}
+
+/// The client address given when a trusted proxy's header cannot be read.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
+/// One `X-Forwarded-For` hop: an address, with or without a port
+/// (`a.b.c.d:p`, `[v6]:p`, `[v6]`), canonical.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    let ip = text
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            text.strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<IpAddr>().ok())
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// The `User-Agent` header, for the risk policy.
@@ -276,5 +302,99 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             Err(ApiError::Unauthorized)
         }
+    }
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn from(peer: &str, xff: &[&str], trusted: &[&str]) -> IpAddr {
+        let mut headers = HeaderMap::new();
+        for v in xff {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_ip(ip(peer), &headers, &trusted)
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_says() {
+        assert_eq!(from("192.0.2.1", &["198.51.100.1"], &[]), ip("192.0.2.1"));
+        assert_eq!(
+            from("192.0.2.1", &["198.51.100.1"], &["10.0.0.0/8"]),
+            ip("192.0.2.1")
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client_and_what_is_left_of_it_is_never_read() {
+        let proxies = ["10.0.0.0/8"];
+        assert_eq!(
+            from("10.0.0.1", &["x, 198.51.100.66"], &proxies),
+            ip("198.51.100.66")
+        );
+        assert_eq!(
+            from(
+                "10.0.0.1",
+                &["203.0.113.1, 198.51.100.66, 10.0.0.7"],
+                &proxies
+            ),
+            ip("198.51.100.66")
+        );
+        // Several header lines are one list, in order.
+        assert_eq!(
+            from("10.0.0.1", &["garbage", "198.51.100.66"], &proxies),
+            ip("198.51.100.66")
+        );
+    }
+
+    #[test]
+    fn ports_and_brackets_are_read() {
+        let proxies = ["10.0.0.0/8"];
+        assert_eq!(
+            from("10.0.0.1", &["203.0.113.7:51234"], &proxies),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            from("10.0.0.1", &["[2001:db8::1]:443"], &proxies),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            from("10.0.0.1", &["[2001:db8::1]"], &proxies),
+            ip("2001:db8::1")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_hop_from_a_trusted_proxy_is_an_unknown_client_not_the_proxy() {
+        let proxies = ["10.0.0.0/8"];
+        for bad in ["x", "0203.0.113.7", "", "203.0.113.7:99999"] {
+            assert_eq!(
+                from("10.0.0.1", &[bad], &proxies),
+                UNKNOWN_CLIENT,
+                "{bad:?}"
+            );
+        }
+        // No header at all: the proxy is the client (a health check).
+        assert_eq!(from("10.0.0.1", &[], &proxies), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_mapped_ipv4_peer_on_a_dual_stack_listener_is_recognised() {
+        let proxies = ["127.200.0.0/24"];
+        assert_eq!(
+            from("::ffff:127.200.0.9", &["203.0.113.5"], &proxies),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            from("10.0.0.1", &["::ffff:203.0.113.5"], &["10.0.0.0/8"]),
+            ip("203.0.113.5")
+        );
     }
 }

@@ -102,20 +102,12 @@ impl AppState {
         let mut outcome = self
             .audit("signin_failed", user_id, None, Some(ip), Some(&reason))
             .await;
-        let mut threshold = policy.threshold;
-        if let Some(user_id) = user_id.filter(|_| lock_event == "account_locked") {
-            self.risk_failure(user_id, ip).await;
-            // The risk policy may lock a fresh account under a spread burst
-            // sooner (adaptive lockout); never later than configured.
-            match self
-                .risk
-                .lockout_threshold(user_id, policy.threshold, self.now())
-                .await
-            {
-                Ok(t) => threshold = t.clamp(1, policy.threshold),
-                Err(e) => tracing::warn!(error = %e, "risk policy: no adaptive threshold"),
-            }
-        }
+        // The risk policy learns the failure, and may lock a fresh account
+        // under a spread burst sooner (adaptive lockout); never later.
+        let threshold = match user_id.filter(|_| lock_event == "account_locked") {
+            Some(user_id) => self.risk_failure(user_id, ip, policy.threshold).await,
+            None => policy.threshold,
+        };
         if count >= threshold && outcome.is_ok() {
             let until = self.now() + policy.duration_s;
             outcome = match self.store().lock(key, until).await {

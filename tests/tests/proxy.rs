@@ -65,7 +65,8 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     );
     let third = password_from(&srv, "another", "192.0.2.1, 203.0.113.9").await;
     assert_eq!(third.code(), "rate_limited", "203.0.113.9 has had its two");
-    // A malformed header counts as none: the proxy itself is the client.
+    // A hop the proxy wrote that cannot be read is an unknown client (its
+    // own budget), never the proxy itself, whose budget everyone shares.
     assert_eq!(
         password_from(&srv, "someone.else", "not-an-address")
             .await

@@ -434,6 +434,11 @@ async fn an_unanswering_scorer_fails_closed_or_open_as_configured() {
         ((200, json!({"decision": "allow"})), Duration::from_secs(5)),
         ((503, json!({})), Duration::ZERO),
         ((200, json!({"verdict": "yes"})), Duration::ZERO),
+        // An answer past 16 KB is not read to its end.
+        (
+            (200, json!({"decision": "allow", "reasons": vec!["x"; 10_000]})),
+            Duration::ZERO,
+        ),
     ] {
         let (url, _) = scorer(reply.clone(), delay).await;
         for fail in [FailMode::Closed, FailMode::Open] {
@@ -458,4 +463,214 @@ async fn an_unanswering_scorer_fails_closed_or_open_as_configured() {
             srv.stop().await;
         }
     }
+}
+
+// What an outside review of the engine found, each kept closed by a test.
+
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn racing_sign_ins_cannot_share_the_learning_passes_or_push_home_out() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = holder(&srv, "race").await;
+    // 40 challenges, then 40 proofs at once, each from its own network.
+    let mut proofs = Vec::new();
+    for i in 0..40 {
+        srv.come_from(Some(HOME));
+        let c = srv.challenge(&device_id).await;
+        let proof = key.login_proof(
+            RP_ID,
+            &device_id,
+            "race",
+            c.body["challenge"].as_str().unwrap(),
+        );
+        proofs.push((
+            format!("127.{}.0.1", 100 + i),
+            c.body["challenge_id"].clone(),
+            proof,
+        ));
+    }
+    let base = srv.base.clone();
+    let answers = futures_join(proofs.into_iter().map(|(from, id, proof)| {
+        let base = base.clone();
+        async move {
+            client_from(&from)
+                .post(format!("{base}/v1/login/device"))
+                .json(&json!({ "challenge_id": id, "proof": proof }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    let passed = answers.iter().filter(|s| **s == 200).count();
+    assert_eq!(passed, 2, "one sign-in done, two passes left: {answers:?}");
+    assert!(
+        answers.iter().all(|s| *s == 200 || *s == 401),
+        "{answers:?}"
+    );
+    // Home is still home.
+    let a = device_sign_in_from(&srv, HOME, &device_id, &key, "race").await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    srv.stop().await;
+}
+
+async fn futures_join<F: std::future::Future<Output = u16> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<u16> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_code_verified_from_another_network_teaches_neither() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "relay").await;
+    let a = device_sign_in_from(&srv, CAFE, &device_id, &key, "relay").await;
+    assert_eq!(a.code(), "step_up_required");
+    let login_id = a.body["error"]["login_id"].clone();
+    let code = srv.send_email_otp("relay", &login_id).await;
+    srv.come_from(Some(AIRPORT));
+    let v = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({ "login_id": login_id, "code": code }),
+            None,
+        )
+        .await;
+    assert_eq!(v.status, 200, "the code is right: {:?}", v.body);
+    for from in [CAFE, AIRPORT] {
+        let a = device_sign_in_from(&srv, from, &device_id, &key, "relay").await;
+        assert_eq!(a.code(), "step_up_required", "from {from}: {:?}", a.body);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_device_method_of_a_password_sign_in_is_judged_where_the_proof_comes_from() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "split").await;
+    srv.come_from(Some(HOME));
+    let p = srv.password("split", PASSWORD, Some(&device_id)).await;
+    let device = &p.body["methods"][0];
+    assert_eq!(device["type"], "device", "{:?}", p.body);
+    let proof = key.login_proof(
+        RP_ID,
+        &device_id,
+        "split",
+        device["challenge"].as_str().unwrap(),
+    );
+    srv.come_from(Some(AIRPORT));
+    let a = srv
+        .post(
+            "/v1/login/device",
+            json!({ "challenge_id": device["challenge_id"], "proof": proof }),
+            None,
+        )
+        .await;
+    assert_eq!(a.code(), "step_up_required", "{:?}", a.body);
+    // The same sign-in goes on with its code, from there.
+    assert_eq!(a.body["error"]["login_id"], p.body["login_id"]);
+    let code = srv.send_email_otp("split", &p.body["login_id"]).await;
+    let v = srv
+        .post(
+            "/v1/login/otp/verify",
+            json!({ "login_id": p.body["login_id"], "code": code }),
+            None,
+        )
+        .await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_holder_cannot_use_up_the_codes_a_device_step_up_needs() {
+    let mut opts = Options::default();
+    opts.settings.otp_sends_per_hour = 3;
+    let srv = TestServer::start_with(opts).await;
+    let (device_id, key) = seasoned(&srv, "capped").await;
+    // Whoever has the password asks for codes until the hourly cap.
+    srv.come_from(Some(ABROAD));
+    let mut capped = false;
+    for _ in 0..6 {
+        let p = srv.password("capped", PASSWORD, None).await;
+        let sent = srv
+            .post(
+                "/v1/login/otp/send",
+                json!({ "login_id": p.body["login_id"], "channel": "email" }),
+                None,
+            )
+            .await;
+        capped |= sent.code() == "rate_limited";
+    }
+    assert!(capped, "the password flow is capped");
+    // The holder, on their phone somewhere new, still gets a code.
+    let a = device_sign_in_from(&srv, CAFE, &device_id, &key, "capped").await;
+    assert_eq!(a.code(), "step_up_required");
+    let v = finish_step_up(&srv, "capped", &a).await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_registration_does_not_teach_the_network_it_came_from() {
+    let srv = TestServer::start().await;
+    let (_, _) = seasoned(&srv, "token").await;
+    // A fresh strong session at home; its token used from elsewhere.
+    srv.come_from(Some(HOME));
+    let session = srv.sign_in_with_otp("token", None).await;
+    srv.come_from(Some(AIRPORT));
+    let (new_device, new_key) = srv.register_device(&session, "biometric").await;
+    let a = device_sign_in_from(&srv, AIRPORT, &new_device, &new_key, "token").await;
+    assert_eq!(a.code(), "step_up_required", "{:?}", a.body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn password_step_ups_tell_little_and_do_not_flood_the_holders_events() {
+    let srv = TestServer::start().await;
+    let (device_id, key) = seasoned(&srv, "flood").await;
+    // Failures and a burst first, so there would be more to tell.
+    srv.come_from(Some(ABROAD));
+    for _ in 0..3 {
+        srv.password("flood", "wrong password 1A", None).await;
+    }
+    for i in 0..10 {
+        srv.come_from(Some(&format!("127.{}.0.1", 150 + i)));
+        let p = srv.password("flood", PASSWORD, Some(&device_id)).await;
+        assert_eq!(reasons(&p), ["new_network"], "{:?}", p.body);
+    }
+    let a = device_sign_in_from(&srv, HOME, &device_id, &key, "flood").await;
+    let token = a.body["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = srv.get("/v1/account/events?limit=200", Some(&token)).await;
+    let step_ups = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "step_up")
+        .count();
+    assert_eq!(step_ups, 0, "{:?}", events.body);
+    // They are in the audit trail all the same.
+    let audited = srv
+        .audit_events("flood")
+        .await
+        .iter()
+        .filter(|e| *e == "password_step_up")
+        .count();
+    assert_eq!(audited, 10);
+    srv.stop().await;
 }

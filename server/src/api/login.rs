@@ -11,7 +11,7 @@ use crate::flows;
 use crate::flows::otp::CodeCheck;
 use crate::notify::Channel;
 use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
-use crate::risk::{Assessment, Flow, RiskContext};
+use crate::risk::{network_of, Assessment, Flow, RiskContext};
 use crate::secrets::{new_challenge, new_id};
 use crate::storage::{
     self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption, User,
@@ -83,7 +83,7 @@ async fn second_factor(
     let device = trusted_device(app, &user.user_id, login.device_id.as_deref()).await?;
     if let Some(device) = device.filter(|d| d.trusted_until > now) {
         if risk.step_up() {
-            reasons = risk.reasons();
+            reasons = password_reasons(risk);
         } else {
             let challenge = Challenge {
                 challenge_id: new_id(),
@@ -107,6 +107,16 @@ async fn second_factor(
         methods,
         reasons,
     })
+}
+
+/// What a password step is told of a step-up: whether the network or the
+/// device is new, nothing about the holder's pace, hours or failures (whoever
+/// holds only the password learns nothing of the holder's activity).
+fn password_reasons(risk: &Assessment) -> Vec<String> {
+    risk.reasons()
+        .into_iter()
+        .filter(|r| r == "new_network" || r == "new_device")
+        .collect()
 }
 
 #[utoipa::path(
@@ -194,7 +204,7 @@ pub async fn password(
             .issue_session(&user.user_id, device_id.clone(), amr.clone(), now)
             .await?;
         app.store().reset_attempts(&key, now).await?;
-        app.signed_in(&user.user_id, device_id.as_deref(), ip, &amr)
+        app.signed_in(&user.user_id, device_id.as_deref(), ip, &amr, true)
             .await?;
         return Ok(Json(LoginResponse::Authenticated { session }));
     }
@@ -207,6 +217,7 @@ pub async fn password(
     let expires_at = now + app.settings().login_ttl_s;
     let login = Login {
         device_id: known_device.map(|d| d.device_id),
+        network: network_of(ip),
         ..Login::new(
             new_id(),
             &user.user_id,
@@ -491,7 +502,8 @@ pub async fn otp_verify(
                         Some("step_up_otp"),
                     )
                     .await?;
-                    app.risk_failure(&login.user_id, ip).await;
+                    app.risk_failure(&login.user_id, ip, app.settings().lockout_threshold)
+                        .await;
                     err
                 }
             });
@@ -538,8 +550,10 @@ pub async fn otp_verify(
         .issue_session(&login.user_id, device_id.clone(), amr.clone(), now)
         .await?;
     app.store().reset_attempts(&key, now).await?;
-    // A completed step-up teaches the risk policy this network.
-    app.signed_in(&login.user_id, device_id.as_deref(), ip, &amr)
+    // A completed step-up teaches the risk policy this network, when the
+    // code came back from the network the sign-in started on.
+    let same_network = network_of(ip).is_some() && network_of(ip) == login.network;
+    app.signed_in(&login.user_id, device_id.as_deref(), ip, &amr, same_network)
         .await?;
     Ok(Json(AuthenticatedResponse::new(session)))
 }
@@ -647,11 +661,43 @@ pub async fn device_login(
         // A device sign-in is judged wherever the holder's market is.
         second_factor_market: true,
     };
-    // The device method of a password sign-in was judged at the password step.
-    let risk = if password_login {
-        Assessment::allow()
-    } else {
-        app.assess_risk(&risk_ctx).await?
+    // The device method of a password sign-in was judged at the password
+    // step, for the network the password came from; a proof from another
+    // network is judged again (the password and the phone may be in two
+    // hands), and a step-up there leaves the sign-in to its OTP methods.
+    let risk = match &challenge.login_id {
+        Some(login_id) => {
+            let started_on = app
+                .store()
+                .login(login_id, now)
+                .await?
+                .ok_or(ApiError::ChallengeInvalid)?
+                .network;
+            if started_on.is_some() && started_on == network_of(ip) {
+                Assessment::allow()
+            } else {
+                let ctx = RiskContext {
+                    flow: Flow::Password,
+                    ..risk_ctx.clone()
+                };
+                let again = app.assess_risk(&ctx).await?;
+                if again.step_up() {
+                    app.record_risk(&ctx, &again).await?;
+                    let user = app
+                        .store()
+                        .user(&device.user_id)
+                        .await?
+                        .ok_or(ApiError::ChallengeInvalid)?;
+                    return Err(ApiError::StepUpRequired {
+                        login_id: login_id.clone(),
+                        methods: otp_methods(&app, &user),
+                        reasons: password_reasons(&again),
+                    });
+                }
+                again
+            }
+        }
+        None => app.assess_risk(&risk_ctx).await?,
     };
     let step_up = risk.step_up();
     // What the proof turns into is stored in the same transaction as the
@@ -664,7 +710,7 @@ pub async fn device_login(
             .user(&device.user_id)
             .await?
             .ok_or(ApiError::DeviceNotRecognized)?;
-        let login = step_up_login(&app, &device, amr.clone());
+        let login = step_up_login(&app, &device, amr.clone(), ip);
         let err = ApiError::StepUpRequired {
             login_id: login.login_id.clone(),
             methods: otp_methods(&app, &user),
@@ -700,7 +746,7 @@ pub async fn device_login(
     app.record_risk(&risk_ctx, &risk).await?;
     match answer {
         Ok(session) => {
-            app.signed_in(&device.user_id, Some(&device.device_id), ip, &amr)
+            app.signed_in(&device.user_id, Some(&device.device_id), ip, &amr, true)
                 .await?;
             Ok(Json(AuthenticatedResponse::new(session)))
         }
@@ -710,11 +756,17 @@ pub async fn device_login(
 
 /// A device proof the risk policy wants more for: a login waiting for an
 /// OTP. Such a login is the owner's device sign-in, outside the lockout count.
-fn step_up_login(app: &AppState, device: &storage::Device, amr: Vec<String>) -> Login {
+fn step_up_login(
+    app: &AppState,
+    device: &storage::Device,
+    amr: Vec<String>,
+    ip: std::net::IpAddr,
+) -> Login {
     let now = app.now();
     let expires_at = now + app.settings().login_ttl_s;
     Login {
         device_id: Some(device.device_id.clone()),
+        network: network_of(ip),
         ..Login::new(
             new_id(),
             &device.user_id,

@@ -82,7 +82,16 @@ pub async fn send_code(
             s.otp_max_sends,
             SendCaps {
                 destination_key: app.destination_hash(to),
-                per_hour: s.otp_sends_per_hour,
+                // A step-up after a device proof is the phone's holder
+                // asking: it has the login's own caps (resend spacing, 5
+                // sends) but not the hourly ones, which whoever holds only
+                // the password could otherwise use up to keep the holder
+                // from signing in anywhere new.
+                per_hour: if device_step_up(login) {
+                    i64::MAX
+                } else {
+                    s.otp_sends_per_hour
+                },
             },
             now,
         )
@@ -144,4 +153,10 @@ pub async fn send_code(
         expires_at,
         resend_after_s: s.otp_resend_after_s,
     })
+}
+
+/// A login made by a device proof the risk policy wanted more for (its
+/// `amr` holds the device's factor and no password).
+fn device_step_up(login: &Login) -> bool {
+    !login.amr.iter().any(|m| m == "pwd") && login.amr.iter().any(|m| m == "hwk" || m == "swk")
 }

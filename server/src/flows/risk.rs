@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::risk::{Assessment, RiskContext, SignedIn};
+use crate::risk::{Assessment, Flow, RiskContext, SignedIn};
 
 impl AppState {
     /// Asks the policy about one attempt.
@@ -24,8 +24,13 @@ impl AppState {
         ctx: &RiskContext<'_>,
         assessment: &Assessment,
     ) -> Result<(), ApiError> {
-        let event = if assessment.step_up() {
+        let event = if assessment.step_up() && ctx.flow == Flow::Device {
             "step_up"
+        } else if assessment.step_up() {
+            // Only the password is proven here: shown to the holder, these
+            // could be used to flood their events; the OTP it leads to
+            // is their notice.
+            "password_step_up"
         } else if assessment.signals.is_empty() {
             return Ok(());
         } else {
@@ -51,6 +56,7 @@ impl AppState {
         device_id: Option<&str>,
         ip: IpAddr,
         amr: &[String],
+        teaches_network: bool,
     ) -> Result<(), ApiError> {
         self.audit(
             "signin_ok",
@@ -66,6 +72,7 @@ impl AppState {
             ip,
             amr,
             now: self.now(),
+            teaches_network,
         };
         if let Err(e) = self.risk.signed_in(&event).await {
             tracing::warn!(error = %e, "risk policy could not learn a sign-in");
@@ -73,10 +80,16 @@ impl AppState {
         Ok(())
     }
 
-    /// A wrong password or code for an existing user, for the policy.
-    pub(crate) async fn risk_failure(&self, user_id: &str, ip: IpAddr) {
-        if let Err(e) = self.risk.failed(user_id, ip, self.now()).await {
-            tracing::warn!(error = %e, "risk policy could not learn a failure");
+    /// A wrong password or code for an existing user, for the policy;
+    /// answers the number of failures that locks the user now (the
+    /// configured one unless the policy adapts it, never more).
+    pub(crate) async fn risk_failure(&self, user_id: &str, ip: IpAddr, configured: i64) -> i64 {
+        match self.risk.failed(user_id, ip, self.now(), configured).await {
+            Ok(t) => t.clamp(1, configured),
+            Err(e) => {
+                tracing::warn!(error = %e, "risk policy could not learn a failure");
+                configured
+            }
         }
     }
 

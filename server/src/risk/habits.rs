@@ -25,6 +25,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -124,6 +125,9 @@ struct Failure {
 pub struct Profile {
     /// Sign-ins that taught the engine.
     completed: u32,
+    /// Learning-phase passes handed out to unseen networks (claimed
+    /// atomically, so racing sign-ins cannot share one pass).
+    claimed: u32,
     last_success: Option<i64>,
     networks: Vec<Seen>,
     devices: Vec<Seen>,
@@ -135,17 +139,31 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// A stored document; anything unreadable starts afresh (it only ever
-    /// holds what this module wrote, so that is a bug or a manual edit).
+    /// A stored document. One that cannot be read (a bug, a manual edit, a
+    /// bad restore) fails closed: past learning with nothing known, so every
+    /// sign-in is stepped up until an OTP teaches a network again; never a
+    /// fresh start, which would hand out learning passes.
     pub fn parse(doc: Option<&str>) -> Profile {
         match doc.map(serde_json::from_str::<Profile>) {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "unreadable risk profile: starting afresh");
-                Profile::default()
+                tracing::error!(error = %e, "unreadable risk profile: judging as unknown");
+                Profile::distrusted()
             }
             None => Profile::default(),
         }
+    }
+
+    fn distrusted() -> Profile {
+        Profile {
+            completed: u32::MAX,
+            claimed: u32::MAX,
+            ..Profile::default()
+        }
+    }
+
+    fn learning(&self, cfg: &HabitsConfig) -> bool {
+        self.completed.max(self.claimed) < cfg.learning_sign_ins
     }
 
     fn to_json(&self) -> String {
@@ -180,17 +198,37 @@ impl Profile {
         self.failures.retain(|f| f.at > now - FAILURE_MEMORY_S);
     }
 
-    fn learn_sign_in(&mut self, network: &str, device: Option<&str>, now: i64, cfg: &HabitsConfig) {
+    /// A completed sign-in. Its network is learnt when it proved something
+    /// from there: a code (`with_otp`), or a device proof while learning.
+    /// Past learning, a device proof from an unseen network can only have
+    /// come through without a step-up by a race or another policy: it
+    /// teaches nothing, so a flood of them cannot push the holder's own
+    /// networks out of the bounded list.
+    fn learn_sign_in(
+        &mut self,
+        network: Option<&str>,
+        device: Option<&str>,
+        with_otp: bool,
+        now: i64,
+        cfg: &HabitsConfig,
+    ) {
         self.age(now, cfg);
+        // Counted by completed sign-ins: a pass claimed for this very one
+        // must not keep it from teaching its network.
+        let learning = self.completed < cfg.learning_sign_ins;
         self.completed = self.completed.saturating_add(1);
         self.last_success = Some(now);
-        Self::see(&mut self.networks, network, now, MAX_NETWORKS);
+        if let Some(network) = network {
+            if with_otp || learning || Self::knows(&self.networks, network, now, cfg.memory_s) {
+                Self::see(&mut self.networks, network, now, MAX_NETWORKS);
+            }
+        }
         if let Some(d) = device {
             Self::see(&mut self.devices, d, now, MAX_DEVICES);
         }
         let hour = hour_of(now);
         self.hours[hour] = self.hours[hour].saturating_add(1);
-        if self.hours.iter().sum::<u32>() > HOUR_DECAY_AT {
+        if self.hours.iter().map(|h| u64::from(*h)).sum::<u64>() > u64::from(HOUR_DECAY_AT) {
             for h in &mut self.hours {
                 *h /= 2;
             }
@@ -202,11 +240,11 @@ impl Profile {
         }
     }
 
-    fn learn_failure(&mut self, network: &str, now: i64, cfg: &HabitsConfig) {
+    fn learn_failure(&mut self, network: Option<&str>, now: i64, cfg: &HabitsConfig) {
         self.age(now, cfg);
         self.failures.push(Failure {
             at: now,
-            network: network.to_owned(),
+            network: network.unwrap_or("unknown").to_owned(),
         });
         if self.failures.len() > MAX_FAILURES {
             let extra = self.failures.len() - MAX_FAILURES;
@@ -214,11 +252,21 @@ impl Profile {
         }
     }
 
-    fn learn_device(&mut self, network: &str, device: &str, now: i64, cfg: &HabitsConfig) {
+    /// A registered device. Its network is not learnt: a session's token
+    /// can be used from anywhere, so the registration proves the session,
+    /// not where its holder is.
+    fn learn_device(&mut self, device: &str, now: i64, cfg: &HabitsConfig) {
         self.age(now, cfg);
         Self::see(&mut self.devices, device, now, MAX_DEVICES);
-        // The registering session proved possession from this network.
-        Self::see(&mut self.networks, network, now, MAX_NETWORKS);
+    }
+
+    /// Takes one learning pass for an unseen network, if any is left.
+    fn claim_learning_pass(&mut self, cfg: &HabitsConfig) -> bool {
+        if !self.learning(cfg) {
+            return false;
+        }
+        self.claimed = self.completed.max(self.claimed) + 1;
+        true
     }
 
     /// Failures since the last completed sign-in (within a day).
@@ -231,15 +279,16 @@ impl Profile {
     }
 
     fn unusual_hour(&self, now: i64, cfg: &HabitsConfig) -> bool {
-        let total: u32 = self.hours.iter().sum();
-        if total < cfg.hour_min_sign_ins {
+        // u64: a stored document's counters are not trusted to be small.
+        let total: u64 = self.hours.iter().map(|h| u64::from(*h)).sum();
+        if total < u64::from(cfg.hour_min_sign_ins) {
             return false;
         }
         let hour = hour_of(now);
-        let near: u32 = (0..=2 * HOUR_SPREAD)
-            .map(|i| self.hours[(hour + 24 + i - HOUR_SPREAD) % 24])
+        let near: u64 = (0..=2 * HOUR_SPREAD)
+            .map(|i| u64::from(self.hours[(hour + 24 + i - HOUR_SPREAD) % 24]))
             .sum();
-        near * 100 < total * cfg.hour_min_percent
+        near * 100 < total * u64::from(cfg.hour_min_percent)
     }
 
     fn velocity(&self, now: i64, cfg: &HabitsConfig) -> bool {
@@ -252,7 +301,9 @@ impl Profile {
     pub fn assess(&self, ctx: &RiskContext<'_>, cfg: &HabitsConfig) -> Assessment {
         let now = ctx.now;
         let network = network_of(ctx.ip);
-        let known_network = Self::knows(&self.networks, &network, now, cfg.memory_s);
+        let known_network = network
+            .as_deref()
+            .is_some_and(|n| Self::knows(&self.networks, n, now, cfg.memory_s));
         let known_device = ctx
             .device_id
             .map(|d| Self::knows(&self.devices, d, now, cfg.memory_s));
@@ -284,16 +335,9 @@ impl Profile {
             cfg.weight_recent_failures,
         );
 
-        let learning = self.completed < cfg.learning_sign_ins;
-        // A password sign-in steps up only where that changes something:
-        // a trusted device's `device` method to withhold, in a market that
-        // has a second step at all.
-        let matters = match ctx.flow {
-            Flow::Device => true,
-            Flow::Password => ctx.device_id.is_some() && ctx.second_factor_market,
-        };
+        let learning = self.learning(cfg);
         let step_up = !learning
-            && matters
+            && matters(ctx)
             && (!known_network || (known_device == Some(false) && score >= cfg.step_up_score));
         if learning {
             signals.push("learning".to_owned());
@@ -342,6 +386,28 @@ pub struct HabitsPolicy {
     config: HabitsConfig,
 }
 
+/// Reads, changes and writes one user's document in one transaction.
+async fn update_profile(
+    store: &dyn Store,
+    config: &HabitsConfig,
+    user_id: &str,
+    now: i64,
+    change: impl FnOnce(&mut Profile, &HabitsConfig) + Send + 'static,
+) -> RiskResult<()> {
+    let cfg = config.clone();
+    store
+        .update_risk_profile(
+            user_id,
+            now,
+            Box::new(move |doc| {
+                let mut p = Profile::parse(doc);
+                change(&mut p, &cfg);
+                p.to_json()
+            }),
+        )
+        .await
+}
+
 impl HabitsPolicy {
     pub fn new(store: Arc<dyn Store>, config: HabitsConfig) -> Self {
         HabitsPolicy { store, config }
@@ -359,71 +425,104 @@ impl HabitsPolicy {
         now: i64,
         change: impl FnOnce(&mut Profile, &HabitsConfig) + Send + 'static,
     ) -> RiskResult<()> {
-        let cfg = self.config.clone();
-        self.store
-            .update_risk_profile(
-                user_id,
-                now,
-                Box::new(move |doc| {
-                    let mut p = Profile::parse(doc);
-                    change(&mut p, &cfg);
-                    p.to_json()
-                }),
-            )
-            .await
+        update_profile(&*self.store, &self.config, user_id, now, change).await
     }
 }
 
 #[async_trait]
 impl RiskPolicy for HabitsPolicy {
     async fn assess(&self, ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
-        Ok(self.profile(ctx.user_id).await?.assess(ctx, &self.config))
+        let mut a = self.profile(ctx.user_id).await?.assess(ctx, &self.config);
+        let has = |a: &Assessment, s: &str| a.signals.iter().any(|x| x == s);
+        if has(&a, "learning") && has(&a, "new_network") && matters(ctx) {
+            // The read above is stale by the time the sign-in completes:
+            // the pass an unseen network gets while learning is claimed in
+            // one transaction, so racing sign-ins cannot all take it.
+            let granted = Arc::new(AtomicBool::new(false));
+            let flag = granted.clone();
+            self.update(ctx.user_id, ctx.now, move |p, cfg| {
+                flag.store(p.claim_learning_pass(cfg), Ordering::SeqCst)
+            })
+            .await?;
+            if !granted.load(Ordering::SeqCst) {
+                a.signals.retain(|s| s != "learning");
+                a.decision = RiskDecision::StepUp;
+            }
+        }
+        Ok(a)
     }
 
     async fn signed_in(&self, e: &SignedIn<'_>) -> RiskResult<()> {
         if !proves_possession(e.amr) {
             return Ok(());
         }
-        let network = network_of(e.ip);
+        let network = if e.teaches_network {
+            network_of(e.ip)
+        } else {
+            None
+        };
+        let with_otp = e.amr.iter().any(|m| m == "otp");
         let device = e.device_id.map(str::to_owned);
         let now = e.now;
         self.update(e.user_id, now, move |p, cfg| {
-            p.learn_sign_in(&network, device.as_deref(), now, cfg)
+            p.learn_sign_in(network.as_deref(), device.as_deref(), with_otp, now, cfg)
         })
         .await
     }
 
-    async fn failed(&self, user_id: &str, ip: IpAddr, now: i64) -> RiskResult<()> {
+    async fn failed(
+        &self,
+        user_id: &str,
+        ip: IpAddr,
+        now: i64,
+        configured: i64,
+    ) -> RiskResult<i64> {
         let network = network_of(ip);
-        self.update(user_id, now, move |p, cfg| {
-            p.learn_failure(&network, now, cfg)
-        })
-        .await
+        let change = move |p: &mut Profile, cfg: &HabitsConfig| {
+            p.learn_failure(network.as_deref(), now, cfg)
+        };
+        if !self.config.adaptive_lockout {
+            // Off the response path: a wrong password for an existing user
+            // must not take longer to answer than one for an unknown id.
+            let store = self.store.clone();
+            let config = self.config.clone();
+            let user_id = user_id.to_owned();
+            tokio::spawn(async move {
+                if let Err(e) = update_profile(&*store, &config, &user_id, now, change).await {
+                    tracing::warn!(error = %e, "risk policy could not learn a failure");
+                }
+            });
+            return Ok(configured);
+        }
+        self.update(user_id, now, change).await?;
+        Ok(self
+            .profile(user_id)
+            .await?
+            .lockout_threshold(configured, now))
     }
 
     async fn device_added(
         &self,
         user_id: &str,
         device_id: &str,
-        ip: IpAddr,
+        _ip: IpAddr,
         now: i64,
     ) -> RiskResult<()> {
-        let network = network_of(ip);
         let device = device_id.to_owned();
         self.update(user_id, now, move |p, cfg| {
-            p.learn_device(&network, &device, now, cfg)
+            p.learn_device(&device, now, cfg)
         })
         .await
     }
+}
 
-    async fn lockout_threshold(&self, user_id: &str, configured: i64, now: i64) -> RiskResult<i64> {
-        if !self.config.adaptive_lockout {
-            return Ok(configured);
-        }
-        Ok(self
-            .profile(user_id)
-            .await?
-            .lockout_threshold(configured, now))
+/// Whether a step-up would change anything for this attempt: a device
+/// sign-in always; a password sign-in only with a trusted device named (its
+/// `device` method to withhold) in a market that has a second step at all.
+fn matters(ctx: &RiskContext<'_>) -> bool {
+    match ctx.flow {
+        Flow::Device => true,
+        Flow::Password => ctx.device_id.is_some() && ctx.second_factor_market,
     }
 }
 
@@ -450,7 +549,8 @@ mod tests {
 
     fn signed_in(p: &mut Profile, ip: &str, device: Option<&str>, now: i64) {
         let cfg = HabitsConfig::default();
-        p.learn_sign_in(&network_of(ip.parse().expect("ip")), device, now, &cfg);
+        let network = network_of(ip.parse().expect("ip"));
+        p.learn_sign_in(network.as_deref(), device, true, now, &cfg);
     }
 
     /// A clock at 09:00 UTC on some day, moved by the test.
@@ -498,7 +598,11 @@ mod tests {
         }
         clock.advance(15 * 3600); // 03:00: far from every sign-in so far
         for _ in 0..5 {
-            p.learn_failure(&network_of(AWAY.parse().unwrap()), clock.now(), &cfg);
+            p.learn_failure(
+                network_of(AWAY.parse().unwrap()).as_deref(),
+                clock.now(),
+                &cfg,
+            );
         }
         let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
         assert_eq!(a.decision, RiskDecision::Allow, "{a:?}");
@@ -508,7 +612,11 @@ mod tests {
             signed_in(&mut p, HOME, Some(PHONE), clock.now() - 60);
         }
         for _ in 0..3 {
-            p.learn_failure(&network_of(AWAY.parse().unwrap()), clock.now(), &cfg);
+            p.learn_failure(
+                network_of(AWAY.parse().unwrap()).as_deref(),
+                clock.now(),
+                &cfg,
+            );
         }
         let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
         assert_eq!(a.decision, RiskDecision::Allow, "{a:?}");
@@ -528,7 +636,7 @@ mod tests {
 
         let mut failing = p.clone();
         for _ in 0..3 {
-            failing.learn_failure("x", clock.now(), &cfg);
+            failing.learn_failure(Some("x"), clock.now(), &cfg);
         }
         let a = failing.assess(&ctx(Flow::Device, HOME, Some("tablet"), clock.now()), &cfg);
         assert_eq!(a.decision, RiskDecision::StepUp, "{a:?}");
@@ -609,7 +717,7 @@ mod tests {
         for i in 0..1000u32 {
             let ip = format!("10.{}.{}.1", i / 256, i % 256);
             signed_in(&mut p, &ip, Some(&format!("d{i}")), clock.now());
-            p.learn_failure(&ip, clock.now(), &cfg);
+            p.learn_failure(Some(&ip), clock.now(), &cfg);
             clock.advance(7);
         }
         assert_eq!(p.networks.len(), MAX_NETWORKS);
@@ -644,10 +752,10 @@ mod tests {
         let clock = morning();
         let mut fresh = seasoned(&clock);
         for net in ["1.1.1.0/24", "2.2.2.0/24"] {
-            fresh.learn_failure(net, clock.now(), &cfg);
+            fresh.learn_failure(Some(net), clock.now(), &cfg);
         }
         assert_eq!(fresh.lockout_threshold(5, clock.now()), 5);
-        fresh.learn_failure("3.3.3.0/24", clock.now(), &cfg);
+        fresh.learn_failure(Some("3.3.3.0/24"), clock.now(), &cfg);
         assert_eq!(fresh.lockout_threshold(5, clock.now()), 3);
         // An hour on, the burst is over.
         clock.advance(BURST_WINDOW_S);
@@ -659,7 +767,7 @@ mod tests {
             signed_in(&mut seasoned_user, HOME, Some(PHONE), clock.now());
         }
         for net in ["1.1.1.0/24", "2.2.2.0/24", "3.3.3.0/24", "4.4.4.0/24"] {
-            seasoned_user.learn_failure(net, clock.now(), &cfg);
+            seasoned_user.learn_failure(Some(net), clock.now(), &cfg);
         }
         assert_eq!(seasoned_user.lockout_threshold(5, clock.now()), 5);
         // Never above the configured limit, never below 2.
@@ -667,10 +775,74 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_document_starts_afresh() {
-        assert_eq!(Profile::parse(Some("{not json")), Profile::default());
+    fn an_unreadable_document_fails_closed() {
+        let cfg = HabitsConfig::default();
+        let now = morning().now();
+        for doc in ["{not json", "{\"completed\": \"three\"}", "42"] {
+            let p = Profile::parse(Some(doc));
+            let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), now), &cfg);
+            assert_eq!(a.decision, RiskDecision::StepUp, "{doc}: {a:?}");
+            assert!(!a.signals.contains(&"learning".to_owned()), "{doc}");
+        }
+        // Huge counters neither panic nor wrap.
+        let p = Profile::parse(Some(&format!(
+            "{{\"hours\": [{}]}}",
+            vec![u32::MAX.to_string(); 24].join(",")
+        )));
+        assert!(!p.unusual_hour(now, &cfg));
+        let mut p = p;
+        signed_in(&mut p, HOME, Some(PHONE), now);
         // An older document without a later field still reads.
         let p = Profile::parse(Some("{\"completed\":4}"));
         assert_eq!(p.completed, 4);
+    }
+
+    #[test]
+    fn past_learning_a_device_proof_from_an_unseen_network_teaches_nothing() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock);
+        let away = network_of(AWAY.parse().unwrap());
+        // However many slip through (a race, another policy)...
+        for _ in 0..100 {
+            p.learn_sign_in(away.as_deref(), Some(PHONE), false, clock.now(), &cfg);
+        }
+        assert!(!Profile::knows(
+            &p.networks,
+            away.as_deref().unwrap(),
+            clock.now(),
+            cfg.memory_s
+        ));
+        // ...while a code from there does.
+        p.learn_sign_in(away.as_deref(), Some(PHONE), true, clock.now(), &cfg);
+        assert!(Profile::knows(
+            &p.networks,
+            away.as_deref().unwrap(),
+            clock.now(),
+            cfg.memory_s
+        ));
+    }
+
+    #[test]
+    fn learning_passes_are_claimed_once_each() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = Profile::default();
+        signed_in(&mut p, HOME, Some(PHONE), clock.now());
+        // One sign-in done: two passes left, however many ask at once.
+        let granted = (0..150).filter(|_| p.claim_learning_pass(&cfg)).count();
+        assert_eq!(granted, 2);
+        assert!(!p.learning(&cfg));
+    }
+
+    #[test]
+    fn a_registration_teaches_the_device_not_the_network() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock);
+        p.learn_device("tablet", clock.now(), &cfg);
+        let a = p.assess(&ctx(Flow::Device, AWAY, Some("tablet"), clock.now()), &cfg);
+        assert_eq!(a.decision, RiskDecision::StepUp);
+        assert_eq!(a.signals, vec!["new_network"]);
     }
 }

@@ -122,6 +122,10 @@ pub struct SignedIn<'a> {
     /// The session's `amr`: what the sign-in proved.
     pub amr: &'a [String],
     pub now: i64,
+    /// Whether the proof came from `ip`'s network: an OTP verified from
+    /// another network than its sign-in started on proves nothing about
+    /// either, so neither is learnt.
+    pub teaches_network: bool,
 }
 
 pub type RiskResult<T> = Result<T, StorageError>;
@@ -135,9 +139,17 @@ pub trait RiskPolicy: Send + Sync + 'static {
         Ok(())
     }
 
-    /// A wrong password or OTP for this (existing) user.
-    async fn failed(&self, _user_id: &str, _ip: IpAddr, _now: i64) -> RiskResult<()> {
-        Ok(())
+    /// A wrong password or OTP for this (existing) user; answers the
+    /// number of failures that locks the user now: `configured` unless the
+    /// policy adapts it (see `HabitsConfig::adaptive_lockout`).
+    async fn failed(
+        &self,
+        _user_id: &str,
+        _ip: IpAddr,
+        _now: i64,
+        configured: i64,
+    ) -> RiskResult<i64> {
+        Ok(configured)
     }
 
     /// A device was registered from a session strong enough to add one.
@@ -149,17 +161,6 @@ pub trait RiskPolicy: Send + Sync + 'static {
         _now: i64,
     ) -> RiskResult<()> {
         Ok(())
-    }
-
-    /// The number of failures that locks this user now; `configured` unless
-    /// the policy adapts it (see `HabitsConfig::adaptive_lockout`).
-    async fn lockout_threshold(
-        &self,
-        _user_id: &str,
-        configured: i64,
-        _now: i64,
-    ) -> RiskResult<i64> {
-        Ok(configured)
     }
 }
 
@@ -176,9 +177,34 @@ impl RiskPolicy for AllowAll {
 
 /// The network a client address belongs to for the habits: IPv4 /24 and
 /// IPv6 /48 (one household or office line, one provider's site), so a
-/// phone's changing address on the same line stays known.
-pub fn network_of(ip: IpAddr) -> String {
-    match ip.to_canonical() {
+/// phone's changing address on the same line stays known. An IPv6 address
+/// that carries an IPv4 one (NAT64 `64:ff9b::/96`, IPv4-compatible `::/96`,
+/// 6to4 `2002::/16`, Teredo `2001::/32`) is judged by that IPv4 address's
+/// /24: otherwise one translator's /48 would be the whole IPv4 internet.
+/// The unspecified address (a client a trusted proxy could not name) has
+/// no network: never known, never learnt.
+pub fn network_of(ip: IpAddr) -> Option<String> {
+    let v4 =
+        |a: u16, b: u16| std::net::Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8);
+    let ip = match ip.to_canonical() {
+        IpAddr::V6(v6) if v6.is_unspecified() => return None,
+        IpAddr::V4(v4) if v4.is_unspecified() => return None,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0, 0, 0, 0, 0, 0] {
+                IpAddr::V4(v4(s[6], s[7]))
+            } else if s[0] == 0x2002 {
+                IpAddr::V4(v4(s[1], s[2]))
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                // Teredo keeps the client's address inverted.
+                IpAddr::V4(v4(!s[6], !s[7]))
+            } else {
+                IpAddr::V6(v6)
+            }
+        }
+        v4 => v4,
+    };
+    Some(match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
             format!("{}.{}.{}.0/24", o[0], o[1], o[2])
@@ -187,25 +213,48 @@ pub fn network_of(ip: IpAddr) -> String {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
         }
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn net(ip: &str) -> Option<String> {
+        network_of(ip.parse().unwrap())
+    }
+
     #[test]
     fn networks_are_v4_24_and_v6_48() {
-        assert_eq!(network_of("10.1.2.3".parse().unwrap()), "10.1.2.0/24");
-        assert_eq!(network_of("10.1.2.250".parse().unwrap()), "10.1.2.0/24");
+        assert_eq!(net("10.1.2.3").as_deref(), Some("10.1.2.0/24"));
+        assert_eq!(net("10.1.2.250").as_deref(), Some("10.1.2.0/24"));
+        assert_eq!(net("::ffff:10.1.2.3").as_deref(), Some("10.1.2.0/24"));
         assert_eq!(
-            network_of("::ffff:10.1.2.3".parse().unwrap()),
-            "10.1.2.0/24"
+            net("2001:db8:abcd:12::1").as_deref(),
+            Some("2001:db8:abcd::/48")
         );
+    }
+
+    #[test]
+    fn ipv6_carrying_ipv4_is_judged_by_the_ipv4_address() {
+        // NAT64, IPv4-compatible, 6to4, Teredo (inverted client address).
         assert_eq!(
-            network_of("2001:db8:abcd:12::1".parse().unwrap()),
-            "2001:db8:abcd::/48"
+            net("64:ff9b::c633:6442").as_deref(),
+            Some("198.51.100.0/24")
         );
+        assert_eq!(net("64:ff9b::cb00:7107").as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(net("::c633:6442").as_deref(), Some("198.51.100.0/24"));
+        assert_eq!(net("2002:c633:6442::1").as_deref(), Some("198.51.100.0/24"));
+        assert_eq!(
+            net("2001:0:4136:e378:8000:63bf:39cc:9bbd").as_deref(),
+            Some("198.51.100.0/24")
+        );
+    }
+
+    #[test]
+    fn an_unknown_client_has_no_network() {
+        assert_eq!(net("::"), None);
+        assert_eq!(net("0.0.0.0"), None);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct ScorerConfig {
 #[error("--risk-scorer-url: {0}")]
 pub struct ScorerConfigError(String);
 
+/// The largest answer read from a scorer.
+const MAX_ANSWER: usize = 16 * 1024;
+
 pub struct HttpScorer {
     client: reqwest::Client,
     url: reqwest::Url,
@@ -114,13 +117,19 @@ impl HttpScorer {
         if !response.status().is_success() {
             return Err(format!("status_{}", response.status().as_u16()));
         }
-        // A scorer's answer is small; a larger one is not a scorer's.
-        let bytes = response
-            .bytes()
+        // A scorer's answer is small; a larger one is not a scorer's, and
+        // is not read further than the limit.
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|_| "unreadable".to_owned())?;
-        if bytes.len() > 16 * 1024 {
-            return Err("oversized".into());
+            .map_err(|_| "unreadable".to_owned())?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err("oversized".into());
+            }
+            bytes.extend_from_slice(&chunk);
         }
         let answer: Answer = serde_json::from_slice(&bytes).map_err(|_| "unreadable".to_owned())?;
         let signals: Vec<String> = answer

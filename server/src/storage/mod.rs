@@ -97,6 +97,8 @@ pub struct Login {
     /// A contact change: the new e-mail address, or the new mobile.
     pub change_email: Option<String>,
     pub change_mobile: Option<String>,
+    /// The network the sign-in started from (`risk::network_of`), when known.
+    pub network: Option<String>,
 }
 
 impl Login {
@@ -123,6 +125,7 @@ impl Login {
             pending_mobile: false,
             change_email: None,
             change_mobile: None,
+            network: None,
         }
     }
 }
@@ -182,6 +185,8 @@ pub enum Reservation {
 }
 
 /// What enrolment did.
+// A short-lived answer, matched at once: boxing the login buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum EnrolOutcome {
     Enrolled(Login),
@@ -224,6 +229,8 @@ pub enum Redemption {
     StepUp(Login),
 }
 
+// A short-lived answer, matched at once: boxing the login buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ChallengeOutcome {
     /// This request consumed it; the login it belonged to, if any, is consumed too.

@@ -29,6 +29,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0004_accounts.sql")),
         M::up(include_str!("migrations/0005_risk.sql")),
         M::up(include_str!("migrations/0006_attestation.sql")),
+        M::up(include_str!("migrations/0007_login_network.sql")),
     ])
 }
 
@@ -174,6 +175,7 @@ fn login_from_row(r: &Row<'_>) -> rusqlite::Result<Login> {
         pending_mobile: r.get("pending_mobile")?,
         change_email: r.get("change_email")?,
         change_mobile: r.get("change_mobile")?,
+        network: r.get("network")?,
     })
 }
 
@@ -289,7 +291,8 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 }
 
 const LOGIN_COLS: &str = "login_id, user_id, device_id, stage, amr, expires_at, otp_sends, \
-                          last_send_at, created_at, pending_mobile, change_email, change_mobile";
+                          last_send_at, created_at, pending_mobile, change_email, change_mobile, \
+                          network";
 const SESSION_COLS: &str =
     "s.session_id, s.user_id, s.device_id, s.amr, s.auth_time, s.created_at, s.expires_at";
 
@@ -297,8 +300,8 @@ fn insert_login(conn: &Connection, l: &Login) -> Result<(), StorageError> {
     conn.execute(
         "INSERT INTO logins (login_id, user_id, device_id, stage, amr, expires_at,
                              otp_sends, last_send_at, created_at, pending_mobile,
-                             change_email, change_mobile)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                             change_email, change_mobile, network)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             l.login_id,
             l.user_id,
@@ -311,7 +314,8 @@ fn insert_login(conn: &Connection, l: &Login) -> Result<(), StorageError> {
             l.created_at,
             l.pending_mobile,
             l.change_email,
-            l.change_mobile
+            l.change_mobile,
+            l.network
         ],
     )?;
     Ok(())
