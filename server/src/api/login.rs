@@ -11,7 +11,7 @@ use crate::flows;
 use crate::flows::otp::CodeCheck;
 use crate::notify::Channel;
 use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
-use crate::risk::{network_of, Assessment, Flow, RiskContext};
+use crate::risk::{network_of, Assessment, Flow, RiskContext, SignedIn};
 use crate::secrets::{new_challenge, new_id};
 use crate::storage::{
     self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption, User,
@@ -700,6 +700,14 @@ pub async fn device_login(
         None => app.assess_risk(&risk_ctx).await?,
     };
     let step_up = risk.step_up();
+    let learning = SignedIn {
+        user_id: &device.user_id,
+        device_id: Some(&device.device_id),
+        ip,
+        amr: &amr,
+        now,
+        teaches_network: true,
+    };
     // What the proof turns into is stored in the same transaction as the
     // challenge's consumption and the device's check, so a removal racing
     // this sign-in either comes first (no session) or revokes the session.
@@ -729,28 +737,45 @@ pub async fn device_login(
             record,
             tokens,
             reset_key: device.user_id.clone(),
+            // What the policy learns rides in the same transaction: judging
+            // costs a device sign-in no write of its own.
+            risk: app.plan_sign_in_learning(&learning).await,
         };
         (redemption, Ok(session))
     };
-    match app
+    let planned = matches!(&redemption, Redemption::Session { risk: Some(_), .. });
+    let risk_written = match app
         .store()
         .redeem_challenge(challenge_id, now, redemption)
         .await?
     {
-        ChallengeOutcome::Consumed { .. } => {}
+        ChallengeOutcome::Consumed { risk_written, .. } => risk_written,
         ChallengeOutcome::Gone => return Err(ApiError::ChallengeInvalid),
         ChallengeOutcome::DeviceRemoved => return Err(ApiError::DeviceNotRecognized),
         ChallengeOutcome::TrustEnded => return Err(ApiError::ReauthorisationRequired),
-    }
-    // The decision took effect: record it (a step-up as `step_up`).
-    app.record_risk(&risk_ctx, &risk).await?;
+    };
     match answer {
         Ok(session) => {
-            app.signed_in(&device.user_id, Some(&device.device_id), ip, &amr, true)
-                .await?;
+            app.audit_sign_in(
+                &device.user_id,
+                Some(&device.device_id),
+                ip,
+                &amr,
+                Some(&risk),
+            )
+            .await?;
+            if !planned || !risk_written {
+                // Another write to the habits came first (or none was
+                // planned): learn the slow way.
+                app.learn_sign_in(&learning).await;
+            }
             Ok(Json(AuthenticatedResponse::new(session)))
         }
-        Err(step_up) => Err(step_up),
+        Err(step_up) => {
+            // The decision took effect: recorded as `step_up`.
+            app.record_risk(&risk_ctx, &risk).await?;
+            Err(step_up)
+        }
     }
 }
 

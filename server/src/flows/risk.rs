@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::risk::{Assessment, Flow, RiskContext, SignedIn};
+use crate::storage::RiskWrite;
 
 impl AppState {
     /// Asks the policy about one attempt.
@@ -58,26 +59,63 @@ impl AppState {
         amr: &[String],
         teaches_network: bool,
     ) -> Result<(), ApiError> {
-        self.audit(
-            "signin_ok",
-            Some(user_id),
-            device_id,
-            Some(ip),
-            Some(&amr.join(" ")),
-        )
-        .await?;
-        let event = SignedIn {
+        self.audit_sign_in(user_id, device_id, ip, amr, None)
+            .await?;
+        self.learn_sign_in(&SignedIn {
             user_id,
             device_id,
             ip,
             amr,
             now: self.now(),
             teaches_network,
-        };
-        if let Err(e) = self.risk.signed_in(&event).await {
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The `signin_ok` line; an allowed decision that showed signals is
+    /// recorded on it (`hwk bio; risk allow velocity score=2`) rather than
+    /// in a line of its own, so judging costs the sign-in no extra write.
+    pub(crate) async fn audit_sign_in(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        ip: IpAddr,
+        amr: &[String],
+        risk: Option<&Assessment>,
+    ) -> Result<(), ApiError> {
+        let mut reason = amr.join(" ");
+        if let Some(risk) = risk.filter(|r| !r.signals.is_empty()) {
+            reason.push_str("; risk ");
+            reason.push_str(&risk.summary());
+        }
+        self.audit(
+            "signin_ok",
+            Some(user_id),
+            device_id,
+            Some(ip),
+            Some(&reason),
+        )
+        .await
+    }
+
+    /// Tells the policy about a completed sign-in.
+    pub(crate) async fn learn_sign_in(&self, event: &SignedIn<'_>) {
+        if let Err(e) = self.risk.signed_in(event).await {
             tracing::warn!(error = %e, "risk policy could not learn a sign-in");
         }
-        Ok(())
+    }
+
+    /// The policy's change for a sign-in about to complete, to be written
+    /// in the sign-in's own transaction (see `Redemption::Session`).
+    pub(crate) async fn plan_sign_in_learning(&self, event: &SignedIn<'_>) -> Option<RiskWrite> {
+        match self.risk.sign_in_write(event).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "risk policy could not plan a sign-in's learning");
+                None
+            }
+        }
     }
 
     /// A wrong password or code for an existing user, for the policy;

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SignedIn;
 use super::{network_of, Assessment, Flow, RiskContext, RiskDecision, RiskPolicy, RiskResult};
-use crate::storage::Store;
+use crate::storage::{RiskWrite, Store};
 
 const DAY: i64 = 86_400;
 /// Size bounds of one user's document (a few kilobytes at most).
@@ -453,21 +453,24 @@ impl RiskPolicy for HabitsPolicy {
     }
 
     async fn signed_in(&self, e: &SignedIn<'_>) -> RiskResult<()> {
-        if !proves_possession(e.amr) {
+        let Some(change) = sign_in_change(e) else {
             return Ok(());
-        }
-        let network = if e.teaches_network {
-            network_of(e.ip)
-        } else {
-            None
         };
-        let with_otp = e.amr.iter().any(|m| m == "otp");
-        let device = e.device_id.map(str::to_owned);
-        let now = e.now;
-        self.update(e.user_id, now, move |p, cfg| {
-            p.learn_sign_in(network.as_deref(), device.as_deref(), with_otp, now, cfg)
-        })
-        .await
+        self.update(e.user_id, e.now, change).await
+    }
+
+    async fn sign_in_write(&self, e: &SignedIn<'_>) -> RiskResult<Option<RiskWrite>> {
+        let Some(change) = sign_in_change(e) else {
+            return Ok(None);
+        };
+        let expected = self.store.risk_profile(e.user_id).await?;
+        let mut p = Profile::parse(expected.as_deref());
+        change(&mut p, &self.config);
+        Ok(Some(RiskWrite {
+            user_id: e.user_id.to_owned(),
+            expected,
+            new: p.to_json(),
+        }))
     }
 
     async fn failed(
@@ -514,6 +517,26 @@ impl RiskPolicy for HabitsPolicy {
         })
         .await
     }
+}
+
+/// What a completed sign-in changes in the document, if it teaches anything.
+fn sign_in_change(
+    e: &SignedIn<'_>,
+) -> Option<impl FnOnce(&mut Profile, &HabitsConfig) + Send + 'static> {
+    if !proves_possession(e.amr) {
+        return None;
+    }
+    let network = if e.teaches_network {
+        network_of(e.ip)
+    } else {
+        None
+    };
+    let with_otp = e.amr.iter().any(|m| m == "otp");
+    let device = e.device_id.map(str::to_owned);
+    let now = e.now;
+    Some(move |p: &mut Profile, cfg: &HabitsConfig| {
+        p.learn_sign_in(network.as_deref(), device.as_deref(), with_otp, now, cfg)
+    })
 }
 
 /// Whether a step-up would change anything for this attempt: a device

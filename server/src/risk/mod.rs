@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 
-use crate::storage::StorageError;
+use crate::storage::{RiskWrite, StorageError};
 
 pub use habits::{HabitsConfig, HabitsPolicy};
 pub use scorer::{FailMode, HttpScorer, ScorerConfig};
@@ -137,6 +137,13 @@ pub trait RiskPolicy: Send + Sync + 'static {
     /// A session was issued.
     async fn signed_in(&self, _event: &SignedIn<'_>) -> RiskResult<()> {
         Ok(())
+    }
+
+    /// `signed_in`'s change as a document to swap in inside the sign-in's
+    /// own transaction, when the policy keeps its state in the store
+    /// (`None`: nothing to write, or use `signed_in`).
+    async fn sign_in_write(&self, _event: &SignedIn<'_>) -> RiskResult<Option<RiskWrite>> {
+        Ok(None)
     }
 
     /// A wrong password or OTP for this (existing) user; answers the

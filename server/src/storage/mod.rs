@@ -224,6 +224,11 @@ pub enum Redemption {
         record: SessionRecord,
         tokens: TokenPair,
         reset_key: String,
+        /// The risk policy's change for this sign-in, written in the same
+        /// transaction when the stored document is still the one it was
+        /// computed from (else `risk_written` is false and the caller
+        /// applies it the slow way).
+        risk: Option<RiskWrite>,
     },
     /// The risk policy wants an OTP: a login waiting for it.
     StepUp(Login),
@@ -234,7 +239,11 @@ pub enum Redemption {
 #[derive(Debug, Clone)]
 pub enum ChallengeOutcome {
     /// This request consumed it; the login it belonged to, if any, is consumed too.
-    Consumed { login: Option<Login> },
+    Consumed {
+        login: Option<Login>,
+        /// The redemption's `RiskWrite` was written.
+        risk_written: bool,
+    },
     /// Someone else consumed it, or it expired.
     Gone,
     /// The device was removed (before or while this sign-in was in flight).
@@ -378,6 +387,15 @@ pub struct AuditEvent {
 
 /// Turns the stored habits document (if any) into the new one.
 pub type RiskUpdate = Box<dyn FnOnce(Option<&str>) -> String + Send>;
+
+/// A habits document to store in place of `expected` (compare and swap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskWrite {
+    pub user_id: String,
+    /// The document it was computed from (`None`: there was none).
+    pub expected: Option<String>,
+    pub new: String,
+}
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

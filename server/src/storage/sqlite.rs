@@ -179,6 +179,24 @@ fn login_from_row(r: &Row<'_>) -> rusqlite::Result<Login> {
     })
 }
 
+/// Stores `w.new` if the user's document is still `w.expected`; false if
+/// another write came first (the caller then applies its change again).
+fn swap_risk_profile(tx: &Connection, w: &RiskWrite, now: i64) -> Result<bool, StorageError> {
+    let n = match &w.expected {
+        Some(expected) => tx.execute(
+            "UPDATE risk_profiles SET profile = ?2, updated_at = ?4
+             WHERE user_id = ?1 AND profile = ?3",
+            params![w.user_id, w.new, expected, now],
+        )?,
+        None => tx.execute(
+            "INSERT INTO risk_profiles (user_id, profile, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO NOTHING",
+            params![w.user_id, w.new, now],
+        )?,
+    };
+    Ok(n == 1)
+}
+
 fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<Challenge> {
     Ok(Challenge {
         challenge_id: r.get("challenge_id")?,
@@ -858,6 +876,7 @@ impl Store for SqliteStore {
                 }
                 Some(_) => {}
             }
+            let mut risk_written = false;
             let login = match &ch.login_id {
                 None => None,
                 Some(login_id) => {
@@ -888,8 +907,12 @@ impl Store for SqliteStore {
                     record,
                     tokens,
                     reset_key,
+                    risk,
                 } => {
                     insert_session(&tx, &record, &tokens)?;
+                    if let Some(w) = risk {
+                        risk_written = swap_risk_profile(&tx, &w, now)?;
+                    }
                     // A completed sign-in restarts the count; a running lock
                     // runs on (others' failures never block the owner's
                     // device, and the owner's device does not lift a lock).
@@ -902,7 +925,10 @@ impl Store for SqliteStore {
                 Redemption::StepUp(l) => insert_login(&tx, &l)?,
             }
             tx.commit()?;
-            Ok(ChallengeOutcome::Consumed { login })
+            Ok(ChallengeOutcome::Consumed {
+                login,
+                risk_written,
+            })
         })
         .await
     }
