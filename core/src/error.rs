@@ -98,6 +98,17 @@ pub enum DeviceTrustError {
     #[error("you have the maximum number of trusted devices: remove one first")]
     DeviceLimitReached,
 
+    /// The server could not verify this phone's key attestation (the
+    /// platform's proof that the key lives in secure hardware), or requires
+    /// one and the key store gave none (`--attestation require`). Nothing
+    /// was registered and the new key is deleted. On a genuine, unmodified
+    /// phone this means the platform cannot attest (no hardware
+    /// attestation, App Attest unavailable) or the app and server disagree
+    /// (package, signing certificate, app id). Next: biometric sign-in is
+    /// not available on this phone; keep using the password and code.
+    #[error("this phone could not prove its key is kept in secure hardware: biometric sign-in is not available on it")]
+    AttestationInvalid,
+
     /// The new password breaks the server's policy. `reasons` lists every
     /// rule it breaks (`Common` and `SameAsCurrent` only the server can
     /// know). Next: show the rules (see `password_policy`) and ask for
@@ -211,6 +222,7 @@ pub(crate) fn from_server(e: ServerError) -> DeviceTrustError {
         "unauthorized" => E::NotSignedIn,
         "forbidden" => E::RecentSignInRequired,
         "device_limit" => E::DeviceLimitReached,
+        "attestation_invalid" => E::AttestationInvalid,
         "rate_limited" => E::RateLimited {
             retry_after_s: e.retry_after_s.unwrap_or(1),
         },
@@ -278,6 +290,10 @@ mod tests {
         assert_eq!(
             from_server(e("forbidden")),
             DeviceTrustError::RecentSignInRequired
+        );
+        assert_eq!(
+            from_server(e("attestation_invalid")),
+            DeviceTrustError::AttestationInvalid
         );
         assert!(matches!(
             from_server(e("signature_invalid")),

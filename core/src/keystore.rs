@@ -38,6 +38,62 @@ pub struct GeneratedKey {
     pub public_key: Vec<u8>,
     /// Where the platform created it.
     pub storage: KeyStorage,
+    /// The platform's proof of where the key lives, made with the
+    /// registration challenge `generate_key` was given; `None` where the
+    /// platform cannot attest (software keys, old phones, a failed App
+    /// Attest call). The server decides what a missing one means
+    /// (`--attestation verify` accepts it, `require` refuses it).
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub attestation: Option<KeyAttestation>,
+}
+
+/// A hardware key attestation, as the platform returns it (sent to the
+/// server as the registration's `attestation`, every byte string base64url).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAttestation {
+    /// Android Key Attestation: `KeyStore.getCertificateChain(alias)` of a
+    /// key generated with `setAttestationChallenge(challenge)`, each
+    /// certificate DER (`Certificate.getEncoded()`), leaf first.
+    AndroidKey { certificate_chain: Vec<Vec<u8>> },
+    /// Apple App Attest: the App Attest key's identifier (the 32 bytes
+    /// `DCAppAttestService.generateKey` returns base64-encoded, decoded)
+    /// and the attestation object `attestKey(_:clientDataHash:)` returned,
+    /// with `clientDataHash` = [`app_attest_client_data_hash`] of the
+    /// challenge and the signing key.
+    AppleAppAttest {
+        key_id: Vec<u8>,
+        attestation_object: Vec<u8>,
+    },
+}
+
+/// The `clientDataHash` an iOS key store passes to App Attest's
+/// `attestKey(_:clientDataHash:)`: SHA-256(`challenge` ‖ the RFC 7638 JWK
+/// thumbprint of `public_key`), the thumbprint as its 32 raw bytes. This is
+/// what binds the Secure Enclave signing key (the registered `jwk`) to the
+/// App Attest key, which signs nothing else. `public_key` is the
+/// uncompressed SEC1 point `generate_key` returns (65 bytes).
+///
+/// ```
+/// # use devicetrust_core::app_attest_client_data_hash;
+/// let mut point = vec![4u8];
+/// point.extend([1u8; 64]);
+/// assert_eq!(app_attest_client_data_hash(b"challenge".to_vec(), point).unwrap().len(), 32);
+/// ```
+#[cfg_attr(feature = "uniffi", uniffi::export)]
+pub fn app_attest_client_data_hash(
+    challenge: Vec<u8>,
+    public_key: Vec<u8>,
+) -> Result<Vec<u8>, KeyStoreError> {
+    let thumbprint =
+        crate::signature::jwk_thumbprint(&public_key).map_err(|e| KeyStoreError::Other {
+            reason: e.to_string(),
+        })?;
+    let mut data = challenge;
+    data.extend_from_slice(&thumbprint);
+    Ok(ring::digest::digest(&ring::digest::SHA256, &data)
+        .as_ref()
+        .to_vec())
 }
 
 /// The words of the biometric prompt, chosen by the app.
@@ -99,11 +155,20 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
 #[async_trait]
 pub trait PlatformKeyStore: Send + Sync {
     /// Creates a P-256 key under `alias`, gated by `user_verification` where
-    /// the platform can, replacing any key of that alias.
+    /// the platform can, replacing any key of that alias, and attests it
+    /// where the platform can with `attestation_challenge` (the server's
+    /// registration challenge, raw bytes): Android passes it to
+    /// `KeyGenParameterSpec.Builder.setAttestationChallenge` and returns
+    /// [`KeyAttestation::AndroidKey`]; iOS attests the new key with App
+    /// Attest, `clientDataHash` = [`app_attest_client_data_hash`]`(challenge,
+    /// public key)`, and returns [`KeyAttestation::AppleAppAttest`]; a
+    /// software key store returns `attestation: None`. A phone that cannot
+    /// attest returns the key with `None` rather than failing.
     async fn generate_key(
         &self,
         alias: String,
         user_verification: UserVerification,
+        attestation_challenge: Vec<u8>,
     ) -> Result<GeneratedKey, KeyStoreError>;
 
     /// Signs `data` with SHA-256/ECDSA after showing `prompt` when the key

@@ -41,12 +41,13 @@ pub use client::{Account, DeviceTrust, Recovery};
 pub use config::{Config, Platform};
 pub use error::DeviceTrustError;
 pub use keystore::{
-    BiometricPrompt, GeneratedKey, KeyStorage, KeyStoreError, PlatformKeyStore, UserVerification,
+    app_attest_client_data_hash, BiometricPrompt, GeneratedKey, KeyAttestation, KeyStorage,
+    KeyStoreError, PlatformKeyStore, UserVerification,
 };
 pub use model::{
     LinkedCard, OtpChannel, OtpOption, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule,
     PendingContactChange, Profile, SecurityEvent, SecurityEventType, SessionInfo, SignInStep,
-    StepUpReason, TrustedDevice, UserProfile,
+    StepUpReason, TrustedDevice, UserProfile, VerifiedAttestation,
 };
 pub use password::check_password;
 pub use signature::der_to_jws_signature;

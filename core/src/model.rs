@@ -125,8 +125,24 @@ pub struct TrustedDevice {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub trusted_until: i64,
+    /// What the server verified of the key's attestation at registration;
+    /// `None` when the device registered without one (or the server does
+    /// not check attestations).
+    pub attestation: Option<VerifiedAttestation>,
     /// This phone.
     pub is_this_device: bool,
+}
+
+/// A key attestation the server verified (`Device.attestation`).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAttestation {
+    /// `android-key` or `apple-appattest`.
+    pub format: String,
+    /// The attested level: `strongbox`, `tee` or `secure_enclave`.
+    pub security_level: Option<String>,
+    /// Unix seconds.
+    pub verified_at: i64,
 }
 
 /// The signed-in user's profile.

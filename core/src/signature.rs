@@ -55,6 +55,20 @@ pub(crate) fn jwk(public_key: &[u8]) -> Result<Value, DeviceTrustError> {
     }))
 }
 
+/// The RFC 7638 thumbprint of [`jwk`]`(public_key)`: SHA-256 of the
+/// required members in lexicographic order, no white space, as raw bytes.
+pub(crate) fn jwk_thumbprint(public_key: &[u8]) -> Result<[u8; 32], DeviceTrustError> {
+    let jwk = jwk(public_key)?;
+    let canonical = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        jwk["x"].as_str().unwrap_or_default(),
+        jwk["y"].as_str().unwrap_or_default()
+    );
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref());
+    Ok(out)
+}
+
 /// Checks a converted signature against the public key before it leaves the
 /// phone: a misbehaving key store is caught here, with a clear error.
 pub(crate) fn check(
@@ -88,5 +102,31 @@ mod tests {
         p.extend([1u8; 64]);
         let j = jwk(&p).unwrap();
         assert_eq!(j["x"], b64([1u8; 32]));
+    }
+
+    #[test]
+    fn thumbprint_is_rfc_7638() {
+        // Known answer, computed apart (Python's hashlib over the canonical
+        // `{"crv":"P-256","kty":"EC","x":…,"y":…}` of x = 32×0x01, y = 32×0x02).
+        let mut p = vec![0x04];
+        p.extend([1u8; 32]);
+        p.extend([2u8; 32]);
+        let hex: String = jwk_thumbprint(&p)
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "90e14ac6325d3aa243e46e18bb0f9cc477bae151b2c4a10efe1a15f3741f1a3d"
+        );
+        assert!(jwk_thumbprint(&[0x04; 10]).is_err());
+        // The clientDataHash: SHA-256("challenge" ‖ thumbprint).
+        let hash = crate::app_attest_client_data_hash(b"challenge".to_vec(), p).unwrap();
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "9b6cde04e1b9f6f24b7ea937c13d5d4d845feff7813b47721cd8bb68d27dc6d6"
+        );
     }
 }

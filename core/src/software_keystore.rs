@@ -140,6 +140,8 @@ impl PlatformKeyStore for SoftwareKeyStore {
         &self,
         alias: String,
         user_verification: UserVerification,
+        // A software key has nothing to attest: the challenge is unused.
+        _attestation_challenge: Vec<u8>,
     ) -> Result<GeneratedKey, KeyStoreError> {
         let rng = SystemRandom::new();
         let key = loop {
@@ -161,6 +163,7 @@ impl PlatformKeyStore for SoftwareKeyStore {
                 .as_bytes()
                 .to_vec(),
             storage: KeyStorage::Software,
+            attestation: None,
         })
     }
 
@@ -206,10 +209,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SoftwareKeyStore::new(dir.path(), &[1u8; 32]).unwrap();
         let k = store
-            .generate_key("a".into(), UserVerification::None)
+            .generate_key("a".into(), UserVerification::None, vec![1; 32])
             .await
             .unwrap();
         assert_eq!(k.public_key.len(), 65);
+        assert_eq!(k.attestation, None);
         assert!(store.key_exists("a".into()).await.unwrap());
         let der = store
             .sign("a".into(), b"hello".to_vec(), BiometricPrompt::new("t"))
@@ -250,11 +254,11 @@ mod tests {
             .unwrap()
             .with_user_presence(Arc::new(Refuse));
         store
-            .generate_key("bio".into(), UserVerification::Biometric)
+            .generate_key("bio".into(), UserVerification::Biometric, vec![])
             .await
             .unwrap();
         store
-            .generate_key("none".into(), UserVerification::None)
+            .generate_key("none".into(), UserVerification::None, vec![])
             .await
             .unwrap();
         let p = BiometricPrompt::new("t");

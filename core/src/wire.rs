@@ -85,6 +85,17 @@ pub(crate) struct WireDevice {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub trusted_until: i64,
+    /// Absent from servers before v1.1.
+    #[serde(default)]
+    pub attestation: Option<WireDeviceAttestation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireDeviceAttestation {
+    pub format: String,
+    #[serde(default)]
+    pub security_level: Option<String>,
+    pub verified_at: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -78,6 +78,17 @@ impl TestAttestationCa {
     /// `{"format": "android-key", "certificate_chain": [...]}` for `key`,
     /// its KeyDescription `description`.
     pub fn android(&self, key: &DeviceKey, description: &Description) -> Value {
+        let chain = self.android_chain(&key.public_point(), description);
+        json!({
+            "format": "android-key",
+            "certificate_chain": chain.iter().map(b64).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The chain, DER, leaf first (leaf, intermediate, root), for the
+    /// uncompressed P-256 point `public_point`: what an Android key store
+    /// returns from `getCertificateChain`.
+    pub fn android_chain(&self, public_point: &[u8], description: &Description) -> Vec<Vec<u8>> {
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
         p.distinguished_name
             .push(DnType::CommonName, "Android Keystore Key");
@@ -86,12 +97,13 @@ impl TestAttestationCa {
             description.der(),
         ));
         let leaf = p
-            .signed_by(&SubjectKey(key.public_point()), &self.intermediate)
+            .signed_by(&SubjectKey(public_point.to_vec()), &self.intermediate)
             .expect("leaf");
-        json!({
-            "format": "android-key",
-            "certificate_chain": [b64(leaf.der()), b64(&self.intermediate_der), b64(&self.root_der)],
-        })
+        vec![
+            leaf.der().to_vec(),
+            self.intermediate_der.clone(),
+            self.root_der.clone(),
+        ]
     }
 
     /// `{"format": "apple-appattest", "key_id", "attestation_object"}`: a
@@ -107,6 +119,18 @@ impl TestAttestationCa {
         );
         let thumbprint = digest(&SHA256, canonical.as_bytes());
         let client_data_hash = digest(&SHA256, &[challenge, thumbprint.as_ref()].concat());
+        let (key_id, bytes) = self.apple_object(client_data_hash.as_ref(), app_id);
+        json!({
+            "format": "apple-appattest",
+            "key_id": b64(&key_id),
+            "attestation_object": b64(&bytes),
+        })
+    }
+
+    /// `(key_id, attestation object)` of a fresh App Attest key of the app
+    /// `app_id`, attesting with `client_data_hash` as an iOS app's
+    /// `attestKey(_:clientDataHash:)` does.
+    pub fn apple_object(&self, client_data_hash: &[u8], app_id: &str) -> (Vec<u8>, Vec<u8>) {
         let attest_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
         let key_id = digest(&SHA256, attest_key.public_key_raw())
             .as_ref()
@@ -118,10 +142,7 @@ impl TestAttestationCa {
         auth.extend((key_id.len() as u16).to_be_bytes());
         auth.extend(&key_id);
         auth.push(0xa0); // the COSE key, not read by the server
-        let nonce = digest(
-            &SHA256,
-            &[auth.as_slice(), client_data_hash.as_ref()].concat(),
-        );
+        let nonce = digest(&SHA256, &[auth.as_slice(), client_data_hash].concat());
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
         p.custom_extensions.push(CustomExtension::from_oid_content(
             &[1, 2, 840, 113635, 100, 8, 2],
@@ -147,10 +168,6 @@ impl TestAttestationCa {
         ]);
         let mut bytes = Vec::new();
         ciborium::into_writer(&object, &mut bytes).expect("cbor");
-        json!({
-            "format": "apple-appattest",
-            "key_id": b64(&key_id),
-            "attestation_object": b64(&bytes),
-        })
+        (key_id, bytes)
     }
 }

@@ -25,12 +25,19 @@ pub enum Behaviour {
     GenerateFails,
 }
 
+/// The "platform's" attestation of a new key: given its uncompressed
+/// public point and the registration challenge, the storage to report and
+/// the attestation to return (Android's chain, App Attest's object).
+pub type Attester = dyn Fn(&[u8], &[u8]) -> (KeyStorage, Option<KeyAttestation>) + Send + Sync;
+
 /// A software key store behind a scriptable platform.
 pub struct ScriptedKeyStore {
     inner: SoftwareKeyStore,
     dir: PathBuf,
     behaviour: Mutex<Behaviour>,
     prompts: Mutex<Vec<String>>,
+    attester: Mutex<Option<Arc<Attester>>>,
+    challenges: Mutex<Vec<Vec<u8>>>,
 }
 
 impl ScriptedKeyStore {
@@ -40,7 +47,20 @@ impl ScriptedKeyStore {
             dir: dir.to_path_buf(),
             behaviour: Mutex::new(Behaviour::Normal),
             prompts: Mutex::new(Vec::new()),
+            attester: Mutex::new(None),
+            challenges: Mutex::new(Vec::new()),
         })
+    }
+
+    /// New keys are reported and attested by `attester` (a hardware
+    /// platform); without one they are software keys with no attestation.
+    pub fn attest_with(&self, attester: Arc<Attester>) {
+        *self.attester.lock().unwrap() = Some(attester);
+    }
+
+    /// The attestation challenges `generate_key` was given, in order.
+    pub fn challenges(&self) -> Vec<Vec<u8>> {
+        self.challenges.lock().unwrap().clone()
     }
 
     pub fn set(&self, b: Behaviour) {
@@ -73,13 +93,28 @@ impl PlatformKeyStore for ScriptedKeyStore {
         &self,
         alias: String,
         uv: UserVerification,
+        attestation_challenge: Vec<u8>,
     ) -> Result<GeneratedKey, KeyStoreError> {
         if *self.behaviour.lock().unwrap() == Behaviour::GenerateFails {
             return Err(KeyStoreError::Other {
                 reason: "no secure hardware".into(),
             });
         }
-        self.inner.generate_key(alias, uv).await
+        self.challenges
+            .lock()
+            .unwrap()
+            .push(attestation_challenge.clone());
+        let mut key = self
+            .inner
+            .generate_key(alias, uv, attestation_challenge.clone())
+            .await?;
+        let attester = self.attester.lock().unwrap().clone();
+        if let Some(attester) = attester {
+            let (storage, attestation) = attester(&key.public_key, &attestation_challenge);
+            key.storage = storage;
+            key.attestation = attestation;
+        }
+        Ok(key)
     }
 
     async fn sign(

@@ -52,8 +52,9 @@ class Server:
         raise AssertionError("no OTP for " + user_id)
 
 
-@pytest.fixture(scope="session")
-def server():
+def start_server(*extra_args):
+    """The workspace's server binary on 127.0.0.1; `extra_args`: more
+    `serve` flags (e.g. the attestation policy)."""
     binary = ROOT / "target" / "debug" / "devicetrust-server"
     assert binary.exists(), "build the server first: cargo build -p devicetrust-server"
     tmp = tempfile.mkdtemp()
@@ -61,7 +62,7 @@ def server():
     proc = subprocess.Popen(
         [str(binary), "serve", "--listen", "127.0.0.1:0", "--rp-id", RP_ID,
          "--database", "sqlite://" + os.path.join(tmp, "dt.db"), "--outbox", outbox,
-         "--admin-token", ADMIN_TOKEN, "--ip-rate-limit", "0"],
+         "--admin-token", ADMIN_TOKEN, "--ip-rate-limit", "0", *extra_args],
         stderr=subprocess.PIPE, text=True,
     )
     base = None
@@ -73,6 +74,24 @@ def server():
     assert base, "the server did not start"
     # Keep draining the log, or the server blocks once the pipe is full.
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    yield Server(base, outbox, proc)
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0
+    return Server(base, outbox, proc)
+
+
+def stop_server(server):
+    server.proc.terminate()
+    assert server.proc.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = start_server()
+    yield s
+    stop_server(s)
+
+
+@pytest.fixture(scope="session")
+def require_server():
+    """A server that requires key attestation at registration."""
+    s = start_server("--attestation", "require")
+    yield s
+    stop_server(s)

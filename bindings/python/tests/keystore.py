@@ -23,7 +23,8 @@ class CryptographyKeyStore(core.PlatformKeyStore):
     def _path(self, alias):
         return self.folder / (hashlib.sha256(alias.encode()).hexdigest()[:32] + ".pem")
 
-    async def generate_key(self, alias, user_verification):
+    async def generate_key(self, alias, user_verification, attestation_challenge):
+        # A software key: nothing to attest, the challenge is not used.
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -34,7 +35,8 @@ class CryptographyKeyStore(core.PlatformKeyStore):
         public = key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        return core.GeneratedKey(public_key=public, storage=core.KeyStorage.SOFTWARE)
+        return core.GeneratedKey(
+            public_key=public, storage=core.KeyStorage.SOFTWARE, attestation=None)
 
     async def sign(self, alias, data, prompt):
         self.prompts.append(prompt.title)

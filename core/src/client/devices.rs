@@ -1,15 +1,17 @@
 //! Trusted devices: enabling biometric sign-in on this phone, the device
 //! list, removal, and what this phone remembers without asking the server.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{map_key_error, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::Repeat;
-use crate::keystore::{BiometricPrompt, KeyStorage, UserVerification};
-use crate::model::TrustedDevice;
-use crate::signature::{check, der_to_jws_signature, jwk, signing_input};
+use crate::keystore::{BiometricPrompt, GeneratedKey, KeyAttestation, UserVerification};
+use crate::model::{TrustedDevice, VerifiedAttestation};
+use crate::signature::{b64, check, der_to_jws_signature, jwk, signing_input};
 use crate::state::{DeviceRecord, LocalEnrolment};
 use crate::wire::*;
 
@@ -23,7 +25,33 @@ fn trusted_device(d: WireDevice, is_this_device: bool) -> TrustedDevice {
         created_at: d.created_at,
         last_used_at: d.last_used_at,
         trusted_until: d.trusted_until,
+        attestation: d.attestation.map(|a| VerifiedAttestation {
+            format: a.format,
+            security_level: a.security_level,
+            verified_at: a.verified_at,
+        }),
         is_this_device,
+    }
+}
+
+/// The registration's `attestation` member (contract v1.1, "Key
+/// attestation"): every byte string base64url. An Android chain the key
+/// store returned empty is no attestation.
+fn attestation_json(attestation: &KeyAttestation) -> Option<Value> {
+    match attestation {
+        KeyAttestation::AndroidKey { certificate_chain } if certificate_chain.is_empty() => None,
+        KeyAttestation::AndroidKey { certificate_chain } => Some(json!({
+            "format": "android-key",
+            "certificate_chain": certificate_chain.iter().map(b64).collect::<Vec<_>>(),
+        })),
+        KeyAttestation::AppleAppAttest {
+            key_id,
+            attestation_object,
+        } => Some(json!({
+            "format": "apple-appattest",
+            "key_id": b64(key_id),
+            "attestation_object": b64(attestation_object),
+        })),
     }
 }
 
@@ -62,8 +90,12 @@ impl DeviceTrust {
     // ---------- the server's list ----------
 
     /// Makes this phone a trusted device of the signed-in user: the key store
-    /// creates a P-256 key (biometric-gated per `user_verification`), the
-    /// user confirms with `prompt`, the server registers the public key.
+    /// creates a P-256 key (biometric-gated per `user_verification`) and
+    /// attests it with the server's registration challenge where the
+    /// platform can, the user confirms with `prompt`, the server registers
+    /// the public key (and checks the attestation:
+    /// [`DeviceTrustError::AttestationInvalid`] when it fails, or when the
+    /// server requires one and the platform gave none).
     /// All or nothing: on any failure the new key is deleted.
     pub async fn enable_biometric_sign_in(
         &self,
@@ -82,22 +114,29 @@ impl DeviceTrust {
             .await
             .ok_or(DeviceTrustError::NotSignedIn)?
             .user_id;
+        // The challenge comes first: the key is attested with it.
         let registration: WireRegistration = self
             .authed(Method::POST, "/v1/devices/registration", None, Repeat::Safe)
             .await?;
+        let challenge = URL_SAFE_NO_PAD
+            .decode(&registration.challenge)
+            .map_err(|_| DeviceTrustError::Server {
+                status: 200,
+                code: "unreadable_response".into(),
+                reason: "the registration challenge is not base64url".into(),
+            })?;
         let alias = format!("devicetrust/{user_id}/{}", crate::random_id());
         let key = self
             .inner
             .keys
-            .generate_key(alias.clone(), user_verification)
+            .generate_key(alias.clone(), user_verification, challenge)
             .await
             .map_err(map_key_error)?;
         let created = self
             .register_key(
                 &user_id,
                 &alias,
-                &key.public_key,
-                key.storage,
+                &key,
                 user_verification,
                 device_name,
                 &registration,
@@ -120,20 +159,21 @@ impl DeviceTrust {
         &self,
         user_id: &str,
         alias: &str,
-        public_key: &[u8],
-        storage: KeyStorage,
+        key: &GeneratedKey,
         user_verification: UserVerification,
         device_name: &str,
         registration: &WireRegistration,
         prompt: BiometricPrompt,
     ) -> Result<TrustedDevice> {
+        let public_key = key.public_key.as_slice();
+        let storage = key.storage;
         let header =
             json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": jwk(public_key)?});
         let payload = json!({"aud": self.inner.config.rp_id, "sub": user_id, "nonce": registration.challenge});
         let proof = self
             .sign_jws(alias, public_key, &header, &payload, prompt)
             .await?;
-        let body = json!({
+        let mut body = json!({
             "registration_id": registration.registration_id,
             "proof": proof,
             "name": device_name,
@@ -141,6 +181,9 @@ impl DeviceTrust {
             "key_storage": storage,
             "user_verification": user_verification,
         });
+        if let Some(attestation) = key.attestation.as_ref().and_then(attestation_json) {
+            body["attestation"] = attestation;
+        }
         let created: WireDeviceEnvelope = self
             .authed(Method::POST, "/v1/devices", Some(&body), Repeat::Once)
             .await?;
@@ -315,5 +358,66 @@ impl DeviceTrust {
                 tracing::warn!(error = %e, "could not queue a device removal");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attestations_are_sent_as_the_contract_says() {
+        let android = KeyAttestation::AndroidKey {
+            certificate_chain: vec![vec![0xfb, 0xff], vec![1, 2, 3]],
+        };
+        assert_eq!(
+            attestation_json(&android),
+            Some(json!({"format": "android-key", "certificate_chain": ["-_8", "AQID"]}))
+        );
+        let apple = KeyAttestation::AppleAppAttest {
+            key_id: vec![7; 32],
+            attestation_object: vec![0xa3],
+        };
+        assert_eq!(
+            attestation_json(&apple),
+            Some(json!({
+                "format": "apple-appattest",
+                "key_id": b64([7u8; 32]),
+                "attestation_object": "ow",
+            }))
+        );
+        // An empty chain (a phone without attestation) is no attestation.
+        let empty = KeyAttestation::AndroidKey {
+            certificate_chain: vec![],
+        };
+        assert_eq!(attestation_json(&empty), None);
+    }
+
+    #[test]
+    fn the_device_list_carries_the_verified_attestation() {
+        let d: WireDevice = serde_json::from_value(json!({
+            "device_id": "d1", "name": "n", "platform": "android", "key_storage": "tee",
+            "user_verification": "biometric", "created_at": 1, "last_used_at": null,
+            "trusted_until": 2, "current": true,
+            "attestation": {"format": "android-key", "security_level": "tee", "verified_at": 3},
+        }))
+        .unwrap();
+        let t = trusted_device(d, true);
+        assert_eq!(
+            t.attestation,
+            Some(VerifiedAttestation {
+                format: "android-key".into(),
+                security_level: Some("tee".into()),
+                verified_at: 3,
+            })
+        );
+        // A server before v1.1 sends no `attestation`.
+        let old: WireDevice = serde_json::from_value(json!({
+            "device_id": "d1", "name": "n", "platform": "android", "key_storage": "tee",
+            "user_verification": "biometric", "created_at": 1, "last_used_at": null,
+            "trusted_until": 2,
+        }))
+        .unwrap();
+        assert_eq!(trusted_device(old, false).attestation, None);
     }
 }

@@ -78,6 +78,8 @@ func message(for error: Error) -> UiMessage {
         return UiMessage(title: "Please confirm it's you", body: "For your security, confirm with Face ID or Touch ID, or your password and a code. Then we'll finish what you started.", next: .confirmItIsYou)
     case .DeviceLimitReached:
         return UiMessage(title: "Too many trusted devices", body: "Remove a device you no longer use, then try again.", next: .nothing)
+    case .AttestationInvalid:
+        return UiMessage(title: "Face ID sign-in isn't available on this iPhone", body: "This iPhone couldn't prove its security hardware to us. Keep signing in with your password and a code.", next: .usePasswordInstead)
     case .PasswordRejected(let reasons):
         var seen: [String] = []
         for text in reasons.map({ ruleText($0) }) where !seen.contains(text) { seen.append(text) }

@@ -1,3 +1,4 @@
+import DeviceCheck
 import DeviceTrust
 import Foundation
 import LocalAuthentication
@@ -10,22 +11,37 @@ import Security
 /// passcode) by policy. Signing uses `.ecdsaSignatureMessageX962SHA256`
 /// (DER, as the SDK expects) with an `LAContext` carrying the app's words.
 ///
+/// Key attestation: each new Secure Enclave key is vouched for by App Attest
+/// (`DCAppAttestService`). App Attest keys are App Attest's own: a new one
+/// per registration (`generateKey`), never used to sign sign-ins; its
+/// attestation (`attestKey(_:clientDataHash:)`) binds *our* signing key
+/// through `clientDataHash` = SHA-256(challenge ‖ JWK thumbprint of the
+/// signing key), which the SDK computes (`appAttestClientDataHash`). Where
+/// App Attest is unsupported or fails (no network to Apple, a simulator) the
+/// key is returned without attestation: a server under `--attestation
+/// verify` still registers it, one under `require` refuses it.
+///
 /// Simulator fallback: the simulator has no Secure Enclave, so there the key
 /// is a regular keychain key with the same access control, reported as
 /// `.software` (the server sees it as such).
 public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable {
     private let tagPrefix: String
     private let defaults: UserDefaults
+    private let appAttest: Bool
 
-    public init(tagPrefix: String = "com.devicetrust.key.", defaults: UserDefaults = .standard) {
+    /// `appAttest`: attest new keys with App Attest (needs the App Attest
+    /// capability, `com.apple.developer.devicecheck.appattest-environment`,
+    /// in the app's entitlements).
+    public init(tagPrefix: String = "com.devicetrust.key.", defaults: UserDefaults = .standard, appAttest: Bool = true) {
         self.tagPrefix = tagPrefix
         self.defaults = defaults
+        self.appAttest = appAttest
     }
 
     private func tag(_ alias: String) -> Data { Data((tagPrefix + alias).utf8) }
     private func domainStateKey(_ alias: String) -> String { tagPrefix + alias + ".biometry-state" }
 
-    public func generateKey(alias: String, userVerification: UserVerification) async throws -> GeneratedKey {
+    public func generateKey(alias: String, userVerification: UserVerification, attestationChallenge: Data) async throws -> GeneratedKey {
         try await deleteKey(alias: alias)
         var flags: SecAccessControlCreateFlags = [.privateKeyUsage]
         switch userVerification {
@@ -66,7 +82,30 @@ public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable 
         _ = context.canEvaluatePolicy(.deviceOwnerAuthenticationWithBiometrics, error: nil)
         defaults.set(context.evaluatedPolicyDomainState, forKey: domainStateKey(alias))
         // X9.63 uncompressed: 0x04 ‖ x ‖ y, 65 bytes.
-        return GeneratedKey(publicKey: raw, storage: storage)
+        var attestation: KeyAttestation? = nil
+        if storage == .secureEnclave {
+            attestation = await attest(publicKey: raw, challenge: attestationChallenge)
+        }
+        return GeneratedKey(publicKey: raw, storage: storage, attestation: attestation)
+    }
+
+    /// App Attest's attestation of the signing key `publicKey` for this
+    /// registration, or nil where App Attest cannot give one.
+    private func attest(publicKey: Data, challenge: Data) async -> KeyAttestation? {
+        let service = DCAppAttestService.shared
+        guard appAttest, service.isSupported else { return nil }
+        do {
+            let clientDataHash = try appAttestClientDataHash(challenge: challenge, publicKey: publicKey)
+            // A fresh App Attest key: an attested key cannot be attested again.
+            let keyId = try await service.generateKey()
+            let object = try await service.attestKey(keyId, clientDataHash: clientDataHash)
+            // The key identifier is the base64 of the App Attest public key's SHA-256.
+            guard let keyIdBytes = Data(base64Encoded: keyId) else { return nil }
+            return .appleAppAttest(keyId: keyIdBytes, attestationObject: object)
+        } catch {
+            // DCError.serverUnavailable and the like: no attestation this time.
+            return nil
+        }
     }
 
     public func sign(alias: String, data: Data, prompt: BiometricPrompt) async throws -> Data {

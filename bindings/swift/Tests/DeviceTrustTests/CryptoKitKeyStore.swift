@@ -14,10 +14,11 @@ final class CryptoKitKeyStore: PlatformKeyStore, @unchecked Sendable {
     var mode = Mode.normal
     private(set) var prompts: [String] = []
 
-    func generateKey(alias: String, userVerification: UserVerification) async throws -> GeneratedKey {
+    func generateKey(alias: String, userVerification: UserVerification, attestationChallenge: Data) async throws -> GeneratedKey {
+        // A software key: nothing to attest, the challenge is not used.
         let key = P256.Signing.PrivateKey()
         lock.withLock { keys[alias] = key }
-        return GeneratedKey(publicKey: key.publicKey.x963Representation, storage: .software)
+        return GeneratedKey(publicKey: key.publicKey.x963Representation, storage: .software, attestation: nil)
     }
 
     func sign(alias: String, data: Data, prompt: BiometricPrompt) async throws -> Data {

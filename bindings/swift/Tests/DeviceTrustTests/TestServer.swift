@@ -12,7 +12,8 @@ final class TestServer {
     private let process: Process
     private let outbox: URL
 
-    init() throws {
+    /// `extraArguments`: more `serve` flags (e.g. the attestation policy).
+    init(extraArguments: [String] = []) throws {
         guard let binary = ProcessInfo.processInfo.environment["DEVICETRUST_SERVER"] else {
             throw NSError(domain: "TestServer", code: 1, userInfo: [NSLocalizedDescriptionKey: "set DEVICETRUST_SERVER"])
         }
@@ -23,7 +24,7 @@ final class TestServer {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--listen", "127.0.0.1:0", "--rp-id", rpId,
                              "--database", "sqlite://" + dir.appendingPathComponent("dt.db").path,
-                             "--outbox", outbox.path, "--admin-token", adminToken, "--ip-rate-limit", "0"]
+                             "--outbox", outbox.path, "--admin-token", adminToken, "--ip-rate-limit", "0"] + extraArguments
         let pipe = Pipe()
         process.standardError = pipe
         try process.run()

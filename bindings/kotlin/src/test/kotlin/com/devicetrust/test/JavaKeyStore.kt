@@ -2,6 +2,7 @@ package com.devicetrust.test
 
 import com.devicetrust.core.BiometricPrompt
 import com.devicetrust.core.GeneratedKey
+import com.devicetrust.core.KeyAttestation
 import com.devicetrust.core.KeyStorage
 import com.devicetrust.core.KeyStoreException
 import com.devicetrust.core.PlatformKeyStore
@@ -24,6 +25,14 @@ import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.awaitCancellation
 import kotlin.coroutines.cancellation.CancellationException
 
+/** The stand-in platform's key attestation: given the new key's public
+ *  half and the registration challenge, the storage to report and the
+ *  attestation to return (as Android Keystore returns the chain of a key
+ *  generated with `setAttestationChallenge`). */
+fun interface Attester {
+    fun attest(publicKey: ECPublicKey, challenge: ByteArray): Pair<KeyStorage, KeyAttestation?>
+}
+
 /** What the stand-in "platform" does when asked to sign. HANG: the prompt
  *  stays up until the call is cancelled. */
 enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED, HANG }
@@ -35,6 +44,8 @@ enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED, HANG }
  */
 class JavaKeyStore(private val file: File, private val password: CharArray = "changeit".toCharArray()) : PlatformKeyStore {
     @Volatile var mode = Mode.NORMAL
+    /** Without one, keys are software keys with no attestation. */
+    @Volatile var attester: Attester? = null
     val prompts = CopyOnWriteArrayList<String>()
     /** Completed when a HANG prompt is showing, and when it was cancelled. */
     val promptShown = CompletableDeferred<Unit>()
@@ -47,7 +58,7 @@ class JavaKeyStore(private val file: File, private val password: CharArray = "ch
 
     private fun save(ks: KeyStore) = file.outputStream().use { ks.store(it, password) }
 
-    override suspend fun generateKey(alias: String, userVerification: UserVerification): GeneratedKey {
+    override suspend fun generateKey(alias: String, userVerification: UserVerification, attestationChallenge: ByteArray): GeneratedKey {
         val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
         // PKCS#12 keeps a private key only with a certificate: a self-signed one.
         val now = System.currentTimeMillis()
@@ -60,8 +71,10 @@ class JavaKeyStore(private val file: File, private val password: CharArray = "ch
             ks.setKeyEntry(alias, pair.private, password, arrayOf(cert))
             save(ks)
         }
-        val w = (pair.public as ECPublicKey).w
-        return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), KeyStorage.SOFTWARE)
+        val public = pair.public as ECPublicKey
+        val w = public.w
+        val (storage, attestation) = attester?.attest(public, attestationChallenge) ?: Pair(KeyStorage.SOFTWARE, null)
+        return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), storage, attestation)
     }
 
     override suspend fun sign(alias: String, data: ByteArray, prompt: BiometricPrompt): ByteArray {

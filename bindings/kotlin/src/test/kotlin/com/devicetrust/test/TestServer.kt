@@ -18,14 +18,15 @@ class TestServer private constructor(private val process: Process, val base: Str
     private val http = HttpClient.newHttpClient()
 
     companion object {
-        fun start(): TestServer {
+        /** `extraArgs`: more `serve` flags (e.g. the attestation policy). */
+        fun start(extraArgs: List<String> = emptyList()): TestServer {
             val binary = System.getProperty("devicetrust.server") ?: error("devicetrust.server is not set")
             val dir = Files.createTempDirectory("devicetrust-kotlin").toFile()
             val outbox = File(dir, "outbox.jsonl")
             val process = ProcessBuilder(
                 binary, "serve", "--listen", "127.0.0.1:0", "--rp-id", RP_ID,
                 "--database", "sqlite://" + File(dir, "dt.db").path, "--outbox", outbox.path,
-                "--admin-token", ADMIN_TOKEN, "--ip-rate-limit", "0",
+                "--admin-token", ADMIN_TOKEN, "--ip-rate-limit", "0", *extraArgs.toTypedArray(),
             ).redirectErrorStream(true).start()
             val address = LinkedBlockingQueue<String>()
             // Read the log for the address, then keep draining it.

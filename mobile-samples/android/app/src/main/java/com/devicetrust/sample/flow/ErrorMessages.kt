@@ -69,6 +69,8 @@ fun messageFor(e: DeviceTrustException): UiMessage = when (e) {
         UiMessage("Please confirm it's you", "For your security, confirm with your fingerprint or face, or your password and a code. Then we'll finish what you started.", NextStep.CONFIRM_IT_IS_YOU)
     is DeviceTrustException.DeviceLimitReached ->
         UiMessage("Too many trusted devices", "Remove a device you no longer use, then try again.", NextStep.NOTHING)
+    is DeviceTrustException.AttestationInvalid ->
+        UiMessage("Fingerprint or face sign-in isn't available on this phone", "This phone couldn't prove its security hardware to us. Keep signing in with your password and a code.", NextStep.USE_PASSWORD_INSTEAD)
     is DeviceTrustException.PasswordRejected ->
         UiMessage(
             "Choose another password",

@@ -12,6 +12,7 @@ import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
 import com.devicetrust.core.BiometricPrompt
 import com.devicetrust.core.GeneratedKey
+import com.devicetrust.core.KeyAttestation
 import com.devicetrust.core.KeyStorage
 import com.devicetrust.core.KeyStoreException
 import com.devicetrust.core.PlatformKeyStore
@@ -34,34 +35,66 @@ import kotlin.coroutines.resumeWithException
  * for signing with SHA-256 only, unlocked per use by strong biometrics (or
  * biometrics or the device credential, by policy) and invalidated when new
  * biometrics are enrolled. Signatures go through the system BiometricPrompt
- * with a CryptoObject, on the main thread. Framework APIs only (API 28+;
+ * with a CryptoObject, on the main thread. Every key is generated with the
+ * server's registration challenge as its attestation challenge, and its
+ * certificate chain is returned as the key's attestation (Android Key
+ * Attestation, checked by the server). Framework APIs only (API 28+;
  * `setUserAuthenticationParameters` on API 30+), so this class compiles
  * against the Android framework jar without AndroidX.
  */
 class AndroidKeystoreKeyStore(private val context: Context) : PlatformKeyStore {
     private fun keyStore(): KeyStore = KeyStore.getInstance(ANDROID_KEYSTORE).apply { load(null) }
 
-    override suspend fun generateKey(alias: String, userVerification: UserVerification): GeneratedKey {
+    override suspend fun generateKey(
+        alias: String,
+        userVerification: UserVerification,
+        attestationChallenge: ByteArray,
+    ): GeneratedKey {
         val pair = try {
-            generate(alias, userVerification, strongBox = hasStrongBox())
+            generate(alias, userVerification, strongBox = hasStrongBox(), challenge = attestationChallenge)
         } catch (e: StrongBoxUnavailableException) {
-            generate(alias, userVerification, strongBox = false)
+            generate(alias, userVerification, strongBox = false, challenge = attestationChallenge)
         } catch (e: Exception) {
             throw KeyStoreException.Other("key generation failed: ${e.message}")
         }
         val w = (pair.public as ECPublicKey).w
-        return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), storageOf(pair.private))
+        val storage = storageOf(pair.private)
+        // A software key (an emulator, a phone without secure hardware) has
+        // only Android's own attestation, which proves nothing: none is sent
+        // (the server would refuse `software` with an attestation).
+        val attestation = if (storage == KeyStorage.SOFTWARE) null else attestation(alias)
+        return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), storage, attestation)
+    }
+
+    /**
+     * The key's attestation: its certificate chain, DER, leaf first. The
+     * leaf carries the KeyDescription with the server's challenge; on a
+     * phone with hardware attestation the chain ends at Google's root, else
+     * at an untrusted certificate (the server refuses it with
+     * `attestation_invalid`). No chain at all: no attestation.
+     */
+    private fun attestation(alias: String): KeyAttestation? {
+        val chain = try {
+            keyStore().getCertificateChain(alias)
+        } catch (e: Exception) {
+            null
+        }
+        if (chain.isNullOrEmpty()) return null
+        return KeyAttestation.AndroidKey(chain.map { it.encoded })
     }
 
     private fun hasStrongBox(): Boolean =
         context.packageManager.hasSystemFeature("android.hardware.strongbox_keystore")
 
-    private fun generate(alias: String, uv: UserVerification, strongBox: Boolean) =
+    private fun generate(alias: String, uv: UserVerification, strongBox: Boolean, challenge: ByteArray) =
         KeyPairGenerator.getInstance(KeyProperties.KEY_ALGORITHM_EC, ANDROID_KEYSTORE).run {
             val spec = KeyGenParameterSpec.Builder(alias, KeyProperties.PURPOSE_SIGN)
                 .setAlgorithmParameterSpec(ECGenParameterSpec("secp256r1"))
                 .setDigests(KeyProperties.DIGEST_SHA256)
                 .setIsStrongBoxBacked(strongBox)
+                // Key attestation (API 24+): the leaf certificate of the key's
+                // chain states where it lives, for this registration only.
+                .setAttestationChallenge(challenge)
                 .apply {
                     if (uv != UserVerification.NONE) {
                         setUserAuthenticationRequired(true)
@@ -99,10 +132,6 @@ class AndroidKeystoreKeyStore(private val context: Context) : PlatformKeyStore {
             if (info.isInsideSecureHardware) KeyStorage.TEE else KeyStorage.SOFTWARE
         }
     }
-
-    /** The key's attestation certificate chain (DER, leaf first), for the server. */
-    fun attestationChain(alias: String): List<ByteArray> =
-        keyStore().getCertificateChain(alias)?.map { it.encoded } ?: emptyList()
 
     override suspend fun sign(alias: String, data: ByteArray, prompt: BiometricPrompt): ByteArray {
         val key = keyStore().getKey(alias, null) as? PrivateKey ?: throw KeyStoreException.KeyNotFound()
