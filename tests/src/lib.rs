@@ -44,6 +44,8 @@ pub struct Options {
     pub server_key: Option<ServerKey>,
     /// The clock; servers sharing a database share one.
     pub clock: Option<ManualClock>,
+    /// SQLite whatever the matrix says (the source of a `migrate`).
+    pub sqlite: bool,
 }
 
 impl Default for Options {
@@ -61,6 +63,7 @@ impl Default for Options {
             database: None,
             server_key: None,
             clock: None,
+            sqlite: false,
         }
     }
 }
@@ -164,6 +167,7 @@ impl TestServer {
         let outbox = dir.path().join("outbox.jsonl");
         let database = match opts.database {
             Some(url) => Some(url),
+            None if opts.sqlite => None,
             None => fresh_database().await,
         };
         let store: Arc<dyn Store> = match &database {
