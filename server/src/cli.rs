@@ -30,10 +30,13 @@ use crate::validate;
     about = "devicetrust sign-in server"
 )]
 pub struct Cli {
-    /// Database: sqlite://PATH (PATH verbatim; sqlite:///var/x.db is absolute).
+    /// Database: sqlite://PATH (one instance; PATH verbatim, sqlite:///var/x.db
+    /// is absolute) or postgres://USER@HOST:PORT/DB (any number of instances;
+    /// docs/DEPLOYMENT.md). Its value is never shown: it may hold a password.
     #[arg(
         long,
         env = "DEVICETRUST_DATABASE",
+        hide_env_values = true,
         default_value = "sqlite://devicetrust.db",
         global = true
     )]

@@ -75,15 +75,22 @@ enum Fail {
     Pg(#[from] PgError),
     #[error(transparent)]
     Store(#[from] StorageError),
+    /// A row this transaction relied on vanished between two statements.
+    #[error("a concurrent transaction changed the row; try again")]
+    Raced,
 }
 
 impl Fail {
     /// Another transaction got in the way; the whole transaction may be
     /// run again.
     fn retryable(&self) -> bool {
-        matches!(self, Fail::Pg(e) if e.code().is_some_and(|c| {
-            *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-        }))
+        match self {
+            Fail::Pg(e) => e.code().is_some_and(|c| {
+                *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+            }),
+            Fail::Raced => true,
+            Fail::Store(_) => false,
+        }
     }
 }
 
@@ -103,6 +110,9 @@ impl From<Fail> for StorageError {
         match f {
             Fail::Pg(e) => e.into(),
             Fail::Store(e) => e,
+            Fail::Raced => {
+                StorageError::Database("a concurrent transaction changed the row".into())
+            }
         }
     }
 }
@@ -112,7 +122,18 @@ impl From<Fail> for StorageError {
 fn pg_message(e: &PgError) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The causes too: "error performing TLS handshake" alone does
+            // not say that the certificate was not trusted.
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                msg.push_str(": ");
+                msg.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            msg
+        }
     }
 }
 
@@ -408,6 +429,7 @@ impl PostgresStore {
             Ok(()) => Ok(tx.commit().await?),
             Err(Fail::Store(e)) => Err(e),
             Err(Fail::Pg(e)) => Err(StorageError::Migration(pg_message(&e))),
+            Err(Fail::Raced) => Err(StorageError::Migration("raced".into())),
         }
     }
 
@@ -729,18 +751,28 @@ impl Store for PostgresStore {
         now: i64,
         policy: LockoutPolicy,
     ) -> Result<Reservation, StorageError> {
+        // A running lock is answered from a plain read: a flood against a
+        // locked id writes nothing and waits for no row lock.
+        if let Some(until) = self.locked_until(key, now).await? {
+            return Ok(Reservation::Locked { until });
+        }
         transaction!(self, |tx| {
-            // The row, created at zero if new, locked: reservations for one
+            // The row locked (created at zero if new): reservations for one
             // key are counted one at a time across every instance.
-            let row = tx
-                .one(
-                    "INSERT INTO attempts (user_key, count, locked_until, updated_at)
-                     VALUES ($1, 0, NULL, $2)
-                     ON CONFLICT (user_key) DO UPDATE SET user_key = excluded.user_key
-                     RETURNING count, locked_until, updated_at",
-                    &[&key, &now],
-                )
-                .await?;
+            const READ: &str = "SELECT count, locked_until, updated_at FROM attempts
+                                WHERE user_key = $1 FOR UPDATE";
+            let row = match tx.opt(READ, &[&key]).await? {
+                Some(row) => row,
+                None => {
+                    tx.exec(
+                        "INSERT INTO attempts (user_key, count, locked_until, updated_at)
+                         VALUES ($1, 0, NULL, $2) ON CONFLICT (user_key) DO NOTHING",
+                        &[&key, &now],
+                    )
+                    .await?;
+                    tx.opt(READ, &[&key]).await?.ok_or(Fail::Raced)?
+                }
+            };
             let n: i64 = row.try_get(0)?;
             let locked_until: Option<i64> = row.try_get(1)?;
             let updated_at: i64 = row.try_get(2)?;
