@@ -385,6 +385,9 @@ impl PostgresStore {
         let step = async {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
+            // Quiet: "already exists, skipping" on every start is noise.
+            tx.batch_execute("SET LOCAL client_min_messages = warning")
+                .await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS devicetrust_schema (
                      version    INTEGER PRIMARY KEY,
