@@ -93,7 +93,10 @@ pub async fn fresh_database() -> Option<String> {
         .await
         .expect("create the test schema");
     let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+    // Named after the schema, so a test can find its servers' connections.
+    Some(format!(
+        "{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+    ))
 }
 
 /// A plain connection to a test database (loopback, no TLS).

@@ -244,3 +244,36 @@ async fn a_device_removed_on_one_is_refused_on_the_other() {
         .await;
     assert_eq!(late.status, 401, "{:?}", late.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_the_database_ends_are_replaced() {
+    let Some((a, b)) = pair("connections_the_database_ends_are_replaced").await else {
+        return;
+    };
+    let (_, device_id, key) = a.user_with_device("survivor").await;
+    assert_eq!(
+        b.device_sign_in(&device_id, &key, "survivor").await.status,
+        200
+    );
+    // The database ends every connection of both instances, as a restart
+    // or a failover does (only theirs: they carry this schema's name).
+    let url = a.database.clone().unwrap();
+    let schema = url.rsplit("application_name=").next().unwrap().to_owned();
+    let admin = pg_connect(&url).await;
+    let ended: i64 = admin
+        .query_one(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = $1 AND pid <> pg_backend_pid()) t",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ended >= 2, "{ended} connections ended");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Both instances go on, on new connections.
+    for srv in [&a, &b] {
+        let r = srv.device_sign_in(&device_id, &key, "survivor").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+}

@@ -78,6 +78,10 @@ enum Fail {
     /// A row this transaction relied on vanished between two statements.
     #[error("a concurrent transaction changed the row; try again")]
     Raced,
+    /// The connection was lost while COMMIT was under way: whether it
+    /// committed is unknown, so it is not run again.
+    #[error("connection lost during commit: {0}")]
+    CommitUnknown(PgError),
 }
 
 impl Fail {
@@ -85,11 +89,23 @@ impl Fail {
     /// run again.
     fn retryable(&self) -> bool {
         match self {
+            // A pooled connection that died (a database restart or
+            // failover) before COMMIT: nothing was committed, so the
+            // transaction runs again on a fresh connection.
+            Fail::Pg(e) if e.is_closed() => true,
             Fail::Pg(e) => e.code().is_some_and(|c| {
                 *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
             }),
             Fail::Raced => true,
-            Fail::Store(_) => false,
+            Fail::Store(_) | Fail::CommitUnknown(_) => false,
+        }
+    }
+
+    fn at_commit(e: PgError) -> Fail {
+        if e.is_closed() {
+            Fail::CommitUnknown(e)
+        } else {
+            Fail::Pg(e)
         }
     }
 }
@@ -112,6 +128,9 @@ impl From<Fail> for StorageError {
             Fail::Store(e) => e,
             Fail::Raced => {
                 StorageError::Database("a concurrent transaction changed the row".into())
+            }
+            Fail::CommitUnknown(e) => {
+                StorageError::Database(format!("connection lost during commit: {}", pg_message(&e)))
             }
         }
     }
@@ -161,7 +180,7 @@ macro_rules! transaction {
                 let end: Result<End<_>, Fail> = async { $body }.await;
                 match end? {
                     End::Commit(v) => {
-                        $tx.commit().await?;
+                        $tx.commit().await.map_err(Fail::at_commit)?;
                         Ok(v)
                     }
                     End::Rollback(v) => {
@@ -432,7 +451,9 @@ impl PostgresStore {
             Ok(()) => Ok(tx.commit().await?),
             Err(Fail::Store(e)) => Err(e),
             Err(Fail::Pg(e)) => Err(StorageError::Migration(pg_message(&e))),
-            Err(Fail::Raced) => Err(StorageError::Migration("raced".into())),
+            Err(e @ (Fail::Raced | Fail::CommitUnknown(_))) => {
+                Err(StorageError::Migration(e.to_string()))
+            }
         }
     }
 
