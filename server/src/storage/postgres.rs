@@ -382,7 +382,13 @@ impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StorageError> {
         let pool = build_pool(parse_target(url)?)?;
         let store = PostgresStore { pool };
-        store.migrate().await?;
+        store.migrate().await.map_err(|e| match e {
+            // The first connection: say which database could not be reached.
+            StorageError::Pool(msg) => {
+                StorageError::Pool(format!("PostgreSQL at {}: {msg}", redact(url)))
+            }
+            other => other,
+        })?;
         Ok(store)
     }
 
