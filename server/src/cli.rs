@@ -299,7 +299,10 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Rejected(_) => 3,
             CliError::Migrate(storage::migrate::MigrateError::Usage(_)) => 2,
-            CliError::Migrate(storage::migrate::MigrateError::NotEmpty(_)) => 3,
+            CliError::Migrate(
+                storage::migrate::MigrateError::NotEmpty(_)
+                | storage::migrate::MigrateError::Schema(_),
+            ) => 3,
             CliError::Storage(_) | CliError::Io(..) | CliError::Key(_) | CliError::Migrate(_) => 1,
         }
     }

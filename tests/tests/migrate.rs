@@ -10,7 +10,8 @@ use clap::Parser;
 use devicetrust_e2e::*;
 use devicetrust_server::cli::{self, Cli, CliError};
 use devicetrust_server::server_key::ServerKey;
-use devicetrust_server::storage::migrate::{sqlite_to_postgres, MigrateError};
+use devicetrust_server::storage::migrate::{schema_differences, sqlite_to_postgres, MigrateError};
+use devicetrust_server::storage::postgres::PostgresStore;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,4 +115,26 @@ async fn a_sqlite_installation_moves_to_postgres_and_signs_in_after() {
     );
     // New audit lines continue after the copied ids.
     assert!(new.audit_events("mover").await.len() > old.audit_events("mover").await.len());
+}
+
+/// The two backends' migrations are in step: the same tables and columns.
+/// A column added to SQLite's schema and not to PostgreSQL's (or the other
+/// way round) fails here, naming it.
+#[tokio::test]
+async fn both_backends_have_the_same_tables_and_columns() {
+    let Some(url) = fresh_database().await else {
+        eprintln!("skipping: comparing the schemas needs PostgreSQL (DEVICETRUST_TEST_DATABASE)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("schema.db");
+    let path = path.to_str().unwrap();
+    drop(
+        devicetrust_server::storage::sqlite::SqliteStore::open(path)
+            .await
+            .unwrap(),
+    );
+    let pg = PostgresStore::open(&url).await.unwrap();
+    let differences = schema_differences(path, &pg).await.unwrap();
+    assert!(differences.is_empty(), "{differences:#?}");
 }

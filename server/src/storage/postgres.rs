@@ -166,7 +166,8 @@ enum End<T> {
 /// Runs `$body` (an expression using `$tx`, a `deadpool_postgres::Transaction`,
 /// evaluating to `Result<End<T>, Fail>`) in a READ COMMITTED transaction on a
 /// pooled connection, and runs it again from the start, up to `MAX_TRIES`,
-/// when PostgreSQL aborted it for a deadlock or a serialization failure.
+/// when PostgreSQL aborted it for a deadlock or a serialization failure, or
+/// its connection died before COMMIT (see `Fail::retryable`).
 /// Methods added later (the risk profile's read-modify-write, say) use it
 /// the same way.
 macro_rules! transaction {
