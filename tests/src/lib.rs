@@ -99,6 +99,13 @@ pub async fn fresh_database() -> Option<String> {
     ))
 }
 
+/// Says that a test skips, and why, where it is seen: straight to the
+/// process's stderr, past the test harness's capture of `eprintln!`.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipping: {reason}");
+}
+
 /// A plain connection to a test database (loopback, no TLS).
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)

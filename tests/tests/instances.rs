@@ -16,10 +16,10 @@ use serde_json::json;
 /// Two servers on one fresh schema, or `None` (and a printed reason) under SQLite.
 async fn pair(test: &str) -> Option<(Arc<TestServer>, Arc<TestServer>)> {
     let Some(url) = fresh_database().await else {
-        eprintln!(
-            "skipping {test}: several instances need PostgreSQL \
+        skip(&format!(
+            "{test}: several instances need PostgreSQL \
              (set DEVICETRUST_TEST_DATABASE=postgres://…, or run under scripts/postgres)"
-        );
+        ));
         return None;
     };
     let key = ServerKey::generate().expect("server key");

@@ -17,9 +17,9 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_installation_moves_to_postgres_and_signs_in_after() {
     let Some(url) = fresh_database().await else {
-        eprintln!(
-            "skipping: migrate needs PostgreSQL \
-             (set DEVICETRUST_TEST_DATABASE=postgres://…, or run under scripts/postgres)"
+        skip(
+            "migrate needs PostgreSQL \
+             (set DEVICETRUST_TEST_DATABASE=postgres://…, or run under scripts/postgres)",
         );
         return;
     };
@@ -123,7 +123,7 @@ async fn a_sqlite_installation_moves_to_postgres_and_signs_in_after() {
 #[tokio::test]
 async fn both_backends_have_the_same_tables_and_columns() {
     let Some(url) = fresh_database().await else {
-        eprintln!("skipping: comparing the schemas needs PostgreSQL (DEVICETRUST_TEST_DATABASE)");
+        skip("comparing the schemas needs PostgreSQL (DEVICETRUST_TEST_DATABASE)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -16,9 +16,9 @@ async fn sslmode_require_is_tls_with_the_certificate_verified() {
         fresh_database().await,
         std::env::var("DEVICETRUST_TEST_DATABASE_CA"),
     ) else {
-        eprintln!(
-            "skipping: needs DEVICETRUST_TEST_DATABASE and DEVICETRUST_TEST_DATABASE_CA \
-             (a cluster serving TLS, as scripts/postgres starts)"
+        skip(
+            "sslmode=require needs DEVICETRUST_TEST_DATABASE and DEVICETRUST_TEST_DATABASE_CA \
+             (a cluster serving TLS, as scripts/postgres starts)",
         );
         return;
     };
