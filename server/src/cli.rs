@@ -32,10 +32,13 @@ use crate::validate;
     about = "devicetrust sign-in server"
 )]
 pub struct Cli {
-    /// Database: sqlite://PATH (PATH verbatim; sqlite:///var/x.db is absolute).
+    /// Database: sqlite://PATH (one instance; PATH verbatim, sqlite:///var/x.db
+    /// is absolute) or postgres://USER@HOST:PORT/DB (any number of instances;
+    /// docs/DEPLOYMENT.md). Its value is never shown: it may hold a password.
     #[arg(
         long,
         env = "DEVICETRUST_DATABASE",
+        hide_env_values = true,
         default_value = "sqlite://devicetrust.db",
         global = true
     )]
@@ -54,6 +57,17 @@ pub enum Command {
     /// Configure markets.
     #[command(subcommand)]
     Market(MarketCommand),
+    /// Copy a single-node SQLite installation into an empty PostgreSQL
+    /// database, checked table by table (docs/DEPLOYMENT.md). Stop the
+    /// server first; the server key file stays as it is.
+    Migrate {
+        /// The SQLite database: sqlite://PATH.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: postgres://USER@HOST:PORT/DB.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +427,8 @@ pub enum CliError {
     Io(&'static str, std::io::Error),
     #[error(transparent)]
     Key(KeyError),
+    #[error(transparent)]
+    Migrate(#[from] storage::migrate::MigrateError),
 }
 
 impl CliError {
@@ -420,7 +436,12 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Rejected(_) => 3,
-            CliError::Storage(_) | CliError::Io(..) | CliError::Key(_) => 1,
+            CliError::Migrate(storage::migrate::MigrateError::Usage(_)) => 2,
+            CliError::Migrate(
+                storage::migrate::MigrateError::NotEmpty(_)
+                | storage::migrate::MigrateError::Schema(_),
+            ) => 3,
+            CliError::Storage(_) | CliError::Io(..) | CliError::Key(_) | CliError::Migrate(_) => 1,
         }
     }
 }
@@ -565,6 +586,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let store = storage::open(&cli.database).await?;
             store.unlock(&user_id).await?;
             println!("unlocked {user_id}");
+            Ok(())
+        }
+        Command::Migrate { from, to } => {
+            let report = storage::migrate::sqlite_to_postgres(&from, &to).await?;
+            println!("{:<16} {:>10} {:>10}", "table", "sqlite", "postgres");
+            for c in &report {
+                println!("{:<16} {:>10} {:>10}", c.table, c.source, c.target);
+            }
+            let rows: i64 = report.iter().map(|c| c.target).sum();
+            println!(
+                "migrated {rows} rows in {} tables into {}; every count matches",
+                report.len(),
+                storage::postgres::redact(&to)
+            );
             Ok(())
         }
         Command::Market(MarketCommand::Set {

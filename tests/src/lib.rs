@@ -1,6 +1,11 @@
 //! Test harness for devicetrust end-to-end tests: a real server on
 //! 127.0.0.1:0 over real HTTP, a software P-256 device key, and helpers that
 //! walk the contract's flows.
+//!
+//! The backend is a matrix: by default each server gets a new SQLite file;
+//! with `DEVICETRUST_TEST_DATABASE=postgres://…` (a throwaway cluster, see
+//! `scripts/postgres`) each gets a new schema of its own in that database,
+//! so the same tests prove both backends.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +17,8 @@ use devicetrust_server::clock::{Clock, ManualClock};
 use devicetrust_server::notify::{Message, Notifier, NotifyError, Outbox};
 use devicetrust_server::risk::{HabitsConfig, HabitsPolicy, RiskPolicy};
 use devicetrust_server::secrets::{Hasher, HasherConfig};
-use devicetrust_server::storage::{sqlite::SqliteStore, Store};
+use devicetrust_server::server_key::ServerKey;
+use devicetrust_server::storage::{postgres::PostgresStore, sqlite::SqliteStore, Store};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use ring::rand::SecureRandom;
@@ -38,6 +44,15 @@ pub struct Options {
     pub hasher: HasherConfig,
     /// While set, every message fails as a refusing carrier would.
     pub carrier_down: Arc<AtomicBool>,
+    /// A PostgreSQL URL to share with other servers (see `fresh_database`);
+    /// `None`: a database of this server's own, of the backend under test.
+    pub database: Option<String>,
+    /// The server key; servers sharing a database must share it.
+    pub server_key: Option<ServerKey>,
+    /// The clock; servers sharing a database share one.
+    pub clock: Option<ManualClock>,
+    /// SQLite whatever the matrix says (the source of a `migrate`).
+    pub sqlite: bool,
 }
 
 impl Default for Options {
@@ -52,8 +67,61 @@ impl Default for Options {
             risk: Risk::Habits(HabitsConfig::default()),
             hasher: HasherConfig::default(),
             carrier_down: Arc::new(AtomicBool::new(false)),
+            database: None,
+            server_key: None,
+            clock: None,
+            sqlite: false,
         }
     }
+}
+
+/// The PostgreSQL database the tests run against, if any.
+pub fn test_database() -> Option<String> {
+    std::env::var("DEVICETRUST_TEST_DATABASE")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Under PostgreSQL: a new, empty schema in the test database, and the URL
+/// that makes it the connection's only schema. `None` under SQLite.
+pub async fn fresh_database() -> Option<String> {
+    let base = test_database()?;
+    let mut id = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .expect("random");
+    let schema = format!(
+        "t_{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let client = pg_connect(&base).await;
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    // Named after the schema, so a test can find its servers' connections.
+    Some(format!(
+        "{base}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+    ))
+}
+
+/// Says that a test skips, and why, where it is seen: straight to the
+/// process's stderr, past the test harness's capture of `eprintln!`.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipping: {reason}");
+}
+
+/// A plain connection to a test database (loopback, no TLS).
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
 }
 
 /// The outbox, behind a switch that makes the carrier refuse.
@@ -81,6 +149,8 @@ pub struct TestServer {
     state: AppState,
     pub clock: ManualClock,
     pub store: Arc<dyn Store>,
+    /// The PostgreSQL URL (its own schema) when the backend is PostgreSQL.
+    pub database: Option<String>,
     pub outbox: PathBuf,
     pub http: reqwest::Client,
     /// While set, requests leave from this loopback address (all of
@@ -115,12 +185,20 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("devicetrust.db");
         let outbox = dir.path().join("outbox.jsonl");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(db.to_str().expect("utf-8 path"))
-                .await
-                .expect("open store"),
-        );
-        let clock = ManualClock::new();
+        let database = match opts.database {
+            Some(url) => Some(url),
+            None if opts.sqlite => None,
+            None => fresh_database().await,
+        };
+        let store: Arc<dyn Store> = match &database {
+            Some(url) => Arc::new(PostgresStore::open(url).await.expect("open store")),
+            None => Arc::new(
+                SqliteStore::open(db.to_str().expect("utf-8 path"))
+                    .await
+                    .expect("open store"),
+            ),
+        };
+        let clock = opts.clock.unwrap_or_default();
         let state = AppState::new(Components {
             settings: opts.settings,
             store: store.clone(),
@@ -134,7 +212,10 @@ impl TestServer {
                 Risk::Policy(policy) => policy,
             },
             hasher: Hasher::new(opts.hasher).expect("hasher"),
-            server_key: devicetrust_server::server_key::ServerKey::generate().expect("server key"),
+            server_key: match opts.server_key {
+                Some(key) => key,
+                None => ServerKey::generate().expect("server key"),
+            },
         })
         .await
         .expect("state");
@@ -153,6 +234,7 @@ impl TestServer {
             state,
             clock,
             store,
+            database,
             outbox,
             http: reqwest::Client::new(),
             source: std::sync::Mutex::new(None),
@@ -195,9 +277,88 @@ impl TestServer {
         self.clock.now()
     }
 
-    /// The SQLite database file, for tests that inspect tables directly.
+    /// The SQLite database file (under SQLite).
     pub fn db_path(&self) -> PathBuf {
         self._dir.path().join("devicetrust.db")
+    }
+
+    /// The one integer a query answers (`SELECT COUNT(*) …`), on whichever
+    /// backend this server uses: for tests that inspect tables directly.
+    pub async fn sql_i64(&self, sql: &str) -> i64 {
+        match &self.database {
+            Some(url) => pg_connect(url)
+                .await
+                .query_one(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+                .get(0),
+            None => rusqlite::Connection::open(self.db_path())
+                .expect("open the database")
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
+    /// `sql_i64` for a query built on the spot.
+    pub async fn sql_i64_owned(&self, sql: String) -> i64 {
+        self.sql_i64(&sql).await
+    }
+
+    /// The one text a query answers, on whichever backend.
+    pub async fn sql_text(&self, sql: &str) -> String {
+        match &self.database {
+            Some(url) => pg_connect(url)
+                .await
+                .query_one(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+                .get(0),
+            None => rusqlite::Connection::open(self.db_path())
+                .expect("open the database")
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
+    /// Everything the database holds, as text: the SQLite file and its WAL,
+    /// or every row of every table of the PostgreSQL schema.
+    pub async fn raw_contents(&self) -> String {
+        match &self.database {
+            Some(url) => {
+                let client = pg_connect(url).await;
+                let tables = client
+                    .query(
+                        "SELECT table_name::TEXT FROM information_schema.tables
+                         WHERE table_schema = current_schema()",
+                        &[],
+                    )
+                    .await
+                    .expect("tables");
+                let mut out = String::new();
+                for t in tables {
+                    let name: String = t.get(0);
+                    for row in client
+                        .query(&format!("SELECT t::TEXT FROM {name} t"), &[])
+                        .await
+                        .expect("rows")
+                    {
+                        out.push_str(row.get::<_, &str>(0));
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+            None => {
+                let db = std::fs::read(self.db_path()).expect("read the database");
+                let wal =
+                    std::fs::read(format!("{}-wal", self.db_path().display())).unwrap_or_default();
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&db),
+                    String::from_utf8_lossy(&wal)
+                )
+            }
+        }
     }
 
     /// The application state (its hasher, settings), for white-box checks.

@@ -80,13 +80,8 @@ async fn the_audit_records_the_forwarded_client() {
     let srv = start(&["127.0.0.1/32"]).await;
     srv.add_user("forwarded", "GB", None).await;
     password_from(&srv, "forwarded", "203.0.113.50").await;
-    let conn = rusqlite::Connection::open(srv.db_path()).unwrap();
-    let ip: String = conn
-        .query_row(
-            "SELECT ip FROM audit WHERE user_id = 'forwarded' AND event = 'signin_failed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let ip = srv
+        .sql_text("SELECT ip FROM audit WHERE user_id = 'forwarded' AND event = 'signin_failed'")
+        .await;
     assert_eq!(ip, "203.0.113.50");
 }

@@ -1,11 +1,13 @@
 //! Everything the server keeps, behind one trait. Handlers see only `Store`;
-//! the SQLite backend lives in `sqlite`, and a PostgreSQL one can be added
-//! beside it without touching them.
+//! the SQLite backend (one instance) lives in `sqlite`, the PostgreSQL one
+//! (any number of instances on one database) in `postgres`.
 //!
 //! Every single-use thing (challenge, registration, OTP try, refresh token,
 //! login) is consumed by one atomic statement or transaction, so of any number
 //! of racing requests exactly one wins.
 
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -637,12 +639,12 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StorageError> 
         let store = sqlite::SqliteStore::open(path).await?;
         Ok(std::sync::Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StorageError::UnsupportedUrl(
-            "the PostgreSQL backend is not part of this build yet; use sqlite://PATH".into(),
-        ))
+        let store = postgres::PostgresStore::open(url).await?;
+        Ok(std::sync::Arc::new(store))
     } else {
         Err(StorageError::UnsupportedUrl(format!(
-            "{url:?}: expected sqlite://PATH or postgres://…"
+            "{:?}: expected sqlite://PATH or postgres://…",
+            postgres::redact(url)
         )))
     }
 }

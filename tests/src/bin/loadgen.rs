@@ -1,6 +1,8 @@
 //! Load generator: device (biometric) sign-ins per second against a server
-//! it starts on 127.0.0.1 with a fresh SQLite database. Bounded in count and
-//! time; loopback only.
+//! it starts on 127.0.0.1 with a fresh database: SQLite, or a schema of
+//! `DEVICETRUST_TEST_DATABASE=postgres://…` (then `--instances N` starts N
+//! servers on it, and each sign-in's proof goes to another instance than
+//! its challenge). Bounded in count and time; loopback only.
 //!
 //! `cargo run --release -p devicetrust-e2e --bin loadgen -- --sign-ins 4000 --concurrency 16`
 
@@ -9,9 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use devicetrust_e2e::{DeviceKey, Options, Risk, TestServer, RP_ID};
+use devicetrust_e2e::{fresh_database, DeviceKey, Options, Risk, TestServer, RP_ID};
+use devicetrust_server::clock::ManualClock;
 use devicetrust_server::proof::verify_es256;
 use devicetrust_server::risk::{AllowAll, HabitsConfig};
+use devicetrust_server::server_key::ServerKey;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -38,6 +42,10 @@ struct Args {
     /// measure what the engine costs.
     #[arg(long, default_value = "habits", value_parser = ["habits", "off"])]
     risk: String,
+    /// Server instances on one PostgreSQL database (needs
+    /// DEVICETRUST_TEST_DATABASE); requests are spread over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
+    instances: u64,
 }
 
 fn ring_verify_rate() -> f64 {
@@ -69,18 +77,47 @@ fn ring_verify_rate() -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let risk = match args.risk.as_str() {
-        "off" => Risk::Policy(Arc::new(AllowAll)),
-        _ => Risk::Habits(HabitsConfig::default()),
+    let backend = match devicetrust_e2e::test_database() {
+        Some(_) => "PostgreSQL",
+        None => "SQLite synchronous=FULL",
     };
-    let srv = Arc::new(
-        TestServer::start_with(Options {
-            risk,
-            ..Options::default()
-        })
-        .await,
-    );
+    let shared = if args.instances > 1 {
+        let Some(url) = fresh_database().await else {
+            eprintln!("loadgen: --instances needs DEVICETRUST_TEST_DATABASE=postgres://…");
+            std::process::exit(2);
+        };
+        Some((
+            url,
+            ServerKey::generate().expect("server key"),
+            ManualClock::new(),
+        ))
+    } else {
+        None
+    };
+    let mut servers = Vec::new();
+    for _ in 0..args.instances {
+        let risk = match args.risk.as_str() {
+            "off" => Risk::Policy(Arc::new(AllowAll)),
+            _ => Risk::Habits(HabitsConfig::default()),
+        };
+        let opts = match &shared {
+            Some((url, key, clock)) => Options {
+                database: Some(url.clone()),
+                server_key: Some(key.clone()),
+                clock: Some(clock.clone()),
+                risk,
+                ..Options::default()
+            },
+            None => Options {
+                risk,
+                ..Options::default()
+            },
+        };
+        servers.push(Arc::new(TestServer::start_with(opts).await));
+    }
     eprintln!("risk policy: {}", args.risk);
+    let servers = Arc::new(servers);
+    let srv = servers[0].clone();
     eprintln!("provisioning {} users with a trusted device…", args.devices);
     let mut devices = Vec::new();
     for i in 0..args.devices {
@@ -102,7 +139,8 @@ async fn main() {
     let flood_done = Arc::new(AtomicUsize::new(0));
     let flood: Vec<_> = (0..args.password_flood)
         .map(|w| {
-            let (srv, stop, done) = (srv.clone(), stop_flood.clone(), flood_done.clone());
+            let srv = servers[w as usize % servers.len()].clone();
+            let (stop, done) = (stop_flood.clone(), flood_done.clone());
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -119,8 +157,12 @@ async fn main() {
         .collect();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (srv, devices, next, failures) =
-                (srv.clone(), devices.clone(), next.clone(), failures.clone());
+            let (servers, devices, next, failures) = (
+                servers.clone(),
+                devices.clone(),
+                next.clone(),
+                failures.clone(),
+            );
             let total = args.sign_ins as usize;
             tokio::spawn(async move {
                 let mut hist = Histogram::<u64>::new(3).expect("histogram");
@@ -130,6 +172,11 @@ async fn main() {
                         break;
                     }
                     let d = &devices[i % devices.len()];
+                    // The challenge from one instance, the proof to the next.
+                    let (srv, other) = (
+                        &servers[i % servers.len()],
+                        &servers[(i + 1) % servers.len()],
+                    );
                     let t = Instant::now();
                     let c = srv.challenge(&d.1).await;
                     let proof = d.2.login_proof(
@@ -138,7 +185,7 @@ async fn main() {
                         &d.0,
                         c.body["challenge"].as_str().unwrap_or(""),
                     );
-                    let a = srv
+                    let a = other
                         .post(
                             "/v1/login/device",
                             json!({"challenge_id": c.body["challenge_id"], "proof": proof}),
@@ -166,7 +213,10 @@ async fn main() {
     }
     let ok = hist.len();
     let verify_rate = ring_verify_rate();
-    println!("device sign-ins (challenge + proof, 2 HTTP requests each), loopback, SQLite synchronous=FULL");
+    println!(
+        "device sign-ins (challenge + proof, 2 HTTP requests each), loopback, {backend}, {} instance(s)",
+        args.instances
+    );
     println!(
         "  completed     {ok} in {elapsed:.2} s, failures {}",
         failures.load(Ordering::Relaxed)
@@ -190,8 +240,13 @@ async fn main() {
         );
     }
     println!("  ring ES256 verify, one core, same run: {verify_rate:.0} /s");
-    if let Ok(srv) = Arc::try_unwrap(srv) {
-        srv.stop().await;
+    drop(srv);
+    if let Ok(servers) = Arc::try_unwrap(servers) {
+        for srv in servers {
+            if let Ok(srv) = Arc::try_unwrap(srv) {
+                srv.stop().await;
+            }
+        }
     }
     if failures.load(Ordering::Relaxed) > 0 {
         std::process::exit(1);

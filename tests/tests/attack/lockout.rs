@@ -105,26 +105,24 @@ async fn refusals_write_nothing_and_unknown_ids_are_not_stored() {
     for _ in 0..5 {
         srv.password("flooded", "not the password", None).await;
     }
-    let rows = |sql: &str| {
-        let conn = rusqlite::Connection::open(srv.db_path()).unwrap();
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap()
-    };
-    let before = rows("SELECT COUNT(*) FROM audit");
+    let before = srv.sql_i64("SELECT COUNT(*) FROM audit").await;
     for _ in 0..200 {
         let a = srv.password("flooded", "not the password", None).await;
         assert_eq!(a.code(), "account_locked");
     }
-    assert_eq!(rows("SELECT COUNT(*) FROM audit"), before);
+    assert_eq!(srv.sql_i64("SELECT COUNT(*) FROM audit").await, before);
     srv.password("Hunter2-typed-in-the-wrong-field", "x", None)
         .await;
     assert_eq!(
-        rows(
+        srv.sql_i64(
             "SELECT COUNT(*) FROM audit WHERE user_id LIKE '%hunter2%' OR reason LIKE '%hunter2%'"
-        ),
+        )
+        .await,
         0
     );
     assert_eq!(
-        rows("SELECT COUNT(*) FROM audit WHERE event = 'signin_failed' AND user_id IS NULL"),
+        srv.sql_i64("SELECT COUNT(*) FROM audit WHERE event = 'signin_failed' AND user_id IS NULL")
+            .await,
         1
     );
 }

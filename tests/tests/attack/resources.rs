@@ -249,15 +249,9 @@ async fn housekeeping_prunes_what_is_not_needed() {
         srv.challenge(&device_id).await;
     }
     srv.password("pruned", PASSWORD, None).await;
-    let count = |table: &str| {
-        let conn = rusqlite::Connection::open(srv.db_path()).unwrap();
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap()
-    };
-    assert!(count("attempts") >= 50);
-    assert!(count("challenges") >= 50);
+    let count = |table: &str| srv.sql_i64_owned(format!("SELECT COUNT(*) FROM {table}"));
+    assert!(count("attempts").await >= 50);
+    assert!(count("challenges").await >= 50);
     let retention = Retention {
         audit_s: 30 * 24 * 3600,
         attempts_s: 24 * 3600,
@@ -276,11 +270,11 @@ async fn housekeeping_prunes_what_is_not_needed() {
         "refresh_tokens",
         "audit",
     ] {
-        assert_eq!(count(table), 0, "{table} was not pruned");
+        assert_eq!(count(table).await, 0, "{table} was not pruned");
     }
     // The user and the device stay.
-    assert_eq!(count("users"), 1);
-    assert_eq!(count("devices"), 1);
+    assert_eq!(count("users").await, 1);
+    assert_eq!(count("devices").await, 1);
     let a = srv.get("/v1/me", session["access_token"].as_str()).await;
     assert_eq!(
         a.status, 401,
