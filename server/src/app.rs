@@ -172,6 +172,12 @@ pub struct Components {
 
 impl AppState {
     pub async fn new(c: Components) -> Result<Self, crate::storage::StorageError> {
+        // One key per database: an instance with another key would refuse
+        // every code and security code the others made.
+        let check = c.server_key.derive(server_key::Purpose::KeyCheck);
+        if !c.store.server_key_check(&check).await? {
+            return Err(crate::storage::StorageError::KeyMismatch);
+        }
         if c.store.take_legacy_secret().await?.is_some() {
             tracing::warn!(
                 "removed the OTP key that schema v1 kept in the database; the server key now \

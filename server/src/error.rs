@@ -72,6 +72,8 @@ pub enum ApiError {
     CardExists,
     #[error("the attestation is missing, does not verify, or contradicts the registration")]
     AttestationInvalid,
+    #[error("the service is briefly unavailable: try again in a moment")]
+    Unavailable,
     #[error("internal error")]
     Internal,
 }
@@ -106,6 +108,7 @@ impl ApiError {
             ApiError::CardAlreadyEnrolled => "card_already_enrolled",
             ApiError::CardExists => "card_exists",
             ApiError::AttestationInvalid => "attestation_invalid",
+            ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
         }
     }
@@ -137,6 +140,7 @@ impl ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::DeliveryFailed => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,6 +160,7 @@ impl ApiError {
             reasons: None,
         };
         match self {
+            ApiError::Unavailable => detail.retry_after_s = Some(1),
             ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
                 detail.retry_after_s = Some((*retry_after_s).max(1));
             }
@@ -214,6 +219,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::Unavailable = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if let ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } =
             &self
         {
@@ -231,6 +242,32 @@ impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
         // The cause goes to the operator's log, never to the client.
         tracing::error!(error = %err, "storage failure");
-        ApiError::Internal
+        match err {
+            // A restart or failover: retry shortly, not a server bug.
+            StorageError::Unavailable(_) => ApiError::Unavailable,
+            _ => ApiError::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after_and_no_cause() {
+        let err = ApiError::from(StorageError::Unavailable(
+            "08006: connection to 10.0.0.5 refused".into(),
+        ));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(axum::http::header::RETRY_AFTER),
+            Some(&axum::http::HeaderValue::from_static("1"))
+        );
+        // Any other storage failure stays a 500, its cause in the log only.
+        let other = ApiError::from(StorageError::Database("disk I/O error".into()));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!other.to_string().contains("disk"));
     }
 }

@@ -52,6 +52,9 @@ pub enum Purpose {
     SecurityCode,
     /// Keyed hashes of card numbers and card IDs.
     Card,
+    /// The check value kept in the database, so an instance started with
+    /// another key than the database was first used with refuses to start.
+    KeyCheck,
 }
 
 impl Purpose {
@@ -61,6 +64,7 @@ impl Purpose {
             Purpose::Destination => b"devicetrust destination v1",
             Purpose::SecurityCode => b"devicetrust security-code v1",
             Purpose::Card => b"devicetrust card v1",
+            Purpose::KeyCheck => b"devicetrust key-check v1",
         }
     }
 }

@@ -646,3 +646,45 @@ async fn card_enrolment_and_recovery_leave_no_secret_in_the_log() {
         }
     }
 }
+
+#[test]
+fn another_server_key_than_the_databases_first_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first start keeps a check value of its key (here, the key file's).
+    let (code, _) = start(dir.path()).terminate();
+    assert_eq!(code, 0);
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rp-id",
+            "https://rp.test",
+        ])
+        .args(["--server-key", "another-key-of-at-least-32-characters-0000"])
+        .env("DEVICETRUST_DATABASE", db_url(dir.path()))
+        .env("DEVICETRUST_OUTBOX", dir.path().join("outbox.jsonl"))
+        .env_remove("DEVICETRUST_ADMIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the server started with another key");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("server key is not the one"), "{stderr}");
+    // The right key still starts.
+    let (code, _) = start(dir.path()).terminate();
+    assert_eq!(code, 0);
+}

@@ -347,3 +347,36 @@ async fn an_app_attest_attestation_registers_a_secure_enclave_key() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_attestation_spends_its_registration() {
+    let ca = TestAttestationCa::new();
+    let srv = server(Policy::Verify, &ca).await;
+    let session = signed_in(&srv, "spent.reg").await;
+    let token = session["access_token"].as_str().unwrap();
+    let reg = srv
+        .post("/v1/devices/registration", json!({}), Some(token))
+        .await;
+    let challenge = reg.body["challenge"].as_str().unwrap();
+    let key = DeviceKey::generate();
+    let body = |attestation: Value| {
+        json!({
+            "registration_id": reg.body["registration_id"],
+            "proof": key.register_proof(RP_ID, "spent.reg", challenge),
+            "name": "Jane's Pixel",
+            "platform": "android",
+            "key_storage": "tee",
+            "user_verification": "biometric",
+            "attestation": attestation,
+        })
+    };
+    let stale = ca.android(&key, &Description::tee(b"stale"));
+    let a = srv.post("/v1/devices", body(stale), Some(token)).await;
+    assert_eq!(a.code(), "attestation_invalid", "{:?}", a.body);
+    // The right attestation on the same registration: it is gone.
+    let right = ca.android(&key, &Description::tee(&base64_url_decode(challenge)));
+    let again = srv.post("/v1/devices", body(right), Some(token)).await;
+    assert_eq!(again.code(), "challenge_invalid", "{:?}", again.body);
+    assert_eq!(failures(&srv, "spent.reg").await.len(), 1);
+    srv.stop().await;
+}

@@ -94,6 +94,12 @@ async fn check_attestation(
     match outcome {
         Ok(v) => Ok(Some(v)),
         Err(reason) => {
+            // A failed attestation spends the registration: each new try
+            // needs a new registration (a strong session's request), so
+            // failures cannot be repeated without bound against one.
+            app.store()
+                .spend_registration(&registration.registration_id)
+                .await?;
             app.audit(
                 "device_attestation_failed",
                 Some(&session.user_id),

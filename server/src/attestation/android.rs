@@ -317,13 +317,25 @@ pub fn parse_key_description(der: &[u8]) -> Result<KeyDescription, AttestationEr
     })
 }
 
+/// HardwareAuthenticatorType bits of `userAuthType`.
+const USER_AUTH_PASSWORD: u64 = 1;
+const USER_AUTH_BIOMETRIC: u64 = 2;
+
 fn parse_authorization_list(any: &Any<'_>) -> Result<AuthorizationList, AttestationError> {
     expect_tag(any, SEQUENCE)?;
     let mut list = AuthorizationList::default();
+    let mut last_tag = None;
     for field in children(any)? {
         if field.header.class() != Class::ContextSpecific {
             return Err(malformed());
         }
+        // A SEQUENCE of OPTIONAL fields: each tag once, in ascending order.
+        // A repeated field (two origins, "last one wins") is refused.
+        let tag = field.header.tag().0;
+        if last_tag.is_some_and(|last| tag <= last) {
+            return Err(malformed());
+        }
+        last_tag = Some(tag);
         // Every field is `[n] EXPLICIT`: one element inside.
         let inner = children(&field)?;
         let [value] = inner.as_slice() else {
@@ -514,8 +526,12 @@ pub fn verify(
     if hw.all_applications || d.software.all_applications {
         return Err(AttestationError::AllApplications);
     }
-    if expected.user_auth_required
-        && (hw.no_auth_required || d.software.no_auth_required || hw.user_auth_type.is_none())
+    // userAuthType is a bit mask (PASSWORD 1, FINGERPRINT/biometric 2): a
+    // present but empty one (NONE) gates nothing.
+    let gated = hw
+        .user_auth_type
+        .is_some_and(|t| t & (USER_AUTH_PASSWORD | USER_AUTH_BIOMETRIC) != 0);
+    if expected.user_auth_required && (hw.no_auth_required || d.software.no_auth_required || !gated)
     {
         return Err(AttestationError::NoUserAuth);
     }

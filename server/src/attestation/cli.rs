@@ -55,6 +55,13 @@ impl AttestationArgs {
         }
         if let Some(path) = &self.android_attestation_status {
             config.android.status = Some(StatusList::load(path)?);
+        } else if self.policy != Policy::Off {
+            // Leaked factory keys ("keyboxes") sign genuine-looking chains
+            // for any key; Google's status list is what revokes them.
+            tracing::warn!(
+                "attestation is checked without --android-attestation-status: \
+                 revoked (leaked) attestation keys are not refused"
+            );
         }
         config.android.package = self.android_package.clone();
         config.android.signing_cert_sha256 = self

@@ -254,6 +254,20 @@ fn no_user_authentication_is_refused_unless_none_was_claimed() {
 }
 
 #[test]
+fn a_user_auth_type_of_none_gates_nothing() {
+    // Present but NONE (0): not a biometric or password gate.
+    let mut d = Description::tee(CHALLENGE);
+    d.user_auth_type = Some(0);
+    assert_eq!(check(d).unwrap_err(), AttestationError::NoUserAuth);
+    // Password (1) or biometric (2) alone is a gate.
+    for t in [1, 2, 3] {
+        let mut d = Description::tee(CHALLENGE);
+        d.user_auth_type = Some(t);
+        check(d).unwrap_or_else(|e| panic!("userAuthType {t}: {e:?}"));
+    }
+}
+
+#[test]
 fn a_claimed_strongbox_attested_as_tee_is_refused() {
     let v = check(Description::tee(CHALLENGE)).expect("valid");
     assert!(matches_claim(v.security_level, "tee"));

@@ -26,6 +26,15 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("storage task failed: {0}")]
     Task(String),
+    /// The database cannot be reached now (restarting, failing over): the
+    /// request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(
+        "the server key is not the one this database was first used with: every instance \
+         (and a migrated database) needs the same key (--server-key or the key file)"
+    )]
+    KeyMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,6 +416,10 @@ pub trait Store: Send + Sync + 'static {
     /// server key now lives outside it (see `server_key`).
     async fn take_legacy_secret(&self) -> Result<Option<Vec<u8>>, StorageError>;
 
+    /// Keeps `check` (derived from the server key) the first time; answers
+    /// whether it equals the one kept.
+    async fn server_key_check(&self, check: &[u8]) -> Result<bool, StorageError>;
+
     // Users and markets
     async fn create_user(&self, user: User) -> Result<(), StorageError>;
     async fn user(&self, user_id: &str) -> Result<Option<User>, StorageError>;
@@ -499,6 +512,8 @@ pub trait Store: Send + Sync + 'static {
         registration_id: &str,
         now: i64,
     ) -> Result<Option<Registration>, StorageError>;
+    /// Deletes the registration (a failed attestation spends it).
+    async fn spend_registration(&self, registration_id: &str) -> Result<(), StorageError>;
     /// Consumes the registration and stores the device; the calling session
     /// (`session_id`) becomes that device's session.
     async fn finish_registration(

@@ -125,6 +125,17 @@ impl From<PgError> for StorageError {
         if e.code().is_some_and(|c| c.code().starts_with("23")) {
             return StorageError::Conflict;
         }
+        // Class 08 (connection exception) and 57P01-57P03 (shutting down,
+        // crash shutdown, cannot connect now), or a connection that closed:
+        // the database is restarting or failing over.
+        let unavailable = e.is_closed()
+            || e.code().is_some_and(|c| {
+                let c = c.code();
+                c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+            });
+        if unavailable {
+            return StorageError::Unavailable(pg_message(&e));
+        }
         StorageError::Database(pg_message(&e))
     }
 }
@@ -402,9 +413,11 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
+        // No connection to be had: the database is restarting or failing
+        // over (or down), which a client may retry; not a server bug.
         self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => StorageError::Pool(pg_message(&e)),
-            other => StorageError::Pool(other.to_string()),
+            deadpool_postgres::PoolError::Backend(e) => StorageError::Unavailable(pg_message(&e)),
+            other => StorageError::Unavailable(other.to_string()),
         })
     }
 
@@ -785,6 +798,25 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn server_key_check(&self, check: &[u8]) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        c.exec(
+            "INSERT INTO server_secrets (name, value) VALUES ('key_check', $1)
+             ON CONFLICT (name) DO NOTHING",
+            &[&check],
+        )
+        .await?;
+        let kept: Vec<u8> = c
+            .one(
+                "SELECT value FROM server_secrets WHERE name = 'key_check'",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        // Compared once at start, not by any request: no timing to hide.
+        Ok(kept == check)
     }
 
     async fn create_user(&self, u: User) -> Result<(), StorageError> {
@@ -1344,6 +1376,16 @@ impl Store for PostgresStore {
                 risk_written,
             }))
         })
+    }
+
+    async fn spend_registration(&self, registration_id: &str) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.exec(
+            "DELETE FROM registrations WHERE registration_id = $1",
+            &[&registration_id],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn create_registration(&self, reg: Registration) -> Result<(), StorageError> {

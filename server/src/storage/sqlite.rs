@@ -403,6 +403,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn server_key_check(&self, check: &[u8]) -> Result<bool, StorageError> {
+        let check = check.to_vec();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO server_secrets (name, value) VALUES ('key_check', ?1)
+                 ON CONFLICT (name) DO NOTHING",
+                params![check],
+            )?;
+            let kept: Vec<u8> = c.query_row(
+                "SELECT value FROM server_secrets WHERE name = 'key_check'",
+                [],
+                |r| r.get(0),
+            )?;
+            // Compared once at start, not by any request: no timing to hide.
+            Ok(kept == check)
+        })
+        .await
+    }
+
     async fn create_user(&self, u: User) -> Result<(), StorageError> {
         self.run(move |c| insert_user(c, &u)).await
     }
@@ -929,6 +948,18 @@ impl Store for SqliteStore {
                 login,
                 risk_written,
             })
+        })
+        .await
+    }
+
+    async fn spend_registration(&self, registration_id: &str) -> Result<(), StorageError> {
+        let id = registration_id.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM registrations WHERE registration_id = ?1",
+                params![id],
+            )?;
+            Ok(())
         })
         .await
     }
