@@ -404,7 +404,7 @@ impl PostgresStore {
         let store = PostgresStore { pool };
         store.migrate().await.map_err(|e| match e {
             // The first connection: say which database could not be reached.
-            StorageError::Pool(msg) => {
+            StorageError::Pool(msg) | StorageError::Unavailable(msg) => {
                 StorageError::Pool(format!("PostgreSQL at {}: {msg}", redact(url)))
             }
             other => other,
