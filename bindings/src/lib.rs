@@ -11,10 +11,10 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock};
 
 use devicetrust_core::{
-    Account, BiometricPrompt, Config, DeviceTrust, DeviceTrustError, LinkedCard, LocalEnrolment,
-    OtpChannel, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule, PendingContactChange,
-    PlatformKeyStore, Recovery, SecurityEvent, SessionInfo, SignInStep, TrustedDevice, UserProfile,
-    UserVerification,
+    Account, Config, DeviceTrust, DeviceTrustError, LinkedCard, LocalEnrolment, OtpChannel,
+    OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule, PendingContactChange,
+    PlatformKeyStore, PromptText, Recovery, SecurityEvent, SessionInfo, SignInStep, TrustedDevice,
+    UserProfile, UserVerification,
 };
 
 uniffi::setup_scaffolding!("devicetrust");
@@ -114,7 +114,7 @@ impl DeviceTrustClient {
 
     pub async fn approve_with_this_device(
         &self,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<SignInStep, DeviceTrustError> {
         let sdk = self.inner.clone();
         on_runtime(async move { sdk.approve_with_this_device(prompt).await }).await
@@ -124,7 +124,7 @@ impl DeviceTrustClient {
         &self,
         device_name: String,
         user_verification: UserVerification,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<TrustedDevice, DeviceTrustError> {
         let sdk = self.inner.clone();
         on_runtime(async move {
@@ -137,7 +137,7 @@ impl DeviceTrustClient {
     pub async fn sign_in_with_biometric(
         &self,
         user_id: String,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<SignInStep, DeviceTrustError> {
         let sdk = self.inner.clone();
         on_runtime(async move { sdk.sign_in_with_biometric(&user_id, prompt).await }).await

@@ -1,5 +1,5 @@
 //! The platform key store: where the private key lives. Kotlin (Android
-//! Keystore + BiometricPrompt) and Swift (Secure Enclave + LocalAuthentication)
+//! Keystore + PromptText) and Swift (Secure Enclave + LocalAuthentication)
 //! implement it; [`SoftwareKeyStore`](crate::SoftwareKeyStore) serves desktop
 //! apps and tests. The private key never passes through this interface.
 
@@ -15,6 +15,11 @@ pub enum UserVerification {
     Biometric,
     /// Biometrics, or the phone's passcode/PIN as fallback.
     BiometricOrDeviceCredential,
+    /// The phone's passcode / PIN / pattern only: for a phone with no
+    /// enrolled biometric, so biometric sign-in still has a hardware key
+    /// gated by the user (Android `AUTH_DEVICE_CREDENTIAL`, iOS
+    /// `.devicePasscode`).
+    DeviceCredential,
     /// No user verification (desktop, tests).
     None,
 }
@@ -84,9 +89,9 @@ pub enum KeyAttestation {
 pub fn app_attest_client_data_hash(
     challenge: Vec<u8>,
     public_key: Vec<u8>,
-) -> Result<Vec<u8>, KeyStoreError> {
+) -> Result<Vec<u8>, PlatformKeyError> {
     let thumbprint =
-        crate::signature::jwk_thumbprint(&public_key).map_err(|e| KeyStoreError::Other {
+        crate::signature::jwk_thumbprint(&public_key).map_err(|e| PlatformKeyError::Other {
             reason: e.to_string(),
         })?;
     let mut data = challenge;
@@ -96,20 +101,35 @@ pub fn app_attest_client_data_hash(
         .to_vec())
 }
 
-/// The words of the biometric prompt, chosen by the app.
+/// The words of the system prompt (biometric or passcode) the key store
+/// shows before the key signs, chosen by the app. Named `PromptText`, not
+/// `BiometricPrompt`, so it never clashes with Android's class. Every field
+/// has a default so `PromptText()` works in Kotlin and Swift.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BiometricPrompt {
+pub struct PromptText {
+    #[cfg_attr(feature = "uniffi", uniffi(default = "Sign in"))]
     pub title: String,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub subtitle: Option<String>,
     /// Android's negative button / iOS fallback title.
+    #[cfg_attr(feature = "uniffi", uniffi(default = "Cancel"))]
     pub cancel_label: String,
 }
 
-impl BiometricPrompt {
+impl PromptText {
     pub fn new(title: impl Into<String>) -> Self {
-        BiometricPrompt {
+        PromptText {
             title: title.into(),
+            ..PromptText::default()
+        }
+    }
+}
+
+impl Default for PromptText {
+    fn default() -> Self {
+        PromptText {
+            title: "Sign in".into(),
             subtitle: None,
             cancel_label: "Cancel".into(),
         }
@@ -119,7 +139,7 @@ impl BiometricPrompt {
 /// How a key-store operation failed.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyStoreError {
+pub enum PlatformKeyError {
     /// The user dismissed the prompt.
     #[error("cancelled by the user")]
     Cancelled,
@@ -141,11 +161,11 @@ pub enum KeyStoreError {
 }
 
 /// A foreign implementation that broke the FFI contract (e.g. threw an
-/// exception that is not a `KeyStoreError`).
+/// exception that is not a `PlatformKeyError`).
 #[cfg(feature = "uniffi")]
-impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
+impl From<uniffi::UnexpectedUniFFICallbackError> for PlatformKeyError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        KeyStoreError::Other { reason: e.reason }
+        PlatformKeyError::Other { reason: e.reason }
     }
 }
 
@@ -169,7 +189,7 @@ pub trait PlatformKeyStore: Send + Sync {
         alias: String,
         user_verification: UserVerification,
         attestation_challenge: Vec<u8>,
-    ) -> Result<GeneratedKey, KeyStoreError>;
+    ) -> Result<GeneratedKey, PlatformKeyError>;
 
     /// Signs `data` with SHA-256/ECDSA after showing `prompt` when the key
     /// needs the user. Returns the signature DER-encoded, as platforms do.
@@ -177,12 +197,34 @@ pub trait PlatformKeyStore: Send + Sync {
         &self,
         alias: String,
         data: Vec<u8>,
-        prompt: BiometricPrompt,
-    ) -> Result<Vec<u8>, KeyStoreError>;
+        prompt: PromptText,
+    ) -> Result<Vec<u8>, PlatformKeyError>;
 
     /// Deletes the key; deleting a missing key is not an error.
-    async fn delete_key(&self, alias: String) -> Result<(), KeyStoreError>;
+    async fn delete_key(&self, alias: String) -> Result<(), PlatformKeyError>;
 
     /// Whether a key exists under `alias` (no UI).
-    async fn key_exists(&self, alias: String) -> Result<bool, KeyStoreError>;
+    async fn key_exists(&self, alias: String) -> Result<bool, PlatformKeyError>;
+}
+
+/// Seals what the SDK keeps to restore a session after a restart (the
+/// refresh token), with a platform key that needs no user presence:
+/// Android an AES-256-GCM Android Keystore key (`AndroidSessionSealer`),
+/// iOS a Keychain item `kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly`
+/// (`KeychainSessionSealer`). Optional: without one, sessions live in
+/// memory only. Called off the UI thread; shows no UI.
+#[cfg_attr(feature = "uniffi", uniffi::export(with_foreign))]
+pub trait SessionSealer: Send + Sync {
+    /// Encrypts and authenticates `plaintext`.
+    fn seal(&self, plaintext: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError>;
+    /// Reverses [`seal`](SessionSealer::seal); fails when the key is gone
+    /// (a restored backup, a reinstalled app) or the bytes were altered.
+    fn open(&self, sealed: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError>;
+}
+
+/// Told whenever an account's session changes: a sign-in, a refresh, a
+/// sign-out or a revocation the server reported (`session` is then `None`).
+#[cfg_attr(feature = "uniffi", uniffi::export(with_foreign))]
+pub trait SessionObserver: Send + Sync {
+    fn session_changed(&self, user_id: String, session: Option<crate::model::SessionInfo>);
 }

@@ -41,8 +41,8 @@ pub use client::{Account, DeviceTrust, Recovery};
 pub use config::{Config, Platform};
 pub use error::DeviceTrustError;
 pub use keystore::{
-    app_attest_client_data_hash, BiometricPrompt, GeneratedKey, KeyAttestation, KeyStorage,
-    KeyStoreError, PlatformKeyStore, UserVerification,
+    app_attest_client_data_hash, GeneratedKey, KeyAttestation, KeyStorage, PlatformKeyError,
+    PlatformKeyStore, PromptText, SessionObserver, SessionSealer, UserVerification,
 };
 pub use model::{
     LinkedCard, OtpChannel, OtpOption, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule,

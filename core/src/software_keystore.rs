@@ -19,8 +19,8 @@ const VERSION: u8 = 1;
 
 /// Asks the person at the keyboard to confirm a signature.
 pub trait UserPresence: Send + Sync {
-    /// `Ok` to sign; `Err(KeyStoreError::Cancelled)` (or another error) not to.
-    fn confirm(&self, prompt: &BiometricPrompt) -> Result<(), KeyStoreError>;
+    /// `Ok` to sign; `Err(PlatformKeyError::Cancelled)` (or another error) not to.
+    fn confirm(&self, prompt: &PromptText) -> Result<(), PlatformKeyError>;
 }
 
 /// P-256 keys in files under a folder, encrypted at rest.
@@ -30,8 +30,8 @@ pub struct SoftwareKeyStore {
     presence: Option<Arc<dyn UserPresence>>,
 }
 
-fn other(e: impl std::fmt::Display) -> KeyStoreError {
-    KeyStoreError::Other {
+fn other(e: impl std::fmt::Display) -> PlatformKeyError {
+    PlatformKeyError::Other {
         reason: e.to_string(),
     }
 }
@@ -40,6 +40,7 @@ fn uv_byte(uv: UserVerification) -> u8 {
     match uv {
         UserVerification::Biometric => 1,
         UserVerification::BiometricOrDeviceCredential => 2,
+        UserVerification::DeviceCredential => 3,
         UserVerification::None => 0,
     }
 }
@@ -52,7 +53,7 @@ impl SoftwareKeyStore {
     /// use devicetrust_core::SoftwareKeyStore;
     /// let store = SoftwareKeyStore::new(dir.path(), &[7u8; 32]).unwrap();
     /// ```
-    pub fn new(dir: impl AsRef<Path>, kek: &[u8]) -> Result<Self, KeyStoreError> {
+    pub fn new(dir: impl AsRef<Path>, kek: &[u8]) -> Result<Self, PlatformKeyError> {
         let key = UnboundKey::new(&AES_256_GCM, kek)
             .map_err(|_| other("the key-encryption key must be 32 bytes"))?;
         std::fs::create_dir_all(dir.as_ref()).map_err(other)?;
@@ -87,7 +88,7 @@ impl SoftwareKeyStore {
         aad
     }
 
-    fn seal(&self, alias: &str, uv: u8, scalar: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
+    fn seal(&self, alias: &str, uv: u8, scalar: &[u8]) -> Result<Vec<u8>, PlatformKeyError> {
         let mut nonce = [0u8; 12];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -106,11 +107,11 @@ impl SoftwareKeyStore {
         Ok(file)
     }
 
-    fn open(&self, alias: &str) -> Result<(SigningKey, u8), KeyStoreError> {
+    fn open(&self, alias: &str) -> Result<(SigningKey, u8), PlatformKeyError> {
         let file = match std::fs::read(self.path(alias)) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyStoreError::KeyNotFound)
+                return Err(PlatformKeyError::KeyNotFound)
             }
             Err(e) => return Err(other(e)),
         };
@@ -142,7 +143,7 @@ impl PlatformKeyStore for SoftwareKeyStore {
         user_verification: UserVerification,
         // A software key has nothing to attest: the challenge is unused.
         _attestation_challenge: Vec<u8>,
-    ) -> Result<GeneratedKey, KeyStoreError> {
+    ) -> Result<GeneratedKey, PlatformKeyError> {
         let rng = SystemRandom::new();
         let key = loop {
             let mut scalar = [0u8; 32];
@@ -171,8 +172,8 @@ impl PlatformKeyStore for SoftwareKeyStore {
         &self,
         alias: String,
         data: Vec<u8>,
-        prompt: BiometricPrompt,
-    ) -> Result<Vec<u8>, KeyStoreError> {
+        prompt: PromptText,
+    ) -> Result<Vec<u8>, PlatformKeyError> {
         let (key, uv) = self.open(&alias)?;
         if uv != 0 {
             if let Some(presence) = &self.presence {
@@ -187,7 +188,7 @@ impl PlatformKeyStore for SoftwareKeyStore {
         Ok(sig.to_der().as_bytes().to_vec())
     }
 
-    async fn delete_key(&self, alias: String) -> Result<(), KeyStoreError> {
+    async fn delete_key(&self, alias: String) -> Result<(), PlatformKeyError> {
         match std::fs::remove_file(self.path(&alias)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -195,7 +196,7 @@ impl PlatformKeyStore for SoftwareKeyStore {
         }
     }
 
-    async fn key_exists(&self, alias: String) -> Result<bool, KeyStoreError> {
+    async fn key_exists(&self, alias: String) -> Result<bool, PlatformKeyError> {
         Ok(self.path(&alias).exists())
     }
 }
@@ -216,7 +217,7 @@ mod tests {
         assert_eq!(k.attestation, None);
         assert!(store.key_exists("a".into()).await.unwrap());
         let der = store
-            .sign("a".into(), b"hello".to_vec(), BiometricPrompt::new("t"))
+            .sign("a".into(), b"hello".to_vec(), PromptText::new("t"))
             .await
             .unwrap();
         let sig = crate::der_to_jws_signature(&der).unwrap();
@@ -225,25 +226,23 @@ mod tests {
         let other_store = SoftwareKeyStore::new(dir.path(), &[2u8; 32]).unwrap();
         assert!(matches!(
             other_store
-                .sign("a".into(), vec![], BiometricPrompt::new("t"))
+                .sign("a".into(), vec![], PromptText::new("t"))
                 .await,
-            Err(KeyStoreError::Other { .. })
+            Err(PlatformKeyError::Other { .. })
         ));
         store.delete_key("a".into()).await.unwrap();
         assert!(!store.key_exists("a".into()).await.unwrap());
         assert_eq!(
-            store
-                .sign("a".into(), vec![], BiometricPrompt::new("t"))
-                .await,
-            Err(KeyStoreError::KeyNotFound)
+            store.sign("a".into(), vec![], PromptText::new("t")).await,
+            Err(PlatformKeyError::KeyNotFound)
         );
         assert!(SoftwareKeyStore::new(dir.path(), &[1u8; 16]).is_err());
     }
 
     struct Refuse;
     impl UserPresence for Refuse {
-        fn confirm(&self, _: &BiometricPrompt) -> Result<(), KeyStoreError> {
-            Err(KeyStoreError::Cancelled)
+        fn confirm(&self, _: &PromptText) -> Result<(), PlatformKeyError> {
+            Err(PlatformKeyError::Cancelled)
         }
     }
 
@@ -261,10 +260,10 @@ mod tests {
             .generate_key("none".into(), UserVerification::None, vec![])
             .await
             .unwrap();
-        let p = BiometricPrompt::new("t");
+        let p = PromptText::new("t");
         assert_eq!(
             store.sign("bio".into(), vec![1], p.clone()).await,
-            Err(KeyStoreError::Cancelled)
+            Err(PlatformKeyError::Cancelled)
         );
         assert!(store.sign("none".into(), vec![1], p).await.is_ok());
     }

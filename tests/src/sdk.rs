@@ -94,9 +94,9 @@ impl PlatformKeyStore for ScriptedKeyStore {
         alias: String,
         uv: UserVerification,
         attestation_challenge: Vec<u8>,
-    ) -> Result<GeneratedKey, KeyStoreError> {
+    ) -> Result<GeneratedKey, PlatformKeyError> {
         if *self.behaviour.lock().unwrap() == Behaviour::GenerateFails {
-            return Err(KeyStoreError::Other {
+            return Err(PlatformKeyError::Other {
                 reason: "no secure hardware".into(),
             });
         }
@@ -121,26 +121,28 @@ impl PlatformKeyStore for ScriptedKeyStore {
         &self,
         alias: String,
         data: Vec<u8>,
-        prompt: BiometricPrompt,
-    ) -> Result<Vec<u8>, KeyStoreError> {
+        prompt: PromptText,
+    ) -> Result<Vec<u8>, PlatformKeyError> {
         self.prompts.lock().unwrap().push(prompt.title.clone());
         let b = self.behaviour.lock().unwrap().clone();
         match b {
             Behaviour::Normal | Behaviour::GenerateFails => {
                 self.inner.sign(alias, data, prompt).await
             }
-            Behaviour::Cancel => Err(KeyStoreError::Cancelled),
-            Behaviour::BiometricsChanged => Err(KeyStoreError::KeyInvalidated),
-            Behaviour::Unavailable(reason) => Err(KeyStoreError::BiometricUnavailable { reason }),
-            Behaviour::LockedOut => Err(KeyStoreError::BiometricLockedOut),
+            Behaviour::Cancel => Err(PlatformKeyError::Cancelled),
+            Behaviour::BiometricsChanged => Err(PlatformKeyError::KeyInvalidated),
+            Behaviour::Unavailable(reason) => {
+                Err(PlatformKeyError::BiometricUnavailable { reason })
+            }
+            Behaviour::LockedOut => Err(PlatformKeyError::BiometricLockedOut),
         }
     }
 
-    async fn delete_key(&self, alias: String) -> Result<(), KeyStoreError> {
+    async fn delete_key(&self, alias: String) -> Result<(), PlatformKeyError> {
         self.inner.delete_key(alias).await
     }
 
-    async fn key_exists(&self, alias: String) -> Result<bool, KeyStoreError> {
+    async fn key_exists(&self, alias: String) -> Result<bool, PlatformKeyError> {
         self.inner.key_exists(alias).await
     }
 }
@@ -177,6 +179,6 @@ impl Phone {
     }
 }
 
-pub fn prompt(title: &str) -> BiometricPrompt {
-    BiometricPrompt::new(title)
+pub fn prompt(title: &str) -> PromptText {
+    PromptText::new(title)
 }

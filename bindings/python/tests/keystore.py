@@ -41,12 +41,12 @@ class CryptographyKeyStore(core.PlatformKeyStore):
     async def sign(self, alias, data, prompt):
         self.prompts.append(prompt.title)
         if self.mode == "cancel":
-            raise core.KeyStoreError.Cancelled()
+            raise core.PlatformKeyError.Cancelled()
         if self.mode == "biometrics_changed":
-            raise core.KeyStoreError.KeyInvalidated()
+            raise core.PlatformKeyError.KeyInvalidated()
         path = self._path(alias)
         if not path.exists():
-            raise core.KeyStoreError.KeyNotFound()
+            raise core.PlatformKeyError.KeyNotFound()
         key = serialization.load_pem_private_key(path.read_bytes(), self.password)
         return key.sign(bytes(data), ec.ECDSA(hashes.SHA256()))
 

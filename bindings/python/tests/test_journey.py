@@ -28,7 +28,7 @@ def phone(server):
 
 
 def prompt(title):
-    return core.BiometricPrompt(title=title, subtitle=None, cancel_label="Cancel")
+    return core.PromptText(title=title, subtitle=None, cancel_label="Cancel")
 
 
 async def first_sign_in(server, sdk, user):

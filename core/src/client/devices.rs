@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{map_key_error, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::Repeat;
-use crate::keystore::{BiometricPrompt, GeneratedKey, KeyAttestation, UserVerification};
+use crate::keystore::{GeneratedKey, KeyAttestation, PromptText, UserVerification};
 use crate::model::{TrustedDevice, VerifiedAttestation};
 use crate::signature::{b64, check, der_to_jws_signature, jwk, signing_input};
 use crate::state::{DeviceRecord, LocalEnrolment};
@@ -101,7 +101,7 @@ impl DeviceTrust {
         &self,
         device_name: &str,
         user_verification: UserVerification,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<TrustedDevice> {
         let device_name = device_name.trim();
         if device_name.is_empty() || device_name.chars().count() > 64 {
@@ -163,7 +163,7 @@ impl DeviceTrust {
         user_verification: UserVerification,
         device_name: &str,
         registration: &WireRegistration,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<TrustedDevice> {
         let public_key = key.public_key.as_slice();
         let storage = key.storage;
@@ -311,7 +311,7 @@ impl DeviceTrust {
         public_key: &[u8],
         header: &Value,
         payload: &Value,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<String> {
         let input = signing_input(header, payload);
         let der = self

@@ -35,7 +35,7 @@ pub use recovery::Recovery;
 use crate::config::Config;
 use crate::error::{from_server, DeviceTrustError, Result};
 use crate::http::{CallError, Http};
-use crate::keystore::{KeyStoreError, PlatformKeyStore};
+use crate::keystore::{PlatformKeyError, PlatformKeyStore};
 use crate::model::*;
 use crate::state::LocalState;
 use crate::wire::*;
@@ -55,16 +55,16 @@ fn map_call(e: CallError) -> DeviceTrustError {
     }
 }
 
-fn map_key_error(e: KeyStoreError) -> DeviceTrustError {
+fn map_key_error(e: PlatformKeyError) -> DeviceTrustError {
     match e {
-        KeyStoreError::Cancelled => DeviceTrustError::BiometricCancelled,
-        KeyStoreError::KeyInvalidated => DeviceTrustError::BiometricsChanged,
-        KeyStoreError::BiometricUnavailable { reason } => {
+        PlatformKeyError::Cancelled => DeviceTrustError::BiometricCancelled,
+        PlatformKeyError::KeyInvalidated => DeviceTrustError::BiometricsChanged,
+        PlatformKeyError::BiometricUnavailable { reason } => {
             DeviceTrustError::BiometricUnavailable { reason }
         }
-        KeyStoreError::BiometricLockedOut => DeviceTrustError::BiometricLockedOut,
-        KeyStoreError::KeyNotFound => DeviceTrustError::DeviceNotRecognized,
-        KeyStoreError::Other { reason } => DeviceTrustError::KeyStore { reason },
+        PlatformKeyError::BiometricLockedOut => DeviceTrustError::BiometricLockedOut,
+        PlatformKeyError::KeyNotFound => DeviceTrustError::DeviceNotRecognized,
+        PlatformKeyError::Other { reason } => DeviceTrustError::KeyStore { reason },
     }
 }
 
@@ -140,11 +140,11 @@ struct Inner {
 /// }
 /// assert!(matches!(step, SignInStep::SignedIn { .. }));
 ///
-/// let prompt = BiometricPrompt::new("Turn on fingerprint sign-in");
+/// let prompt = PromptText::new("Turn on fingerprint sign-in");
 /// sdk.enable_biometric_sign_in("Jane's Pixel", UserVerification::Biometric, prompt).await?;
 ///
 /// // Next launch: no password, no code.
-/// match sdk.sign_in_with_biometric("jane.doe", BiometricPrompt::new("Sign in")).await {
+/// match sdk.sign_in_with_biometric("jane.doe", PromptText::new("Sign in")).await {
 ///     Ok(SignInStep::SignedIn { session }) => println!("welcome back {}", session.user_id),
 ///     Ok(SignInStep::SecondFactorRequired { .. }) => { /* risk step-up: send and verify an OTP */ }
 ///     Err(DeviceTrustError::BiometricsChanged) => { /* password + OTP, then enable again */ }

@@ -8,7 +8,7 @@ use super::{map_call, now, otp_options, session_in, DeviceTrust, Flow};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::{CallError, Repeat};
 use crate::input;
-use crate::keystore::BiometricPrompt;
+use crate::keystore::PromptText;
 use crate::model::*;
 use crate::state::DeviceRecord;
 use crate::wire::*;
@@ -120,7 +120,7 @@ impl DeviceTrust {
 
     /// Approves the password sign-in in progress with this phone's key
     /// (biometric prompt), instead of an OTP.
-    pub async fn approve_with_this_device(&self, prompt: BiometricPrompt) -> Result<SignInStep> {
+    pub async fn approve_with_this_device(&self, prompt: PromptText) -> Result<SignInStep> {
         let pending = self.pending()?;
         let (challenge_id, challenge) = pending
             .device_challenge
@@ -144,7 +144,7 @@ impl DeviceTrust {
     pub async fn sign_in_with_biometric(
         &self,
         user_id: &str,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<SignInStep> {
         let user_key = user_id.to_ascii_lowercase();
         let record = self
@@ -185,7 +185,7 @@ impl DeviceTrust {
         &self,
         record: &DeviceRecord,
         nonce: &str,
-        prompt: BiometricPrompt,
+        prompt: PromptText,
     ) -> Result<String> {
         let header = json!({"alg": "ES256", "typ": "devicetrust-login+jwt", "kid": record.enrolment.device_id});
         let payload = json!({"aud": self.inner.config.rp_id, "sub": record.enrolment.user_id, "nonce": nonce});

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use devicetrust_core::{
-    BiometricPrompt, Config, DeviceTrust, KeyStoreError, OtpChannel, SignInStep, SoftwareKeyStore,
+    Config, DeviceTrust, OtpChannel, PlatformKeyError, PromptText, SignInStep, SoftwareKeyStore,
     UserPresence, UserVerification,
 };
 use devicetrust_server::api::admin::new_user;
@@ -28,7 +28,7 @@ type DemoResult<T> = Result<T, String>;
 struct Narrated;
 
 impl UserPresence for Narrated {
-    fn confirm(&self, prompt: &BiometricPrompt) -> Result<(), KeyStoreError> {
+    fn confirm(&self, prompt: &PromptText) -> Result<(), PlatformKeyError> {
         println!("      [biometric] \"{}\" — confirmed", prompt.title);
         Ok(())
     }
@@ -159,7 +159,7 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
         .enable_biometric_sign_in(
             "Demo terminal",
             UserVerification::Biometric,
-            BiometricPrompt::new("Turn on biometric sign-in"),
+            PromptText::new("Turn on biometric sign-in"),
         )
         .await
         .map_err(e)?;
@@ -174,7 +174,7 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     );
     sdk.sign_out().await.map_err(e)?;
     let SignInStep::SignedIn { session } = sdk
-        .sign_in_with_biometric(USER, BiometricPrompt::new("Sign in to devicetrust"))
+        .sign_in_with_biometric(USER, PromptText::new("Sign in to devicetrust"))
         .await
         .map_err(e)?
     else {

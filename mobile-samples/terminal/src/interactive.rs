@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use devicetrust_core::{
-    BiometricPrompt, Config, DeviceTrust, DeviceTrustError, KeyStoreError, OtpChannel, SignInStep,
+    Config, DeviceTrust, DeviceTrustError, OtpChannel, PlatformKeyError, PromptText, SignInStep,
     SoftwareKeyStore, StepUpReason, UserPresence, UserVerification,
 };
 use ring::rand::SecureRandom;
@@ -136,10 +136,10 @@ pub(crate) fn ask_secret(question: &str) -> Outcome<String> {
 struct TypedConfirmation;
 
 impl UserPresence for TypedConfirmation {
-    fn confirm(&self, prompt: &BiometricPrompt) -> Result<(), KeyStoreError> {
+    fn confirm(&self, prompt: &PromptText) -> Result<(), PlatformKeyError> {
         match ask(&format!("{}: type yes to confirm: ", prompt.title)) {
             Ok(answer) if answer.eq_ignore_ascii_case("yes") => Ok(()),
-            _ => Err(KeyStoreError::Cancelled),
+            _ => Err(PlatformKeyError::Cancelled),
         }
     }
 }
@@ -265,7 +265,7 @@ pub(crate) async fn password_sign_in_with(
                 let pick: usize = ask("Choose [1]: ")?.parse().unwrap_or(1);
                 let index = pick.clamp(1, choices.len().max(1)) - 1;
                 if this_device_can_approve && index == 0 {
-                    sdk.approve_with_this_device(BiometricPrompt::new("Approve sign-in"))
+                    sdk.approve_with_this_device(PromptText::new("Approve sign-in"))
                         .await?
                 } else {
                     let option = &otp_options[index - usize::from(this_device_can_approve)];
@@ -304,7 +304,7 @@ pub(crate) async fn password_sign_in_with(
 pub async fn biometric_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
     println!("Signing in with biometric sign-in…");
     match sdk
-        .sign_in_with_biometric(user, BiometricPrompt::new("Sign in to devicetrust"))
+        .sign_in_with_biometric(user, PromptText::new("Sign in to devicetrust"))
         .await?
     {
         SignInStep::SignedIn { session } => {
@@ -470,7 +470,7 @@ async fn enable_here(sdk: &DeviceTrust) -> Outcome {
         .enable_biometric_sign_in(
             &name,
             UserVerification::Biometric,
-            BiometricPrompt::new("Turn on biometric sign-in"),
+            PromptText::new("Turn on biometric sign-in"),
         )
         .await?;
     println!(

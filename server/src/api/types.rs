@@ -246,6 +246,8 @@ pub enum KeyStorage {
 pub enum UserVerification {
     Biometric,
     BiometricOrDeviceCredential,
+    /// The phone's passcode / PIN only (a phone with no biometric).
+    DeviceCredential,
     None,
 }
 

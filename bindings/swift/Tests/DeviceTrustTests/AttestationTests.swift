@@ -26,7 +26,7 @@ final class AttestationTests: XCTestCase {
         }
         _ = try await sdk.sendOtp(channel: options[0].channel)
         _ = try await sdk.verifyOtp(code: try Self.server.lastOtp("sw.unattested"))
-        let prompt = BiometricPrompt(title: "Turn on", subtitle: nil, cancelLabel: "Cancel")
+        let prompt = PromptText(title: "Turn on", subtitle: nil, cancelLabel: "Cancel")
         do {
             _ = try await sdk.enableBiometricSignIn(deviceName: "Jane's iPhone", userVerification: .biometric, prompt: prompt)
             XCTFail("expected AttestationInvalid")

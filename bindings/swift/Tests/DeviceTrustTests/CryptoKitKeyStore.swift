@@ -21,14 +21,14 @@ final class CryptoKitKeyStore: PlatformKeyStore, @unchecked Sendable {
         return GeneratedKey(publicKey: key.publicKey.x963Representation, storage: .software, attestation: nil)
     }
 
-    func sign(alias: String, data: Data, prompt: BiometricPrompt) async throws -> Data {
+    func sign(alias: String, data: Data, prompt: PromptText) async throws -> Data {
         lock.withLock { prompts.append(prompt.title) }
         switch mode {
-        case .cancel: throw KeyStoreError.Cancelled
-        case .biometricsChanged: throw KeyStoreError.KeyInvalidated
+        case .cancel: throw PlatformKeyError.Cancelled
+        case .biometricsChanged: throw PlatformKeyError.KeyInvalidated
         case .normal: break
         }
-        guard let key = lock.withLock({ keys[alias] }) else { throw KeyStoreError.KeyNotFound }
+        guard let key = lock.withLock({ keys[alias] }) else { throw PlatformKeyError.KeyNotFound }
         return try key.signature(for: data).derRepresentation
     }
 

@@ -27,7 +27,7 @@ final class JourneyTests: XCTestCase {
         return Phone(sdk: try DeviceTrustClient(config: config, keyStore: keys), keys: keys)
     }
 
-    func prompt(_ title: String) -> BiometricPrompt { BiometricPrompt(title: title, subtitle: nil, cancelLabel: "Cancel") }
+    func prompt(_ title: String) -> PromptText { PromptText(title: title, subtitle: nil, cancelLabel: "Cancel") }
 
     func firstSignIn(_ phone: Phone, _ user: String) async throws -> SessionInfo {
         guard case .enrolmentRequired(let profile, _) = try await phone.sdk.signInWithPassword(userId: user, password: password) else {

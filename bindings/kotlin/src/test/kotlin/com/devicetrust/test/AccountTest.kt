@@ -1,6 +1,6 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.PromptText
 import com.devicetrust.core.DeviceTrustException
 import com.devicetrust.core.OtpChannel
 import com.devicetrust.core.PasswordRule
@@ -50,7 +50,7 @@ class AccountTest {
         return Phone(DeviceTrustClient(config, keys), keys)
     }
 
-    private fun prompt(title: String) = BiometricPrompt(title, null, "Cancel")
+    private fun prompt(title: String) = PromptText(title, null, "Cancel")
 
     /** A new user's first sign-in: enrolment (security code 135790) and an e-mail code. */
     private suspend fun firstSignIn(phone: Phone, user: String, password: String = PASSWORD): SessionInfo {

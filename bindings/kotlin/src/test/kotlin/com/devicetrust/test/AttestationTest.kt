@@ -1,6 +1,6 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.PromptText
 import com.devicetrust.core.DeviceTrustException
 import com.devicetrust.core.KeyAttestation
 import com.devicetrust.core.KeyStorage
@@ -49,7 +49,7 @@ class AttestationTest {
         return Phone(DeviceTrustClient(config, keys), keys)
     }
 
-    private fun prompt(title: String) = BiometricPrompt(title, null, "Cancel")
+    private fun prompt(title: String) = PromptText(title, null, "Cancel")
 
     private suspend fun signIn(phone: Phone, user: String) {
         server.addUser(user)

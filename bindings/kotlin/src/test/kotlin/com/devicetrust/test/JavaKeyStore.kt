@@ -1,10 +1,10 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.PromptText
 import com.devicetrust.core.GeneratedKey
 import com.devicetrust.core.KeyAttestation
 import com.devicetrust.core.KeyStorage
-import com.devicetrust.core.KeyStoreException
+import com.devicetrust.core.PlatformKeyException
 import com.devicetrust.core.PlatformKeyStore
 import com.devicetrust.core.UserVerification
 import org.bouncycastle.asn1.x500.X500Name
@@ -77,11 +77,11 @@ class JavaKeyStore(private val file: File, private val password: CharArray = "ch
         return GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), storage, attestation)
     }
 
-    override suspend fun sign(alias: String, data: ByteArray, prompt: BiometricPrompt): ByteArray {
+    override suspend fun sign(alias: String, data: ByteArray, prompt: PromptText): ByteArray {
         prompts.add(prompt.title)
         when (mode) {
-            Mode.CANCEL -> throw KeyStoreException.Cancelled()
-            Mode.BIOMETRICS_CHANGED -> throw KeyStoreException.KeyInvalidated()
+            Mode.CANCEL -> throw PlatformKeyException.Cancelled()
+            Mode.BIOMETRICS_CHANGED -> throw PlatformKeyException.KeyInvalidated()
             Mode.HANG -> {
                 promptShown.complete(Unit)
                 try {
@@ -93,7 +93,7 @@ class JavaKeyStore(private val file: File, private val password: CharArray = "ch
             }
             Mode.NORMAL -> {}
         }
-        val key = synchronized(lock) { load().getKey(alias, password) as PrivateKey? } ?: throw KeyStoreException.KeyNotFound()
+        val key = synchronized(lock) { load().getKey(alias, password) as PrivateKey? } ?: throw PlatformKeyException.KeyNotFound()
         return Signature.getInstance("SHA256withECDSA").run {
             initSign(key)
             update(data)

@@ -1,6 +1,6 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.PromptText
 import com.devicetrust.core.DeviceTrustException
 import com.devicetrust.core.OtpChannel
 import com.devicetrust.core.Platform
@@ -43,7 +43,7 @@ class JourneyTest {
         return Phone(DeviceTrustClient(config, keys), keys)
     }
 
-    private fun prompt(title: String) = BiometricPrompt(title, null, "Cancel")
+    private fun prompt(title: String) = PromptText(title, null, "Cancel")
 
     private suspend fun firstSignIn(phone: Phone, user: String): SessionInfo {
         val step = phone.sdk.signInWithPassword(user, PASSWORD)
