@@ -764,9 +764,14 @@ pub async fn device_login(
                 Some(&risk),
             )
             .await?;
-            if !planned || !risk_written {
-                // Another write to the habits came first (or none was
-                // planned): learn the slow way.
+            let learnt = if app.risk.learns_in_transaction() {
+                // None planned: nothing to learn; planned but not written:
+                // another write to the habits came first.
+                !planned || risk_written
+            } else {
+                false
+            };
+            if !learnt {
                 app.learn_sign_in(&learning).await;
             }
             Ok(Json(AuthenticatedResponse::new(session)))

@@ -39,7 +39,8 @@ const DAY: i64 = 86_400;
 /// Size bounds of one user's document (a few kilobytes at most).
 const MAX_NETWORKS: usize = 32;
 const MAX_DEVICES: usize = 16;
-const MAX_RECENT: usize = 32;
+/// Last-seen times are refreshed at most this often (not per sign-in).
+const LAST_SEEN_STEP_S: i64 = 3_600;
 const MAX_FAILURES: usize = 32;
 /// Failures older than this are forgotten.
 const FAILURE_MEMORY_S: i64 = DAY;
@@ -131,10 +132,12 @@ pub struct Profile {
     last_success: Option<i64>,
     networks: Vec<Seen>,
     devices: Vec<Seen>,
-    /// Sign-ins per hour of the day (UTC).
+    /// Hours (UTC) with a sign-in: each hour of the clock counts once, so
+    /// a busy hour does not outweigh the habit and a sign-in in an hour
+    /// already counted changes nothing.
     hours: [u32; 24],
-    /// Times of the latest sign-ins, oldest first.
-    recent: Vec<i64>,
+    /// The last hour counted (Unix time / 3600).
+    last_hour: Option<i64>,
     failures: Vec<Failure>,
 }
 
@@ -204,6 +207,11 @@ impl Profile {
     /// come through without a step-up by a race or another policy: it
     /// teaches nothing, so a flood of them cannot push the holder's own
     /// networks out of the bounded list.
+    ///
+    /// Answers whether anything the engine keeps changed: a sign-in on a
+    /// known device from a known network, both seen within the hour, in an
+    /// hour already counted, with no failure pending, changes nothing, and
+    /// its document is not rewritten (the steady state costs no write).
     fn learn_sign_in(
         &mut self,
         network: Option<&str>,
@@ -211,33 +219,53 @@ impl Profile {
         with_otp: bool,
         now: i64,
         cfg: &HabitsConfig,
-    ) {
+    ) -> bool {
         self.age(now, cfg);
         // Counted by completed sign-ins: a pass claimed for this very one
         // must not keep it from teaching its network.
         let learning = self.completed < cfg.learning_sign_ins;
-        self.completed = self.completed.saturating_add(1);
-        self.last_success = Some(now);
+        let mut changed = self.last_success.is_none() || self.failures_since_success(now) > 0;
+        // Counted as far as any rule reads it.
+        if self.completed < SEASONED_SIGN_INS.max(cfg.learning_sign_ins) {
+            self.completed += 1;
+            changed = true;
+        }
         if let Some(network) = network {
-            if with_otp || learning || Self::knows(&self.networks, network, now, cfg.memory_s) {
+            let learnable =
+                with_otp || learning || Self::knows(&self.networks, network, now, cfg.memory_s);
+            if learnable && !Self::seen_within(&self.networks, network, now, LAST_SEEN_STEP_S) {
                 Self::see(&mut self.networks, network, now, MAX_NETWORKS);
+                changed = true;
             }
         }
         if let Some(d) = device {
-            Self::see(&mut self.devices, d, now, MAX_DEVICES);
-        }
-        let hour = hour_of(now);
-        self.hours[hour] = self.hours[hour].saturating_add(1);
-        if self.hours.iter().map(|h| u64::from(*h)).sum::<u64>() > u64::from(HOUR_DECAY_AT) {
-            for h in &mut self.hours {
-                *h /= 2;
+            if !Self::seen_within(&self.devices, d, now, LAST_SEEN_STEP_S) {
+                Self::see(&mut self.devices, d, now, MAX_DEVICES);
+                changed = true;
             }
         }
-        self.recent.push(now);
-        if self.recent.len() > MAX_RECENT {
-            let extra = self.recent.len() - MAX_RECENT;
-            self.recent.drain(..extra);
+        let hour_index = now.div_euclid(3600);
+        if self.last_hour != Some(hour_index) {
+            let hour = hour_of(now);
+            self.hours[hour] = self.hours[hour].saturating_add(1);
+            if self.hours.iter().map(|h| u64::from(*h)).sum::<u64>() > u64::from(HOUR_DECAY_AT) {
+                for h in &mut self.hours {
+                    *h /= 2;
+                }
+            }
+            self.last_hour = Some(hour_index);
+            changed = true;
         }
+        if changed {
+            self.last_success = Some(now);
+        }
+        changed
+    }
+
+    /// Whether `key` was seen within `step_s` (last-seen times are kept to
+    /// the hour: the memory is 90 days).
+    fn seen_within(list: &[Seen], key: &str, now: i64, step_s: i64) -> bool {
+        list.iter().any(|s| s.key == key && s.last > now - step_s)
     }
 
     fn learn_failure(&mut self, network: Option<&str>, now: i64, cfg: &HabitsConfig) {
@@ -291,14 +319,19 @@ impl Profile {
         near * 100 < total * u64::from(cfg.hour_min_percent)
     }
 
-    fn velocity(&self, now: i64, cfg: &HabitsConfig) -> bool {
-        let since = now - cfg.velocity_window_s;
-        let n = self.recent.iter().filter(|t| **t > since).count();
-        n >= cfg.velocity_count as usize
+    /// The decision for one attempt, without the velocity signal.
+    pub fn assess(&self, ctx: &RiskContext<'_>, cfg: &HabitsConfig) -> Assessment {
+        self.assess_with(ctx, cfg, None)
     }
 
-    /// The decision for one attempt (pure: the engine's whole rule).
-    pub fn assess(&self, ctx: &RiskContext<'_>, cfg: &HabitsConfig) -> Assessment {
+    /// The decision for one attempt (pure: the engine's whole rule), with
+    /// the number of sign-ins in the velocity window when it was counted.
+    pub fn assess_with(
+        &self,
+        ctx: &RiskContext<'_>,
+        cfg: &HabitsConfig,
+        recent_sign_ins: Option<i64>,
+    ) -> Assessment {
         let now = ctx.now;
         let network = network_of(ctx.ip);
         let known_network = network
@@ -328,7 +361,11 @@ impl Profile {
             "unusual_hour",
             cfg.weight_unusual_hour,
         );
-        extra(self.velocity(now, cfg), "velocity", cfg.weight_velocity);
+        extra(
+            recent_sign_ins.is_some_and(|n| n >= i64::from(cfg.velocity_count)),
+            "velocity",
+            cfg.weight_velocity,
+        );
         extra(
             self.failures_since_success(now) >= cfg.failures as usize,
             "recent_failures",
@@ -432,8 +469,18 @@ impl HabitsPolicy {
 #[async_trait]
 impl RiskPolicy for HabitsPolicy {
     async fn assess(&self, ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
-        let mut a = self.profile(ctx.user_id).await?.assess(ctx, &self.config);
+        let profile = self.profile(ctx.user_id).await?;
+        let mut a = profile.assess(ctx, &self.config);
         let has = |a: &Assessment, s: &str| a.signals.iter().any(|x| x == s);
+        // Velocity only counts on a known network with an unseen device
+        // (the one case its weight can decide), so only then is it counted:
+        // from the sessions the sign-ins made, not from the document.
+        if has(&a, "new_device") && !has(&a, "new_network") && !has(&a, "learning") && matters(ctx)
+        {
+            let since = ctx.now - self.config.velocity_window_s;
+            let n = self.store.sign_ins_since(ctx.user_id, since).await?;
+            a = profile.assess_with(ctx, &self.config, Some(n));
+        }
         if has(&a, "learning") && has(&a, "new_network") && matters(ctx) {
             // The read above is stale by the time the sign-in completes:
             // the pass an unseen network gets while learning is claimed in
@@ -456,7 +503,14 @@ impl RiskPolicy for HabitsPolicy {
         let Some(change) = sign_in_change(e) else {
             return Ok(());
         };
-        self.update(e.user_id, e.now, change).await
+        self.update(e.user_id, e.now, move |p, cfg| {
+            change(p, cfg);
+        })
+        .await
+    }
+
+    fn learns_in_transaction(&self) -> bool {
+        true
     }
 
     async fn sign_in_write(&self, e: &SignedIn<'_>) -> RiskResult<Option<RiskWrite>> {
@@ -465,7 +519,9 @@ impl RiskPolicy for HabitsPolicy {
         };
         let expected = self.store.risk_profile(e.user_id).await?;
         let mut p = Profile::parse(expected.as_deref());
-        change(&mut p, &self.config);
+        if !change(&mut p, &self.config) {
+            return Ok(None);
+        }
         Ok(Some(RiskWrite {
             user_id: e.user_id.to_owned(),
             expected,
@@ -522,7 +578,7 @@ impl RiskPolicy for HabitsPolicy {
 /// What a completed sign-in changes in the document, if it teaches anything.
 fn sign_in_change(
     e: &SignedIn<'_>,
-) -> Option<impl FnOnce(&mut Profile, &HabitsConfig) + Send + 'static> {
+) -> Option<impl FnOnce(&mut Profile, &HabitsConfig) -> bool + Send + 'static> {
     if !proves_possession(e.amr) {
         return None;
     }
@@ -616,8 +672,10 @@ mod tests {
         let cfg = HabitsConfig::default();
         let clock = morning();
         let mut p = seasoned(&clock); // 09:00, 10:00, 11:00; now 12:00
+                                      // Ten days of noons: the hour profile is trusted.
         for _ in 0..7 {
             signed_in(&mut p, HOME, Some(PHONE), clock.now());
+            clock.advance(DAY);
         }
         clock.advance(15 * 3600); // 03:00: far from every sign-in so far
         for _ in 0..5 {
@@ -627,24 +685,17 @@ mod tests {
                 &cfg,
             );
         }
-        let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
+        let a = p.assess_with(
+            &ctx(Flow::Device, HOME, Some(PHONE), clock.now()),
+            &cfg,
+            Some(50),
+        );
         assert_eq!(a.decision, RiskDecision::Allow, "{a:?}");
-        assert_eq!(a.signals, vec!["unusual_hour", "recent_failures"]);
-        // And many sign-ins in a short time, with failures after them.
-        for _ in 0..5 {
-            signed_in(&mut p, HOME, Some(PHONE), clock.now() - 60);
-        }
-        for _ in 0..3 {
-            p.learn_failure(
-                network_of(AWAY.parse().unwrap()).as_deref(),
-                clock.now(),
-                &cfg,
-            );
-        }
-        let a = p.assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()), &cfg);
-        assert_eq!(a.decision, RiskDecision::Allow, "{a:?}");
-        assert_eq!(a.signals, vec!["velocity", "recent_failures"]);
-        assert_eq!(a.score, 4);
+        assert_eq!(
+            a.signals,
+            vec!["unusual_hour", "velocity", "recent_failures"]
+        );
+        assert_eq!(a.score, 5);
     }
 
     #[test]
@@ -671,21 +722,54 @@ mod tests {
     fn velocity_counts_sign_ins_inside_the_window() {
         let cfg = HabitsConfig::default();
         let clock = morning();
-        let mut p = seasoned(&clock);
-        for _ in 0..4 {
-            signed_in(&mut p, HOME, Some(PHONE), clock.now());
-            clock.advance(60);
-        }
-        // 4 inside the window: not yet.
-        assert!(!p.velocity(clock.now(), &cfg));
-        signed_in(&mut p, HOME, Some(PHONE), clock.now());
-        assert!(p.velocity(clock.now(), &cfg));
-        let a = p.assess(&ctx(Flow::Device, HOME, Some("tablet"), clock.now()), &cfg);
+        let p = seasoned(&clock);
+        let at = |n| {
+            p.assess_with(
+                &ctx(Flow::Device, HOME, Some("tablet"), clock.now()),
+                &cfg,
+                Some(n),
+            )
+        };
+        // 4 inside the window: not yet; 5: many.
+        assert_eq!(at(4).signals, vec!["new_device"]);
+        let a = at(5);
         assert_eq!(a.signals, vec!["new_device", "velocity"]);
         assert_eq!(a.decision, RiskDecision::StepUp);
-        // The window passes: the pace is normal again.
-        clock.advance(cfg.velocity_window_s);
-        assert!(!p.velocity(clock.now(), &cfg));
+    }
+
+    #[test]
+    fn a_steady_sign_in_changes_nothing_and_writes_nothing() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock);
+        for _ in 0..SEASONED_SIGN_INS {
+            clock.advance(DAY);
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+        }
+        let home = network_of(HOME.parse().unwrap());
+        clock.advance(60);
+        let before = p.clone();
+        // Same hour, same device and network seen minutes ago, nothing
+        // pending: nothing to keep.
+        assert!(!p.learn_sign_in(home.as_deref(), Some(PHONE), false, clock.now(), &cfg));
+        assert_eq!(p, before);
+        // A failure pending, a new hour, or a new device each change it.
+        p.learn_failure(home.as_deref(), clock.now(), &cfg);
+        assert!(p.learn_sign_in(home.as_deref(), Some(PHONE), false, clock.now() + 1, &cfg));
+        assert!(p.learn_sign_in(
+            home.as_deref(),
+            Some(PHONE),
+            false,
+            clock.now() + 3_600,
+            &cfg
+        ));
+        assert!(p.learn_sign_in(
+            home.as_deref(),
+            Some("tablet"),
+            false,
+            clock.now() + 3_601,
+            &cfg
+        ));
     }
 
     #[test]
@@ -745,7 +829,6 @@ mod tests {
         }
         assert_eq!(p.networks.len(), MAX_NETWORKS);
         assert_eq!(p.devices.len(), MAX_DEVICES);
-        assert_eq!(p.recent.len(), MAX_RECENT);
         assert_eq!(p.failures.len(), MAX_FAILURES);
         assert!(p.hours.iter().sum::<u32>() <= HOUR_DECAY_AT);
         // The most recent are the ones kept.

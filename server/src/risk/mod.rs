@@ -146,6 +146,13 @@ pub trait RiskPolicy: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether `sign_in_write` stands for `signed_in` on a device sign-in
+    /// (then its `None` means "nothing to learn"); otherwise `signed_in`
+    /// is always called.
+    fn learns_in_transaction(&self) -> bool {
+        false
+    }
+
     /// A wrong password or OTP for this (existing) user; answers the
     /// number of failures that locks the user now: `configured` unless the
     /// policy adapts it (see `HabitsConfig::adaptive_lockout`).

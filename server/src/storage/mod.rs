@@ -628,6 +628,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(AuditEvent, Option<String>)>, StorageError>;
 
     // Risk
+    /// Sessions (sign-ins) of the user created after `since`: the risk
+    /// engine's velocity.
+    async fn sign_ins_since(&self, user_id: &str, since: i64) -> Result<i64, StorageError>;
     /// The user's sign-in habits as the risk engine wrote them (a JSON
     /// document the store does not interpret).
     async fn risk_profile(&self, user_id: &str) -> Result<Option<String>, StorageError>;

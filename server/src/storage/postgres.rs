@@ -1979,6 +1979,18 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    async fn sign_ins_since(&self, user_id: &str, since: i64) -> Result<i64, StorageError> {
+        let c = self.client().await?;
+        let n: i64 = c
+            .one(
+                "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND created_at > $2",
+                &[&user_id, &since],
+            )
+            .await?
+            .try_get(0)?;
+        Ok(n)
+    }
+
     async fn risk_profile(&self, user_id: &str) -> Result<Option<String>, StorageError> {
         let c = self.client().await?;
         let row = c

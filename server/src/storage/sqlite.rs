@@ -1607,6 +1607,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn sign_ins_since(&self, user_id: &str, since: i64) -> Result<i64, StorageError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND created_at > ?2",
+                params![user_id, since],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     async fn risk_profile(&self, user_id: &str) -> Result<Option<String>, StorageError> {
         let user_id = user_id.to_owned();
         self.read(move |c| {
