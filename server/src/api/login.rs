@@ -739,7 +739,7 @@ pub async fn device_login(
             reset_key: device.user_id.clone(),
             // What the policy learns rides in the same transaction: judging
             // costs a device sign-in no write of its own.
-            risk: app.plan_sign_in_learning(&learning).await,
+            risk: app.plan_sign_in_learning(&learning, &risk).await,
         };
         (redemption, Ok(session))
     };

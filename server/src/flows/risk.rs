@@ -108,8 +108,12 @@ impl AppState {
 
     /// The policy's change for a sign-in about to complete, to be written
     /// in the sign-in's own transaction (see `Redemption::Session`).
-    pub(crate) async fn plan_sign_in_learning(&self, event: &SignedIn<'_>) -> Option<RiskWrite> {
-        match self.risk.sign_in_write(event).await {
+    pub(crate) async fn plan_sign_in_learning(
+        &self,
+        event: &SignedIn<'_>,
+        judged: &Assessment,
+    ) -> Option<RiskWrite> {
+        match self.risk.sign_in_write(event, judged).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "risk policy could not plan a sign-in's learning");

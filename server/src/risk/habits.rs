@@ -387,6 +387,7 @@ impl Profile {
             },
             signals,
             score,
+            basis: None,
         }
     }
 
@@ -469,7 +470,8 @@ impl HabitsPolicy {
 #[async_trait]
 impl RiskPolicy for HabitsPolicy {
     async fn assess(&self, ctx: &RiskContext<'_>) -> RiskResult<Assessment> {
-        let profile = self.profile(ctx.user_id).await?;
+        let doc = self.store.risk_profile(ctx.user_id).await?;
+        let profile = Profile::parse(doc.as_deref());
         let mut a = profile.assess(ctx, &self.config);
         let has = |a: &Assessment, s: &str| a.signals.iter().any(|x| x == s);
         // Velocity only counts on a known network with an unseen device
@@ -481,6 +483,7 @@ impl RiskPolicy for HabitsPolicy {
             let n = self.store.sign_ins_since(ctx.user_id, since).await?;
             a = profile.assess_with(ctx, &self.config, Some(n));
         }
+        a.basis = Some(doc);
         if has(&a, "learning") && has(&a, "new_network") && matters(ctx) {
             // The read above is stale by the time the sign-in completes:
             // the pass an unseen network gets while learning is claimed in
@@ -513,11 +516,19 @@ impl RiskPolicy for HabitsPolicy {
         true
     }
 
-    async fn sign_in_write(&self, e: &SignedIn<'_>) -> RiskResult<Option<RiskWrite>> {
+    async fn sign_in_write(
+        &self,
+        e: &SignedIn<'_>,
+        judged: &Assessment,
+    ) -> RiskResult<Option<RiskWrite>> {
         let Some(change) = sign_in_change(e) else {
             return Ok(None);
         };
-        let expected = self.store.risk_profile(e.user_id).await?;
+        // The document `assess` judged on: one read per sign-in, not two.
+        let expected = match &judged.basis {
+            Some(doc) => doc.clone(),
+            None => self.store.risk_profile(e.user_id).await?,
+        };
         let mut p = Profile::parse(expected.as_deref());
         if !change(&mut p, &self.config) {
             return Ok(None);
@@ -950,5 +961,57 @@ mod tests {
         let a = p.assess(&ctx(Flow::Device, AWAY, Some("tablet"), clock.now()), &cfg);
         assert_eq!(a.decision, RiskDecision::StepUp);
         assert_eq!(a.signals, vec!["new_network"]);
+    }
+
+    /// A device sign-in reads the habits once: `sign_in_write` plans from
+    /// the document `assess` judged on, even when the store has moved on
+    /// (the sign-in's transaction then finds it changed and skips the
+    /// write; the caller learns afterwards, as for any lost swap).
+    #[tokio::test]
+    async fn the_write_is_planned_from_the_judged_document() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("risk.db");
+        let store: Arc<dyn Store> = Arc::new(
+            crate::storage::sqlite::SqliteStore::open(path.to_str().expect("path"))
+                .await
+                .expect("store"),
+        );
+        let policy = HabitsPolicy::new(store.clone(), HabitsConfig::default());
+        let clock = morning();
+        let judged = policy
+            .assess(&ctx(Flow::Device, HOME, Some(PHONE), clock.now()))
+            .await
+            .expect("assess");
+        assert_eq!(judged.basis, Some(None), "no document yet");
+        // Another sign-in completes in between.
+        policy
+            .update("u", clock.now(), |p, cfg| {
+                let home = network_of(HOME.parse().expect("ip"));
+                p.learn_sign_in(home.as_deref(), Some("tablet"), true, 1, cfg);
+            })
+            .await
+            .expect("update");
+        let amr = vec!["hwk".to_owned()];
+        let event = SignedIn {
+            user_id: "u",
+            device_id: Some(PHONE),
+            ip: HOME.parse().expect("ip"),
+            amr: &amr,
+            now: clock.now(),
+            teaches_network: true,
+        };
+        let write = policy
+            .sign_in_write(&event, &judged)
+            .await
+            .expect("plan")
+            .expect("a first sign-in is learnt");
+        assert_eq!(write.expected, None, "planned from the judged read");
+        // Without a basis (a policy that judged elsewhere) it reads.
+        let write = policy
+            .sign_in_write(&event, &Assessment::allow())
+            .await
+            .expect("plan")
+            .expect("learnt");
+        assert!(write.expected.is_some());
     }
 }

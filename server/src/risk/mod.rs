@@ -68,6 +68,11 @@ pub struct Assessment {
     pub decision: RiskDecision,
     pub signals: Vec<String>,
     pub score: u32,
+    /// The policy's stored state as it read it to judge (`Some(None)`: no
+    /// state yet), so `sign_in_write` plans from it without reading again;
+    /// the write is a compare-and-swap against it, so a stale read costs
+    /// only the in-transaction learning, never correctness.
+    pub basis: Option<Option<String>>,
 }
 
 impl Assessment {
@@ -76,6 +81,7 @@ impl Assessment {
             decision: RiskDecision::Allow,
             signals: Vec::new(),
             score: 0,
+            basis: None,
         }
     }
 
@@ -142,7 +148,11 @@ pub trait RiskPolicy: Send + Sync + 'static {
     /// `signed_in`'s change as a document to swap in inside the sign-in's
     /// own transaction, when the policy keeps its state in the store
     /// (`None`: nothing to write, or use `signed_in`).
-    async fn sign_in_write(&self, _event: &SignedIn<'_>) -> RiskResult<Option<RiskWrite>> {
+    async fn sign_in_write(
+        &self,
+        _event: &SignedIn<'_>,
+        _judged: &Assessment,
+    ) -> RiskResult<Option<RiskWrite>> {
         Ok(None)
     }
 
@@ -281,6 +291,7 @@ mod tests {
                 "velocity".into(),
             ],
             score: 3,
+            basis: None,
         };
         assert_eq!(a.reasons(), vec!["new_network", "velocity"]);
         assert_eq!(

@@ -148,6 +148,7 @@ impl HttpScorer {
             },
             score: 0,
             signals,
+            basis: None,
         })
     }
 }
@@ -168,6 +169,7 @@ impl RiskPolicy for HttpScorer {
                     // trail only: it is not a plain code, so no phone sees it.
                     signals: vec!["scorer_unavailable".to_owned(), format!("scorer:{why}")],
                     score: 0,
+                    basis: None,
                 })
             }
         }
