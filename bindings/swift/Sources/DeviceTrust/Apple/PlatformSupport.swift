@@ -7,9 +7,10 @@ import Security
 // KeychainSessionSealer. Not generated: lives in Sources/DeviceTrust/Apple,
 // which build-xcframework.sh never overwrites and .gitignore does not cover.
 
-/// A value handed across threads that Swift cannot prove safe. Used for
-/// CoreFoundation / LocalAuthentication objects (SecKey, LAContext) that
-/// Apple documents as usable from any thread.
+/// A value handed across threads that Swift cannot prove safe: a SecKey or
+/// a query dictionary passed to the one GCD work item that uses it, and the
+/// LAContext whose only use from another thread is `invalidate()` from the
+/// cancellation handler.
 struct Unchecked<Value>: @unchecked Sendable {
     let value: Value
 }
