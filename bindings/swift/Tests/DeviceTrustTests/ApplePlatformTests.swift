@@ -1,4 +1,6 @@
+import CryptoKit
 import CryptoTokenKit
+import DeviceCheck
 @testable import DeviceTrust
 import LocalAuthentication
 import XCTest
@@ -81,6 +83,23 @@ final class ApplePlatformTests: XCTestCase {
         XCTAssertFalse(then.isComparable(with: BiometrySnapshot(source: "domainState", os: "17.5", hash: Data([2]))))
     }
 
+    func testBiometricsChangedOnlyWithEvidence() {
+        let then = BiometrySnapshot(source: "domainState", os: "18.1", hash: Data([1]))
+        let same = BiometrySnapshot(source: "domainState", os: "18.1", hash: Data([1]))
+        let other = BiometrySnapshot(source: "domainState", os: "18.1", hash: Data([2]))
+        let afterUpdate = BiometrySnapshot(source: "domainState", os: "18.2", hash: Data([2]))
+        let biometric = KeyRecord(policy: .biometric, biometry: then)
+        XCTAssertTrue(SecureEnclaveKeyStore.biometricsChanged(biometric, now: other))
+        XCTAssertFalse(SecureEnclaveKeyStore.biometricsChanged(biometric, now: same))
+        XCTAssertFalse(SecureEnclaveKeyStore.biometricsChanged(biometric, now: afterUpdate), "an OS update is no evidence")
+        XCTAssertFalse(SecureEnclaveKeyStore.biometricsChanged(biometric, now: nil), "biometrics off / locked out is no evidence")
+        XCTAssertFalse(SecureEnclaveKeyStore.biometricsChanged(KeyRecord(policy: .biometric, biometry: nil), now: other), "no snapshot at creation")
+        XCTAssertFalse(SecureEnclaveKeyStore.biometricsChanged(nil, now: other), "no record")
+        for policy: KeyPolicy in [.biometricOrDeviceCredential, .deviceCredential, .noVerification] {
+            XCTAssertFalse(SecureEnclaveKeyStore.biometricsChanged(KeyRecord(policy: policy, biometry: then), now: other), "\(policy) keys survive re-enrolment")
+        }
+    }
+
     func testKeyRecordsRoundTrip() throws {
         let record = KeyRecord(policy: .biometric, biometry: BiometrySnapshot(source: "domainState", os: "18.1", hash: Data([9, 9])))
         let back = try KeyRecord.decode(record.encoded())
@@ -94,6 +113,99 @@ final class ApplePlatformTests: XCTestCase {
         XCTAssertEqual(SecureEnclaveKeyStore.reason(PromptText(title: "  ", subtitle: nil, cancelLabel: "Cancel")), "Sign in")
         XCTAssertEqual(SecureEnclaveKeyStore.reason(PromptText(title: "Approve", subtitle: "Card ending 4242", cancelLabel: "Cancel")), "Approve\nCard ending 4242")
         XCTAssertEqual(SecureEnclaveKeyStore.reason(PromptText(title: "Approve", subtitle: " ", cancelLabel: "Cancel")), "Approve")
+    }
+
+    // MARK: App Attest
+
+    /// A stand-in for DCAppAttestService: answers from a script.
+    final class FakeAppAttest: AppAttestService {
+        var isSupported = true
+        var keyId = Data(repeating: 7, count: 32).base64EncodedString()
+        var generateError: Error?
+        /// One entry per attestKey call: an error to throw, or nil to succeed.
+        var attestScript: [Error?] = [nil]
+        private(set) var attestCalls: [(keyId: String, clientDataHash: Data)] = []
+        private(set) var generateCalls = 0
+
+        func generateKey() async throws -> String {
+            generateCalls += 1
+            if let generateError { throw generateError }
+            return keyId
+        }
+
+        func attestKey(_ keyId: String, clientDataHash: Data) async throws -> Data {
+            attestCalls.append((keyId, clientDataHash))
+            let next = attestScript.isEmpty ? nil : attestScript.removeFirst()
+            if let next { throw next }
+            return Data("attestation-object".utf8)
+        }
+    }
+
+    private let signingKey = P256.Signing.PrivateKey().publicKey.x963Representation
+    private let challenge = Data((0..<32).map { UInt8($0) })
+
+    private func attest(_ fake: FakeAppAttest) async throws -> KeyAttestation? {
+        try await AppAttestor(service: fake, retryDelays: [1_000_000, 1_000_000]).attest(publicKey: signingKey, challenge: challenge)
+    }
+
+    func testAppAttestBindsTheSigningKey() async throws {
+        let fake = FakeAppAttest()
+        let attestation = try await attest(fake)
+        XCTAssertEqual(attestation, .appleAppAttest(keyId: Data(repeating: 7, count: 32), attestationObject: Data("attestation-object".utf8)))
+        XCTAssertEqual(fake.attestCalls.count, 1)
+        XCTAssertEqual(fake.attestCalls.first?.clientDataHash, try appAttestClientDataHash(challenge: challenge, publicKey: signingKey))
+    }
+
+    func testAppAttestRetriesServerUnavailableWithTheSameInputs() async throws {
+        let fake = FakeAppAttest()
+        fake.attestScript = [DCError(.serverUnavailable), DCError(.serverUnavailable), nil]
+        XCTAssertNotNil(try await attest(fake))
+        XCTAssertEqual(fake.generateCalls, 1, "one App Attest key")
+        XCTAssertEqual(fake.attestCalls.count, 3)
+        XCTAssertEqual(Set(fake.attestCalls.map { $0.keyId }).count, 1, "same key each time")
+        XCTAssertEqual(Set(fake.attestCalls.map { $0.clientDataHash }).count, 1, "same clientDataHash each time")
+    }
+
+    func testAppAttestGivesUpWithoutFailingTheKey() async throws {
+        let unavailable = FakeAppAttest()
+        unavailable.attestScript = [DCError(.serverUnavailable), DCError(.serverUnavailable), DCError(.serverUnavailable)]
+        let none = try await attest(unavailable)
+        XCTAssertNil(none)
+        XCTAssertEqual(unavailable.attestCalls.count, 3, "two retries, then no attestation")
+
+        for code: DCError.Code in [.invalidKey, .invalidInput, .featureUnsupported, .unknownSystemFailure] {
+            let fake = FakeAppAttest()
+            fake.attestScript = [DCError(code)]
+            let result = try await attest(fake)
+            XCTAssertNil(result, "\(code)")
+            XCTAssertEqual(fake.attestCalls.count, 1, "\(code) is not retried")
+        }
+
+        let unsupported = FakeAppAttest()
+        unsupported.isSupported = false
+        let skipped = try await attest(unsupported)
+        XCTAssertNil(skipped)
+        XCTAssertEqual(unsupported.generateCalls, 0)
+
+        let noKey = FakeAppAttest()
+        noKey.generateError = DCError(.featureUnsupported)
+        let noAttestation = try await attest(noKey)
+        XCTAssertNil(noAttestation)
+
+        let badId = FakeAppAttest()
+        badId.keyId = "not base64!"
+        let refused = try await attest(badId)
+        XCTAssertNil(refused)
+        XCTAssertEqual(badId.attestCalls.count, 0)
+    }
+
+    func testAppAttestRefusesAMalformedSigningKey() async {
+        do {
+            _ = try await AppAttestor(service: FakeAppAttest()).attest(publicKey: Data([4, 1, 2]), challenge: challenge)
+            XCTFail("a malformed key is a bug, not 'App Attest cannot'")
+        } catch {
+            guard case PlatformKeyError.Other = error else { return XCTFail("\(error)") }
+        }
     }
 
     // MARK: Off Swift's pool

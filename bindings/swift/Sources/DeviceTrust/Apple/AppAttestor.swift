@@ -12,12 +12,15 @@ import os
 /// Needs the App Attest capability
 /// (`com.apple.developer.devicecheck.appattest-environment`) in the app's
 /// entitlements and the server's `--apple-app-id TEAMID.BUNDLE`.
-struct AppAttestor: Sendable {
+struct AppAttestor {
     private static let log = Logger(subsystem: "com.devicetrust", category: "app-attest")
 
+    /// `DCAppAttestService.shared` in apps; a stand-in in tests.
+    var service: AppAttestService = DCAppAttestService.shared
     /// Tries again after `serverUnavailable`, as Apple asks: same App Attest
-    /// key, same `clientDataHash`. Short waits: the registration challenge
-    /// expires, and the user is waiting on "Turn on Face ID".
+    /// key, same `clientDataHash`. Short waits (nanoseconds): the
+    /// registration challenge expires, and the user is waiting on "Turn on
+    /// Face ID".
     var retryDelays: [UInt64] = [500_000_000, 1_500_000_000]
 
     /// The attestation of `publicKey` for this registration, or nil where
@@ -25,7 +28,6 @@ struct AppAttestor: Sendable {
     /// network to Apple; a rejected key). Throws only for what is not "App
     /// Attest cannot": a malformed public key (a bug) or a cancelled task.
     func attest(publicKey: Data, challenge: Data) async throws -> KeyAttestation? {
-        let service = DCAppAttestService.shared
         guard service.isSupported else { return nil }
         let clientDataHash = try appAttestClientDataHash(challenge: challenge, publicKey: publicKey)
         let keyId: String
@@ -64,7 +66,7 @@ struct AppAttestor: Sendable {
         }
     }
 
-    private static func describe(_ error: Error) -> String {
+    static func describe(_ error: Error) -> String {
         guard let dc = error as? DCError else { return String(describing: error) }
         switch dc.code {
         case .featureUnsupported: return "featureUnsupported"
@@ -76,3 +78,12 @@ struct AppAttestor: Sendable {
         }
     }
 }
+
+/// What the key store uses of App Attest (`DCAppAttestService` has it all).
+protocol AppAttestService {
+    var isSupported: Bool { get }
+    func generateKey() async throws -> String
+    func attestKey(_ keyId: String, clientDataHash: Data) async throws -> Data
+}
+
+extension DCAppAttestService: AppAttestService {}

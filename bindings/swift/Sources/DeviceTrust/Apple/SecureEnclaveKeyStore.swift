@@ -327,8 +327,12 @@ public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable 
     /// with nothing re-enrolled). Anything else is no evidence: the caller
     /// then reports KeyNotFound or the failure itself, not KeyInvalidated.
     private func biometricsChanged(_ record: KeyRecord?) -> Bool {
+        Self.biometricsChanged(record, now: BiometrySnapshot.current())
+    }
+
+    static func biometricsChanged(_ record: KeyRecord?, now: BiometrySnapshot?) -> Bool {
         guard let record, record.policy == .biometric, let then = record.biometry,
-              let now = BiometrySnapshot.current(), now.isComparable(with: then) else { return false }
+              let now, now.isComparable(with: then) else { return false }
         return now.hash != then.hash
     }
 
