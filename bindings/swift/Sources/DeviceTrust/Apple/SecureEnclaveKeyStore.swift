@@ -173,27 +173,32 @@ public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable 
 
     private func signAuthenticated(alias: String, data: Data, reason: String, context: Unchecked<LAContext>, record: KeyRecord?) async throws -> Data {
         try Task.checkCancellation()
-        // 1. The key's own access control, without any UI.
-        let ownAccess = try lookUp(alias)
+        // 1. The key's own access control, without any UI. Every keychain
+        //    call runs off Swift's pool: each is a round trip to securityd.
+        let ownAccess = try await offCooperativePool { [self] in try lookUp(alias) }
         // 2. The user, asynchronously: no thread waits on the prompt.
         if let record, record.policy != .noVerification, let access = ownAccess ?? record.accessControl() {
             try await Self.evaluate(context.value, access, reason)
         }
         // 3. The signature with the authenticated context: no second prompt.
-        let key = Unchecked(value: try keyReference(alias, context: context.value))
-        let signature: Data = try await offCooperativePool {
+        let signature: Data = try await offCooperativePool { [self] in
+            let key = try keyReference(alias, context: context.value)
             var error: Unmanaged<CFError>?
-            guard let signature = SecKeyCreateSignature(key.value, .ecdsaSignatureMessageX962SHA256, data as CFData, &error) as Data? else {
+            guard let signature = SecKeyCreateSignature(key, .ecdsaSignatureMessageX962SHA256, data as CFData, &error) as Data? else {
                 if let error { throw error.takeRetainedValue() as Error }
                 throw PlatformKeyError.Other(reason: "signing failed without an error")
             }
             return signature
         }
-        refreshBiometry(alias, record)
+        refreshBiometry(alias, record) // a keychain write only when the hash moved
         return signature
     }
 
     public func deleteKey(alias: String) async throws {
+        try await offCooperativePool { [self] in try deleteKeyNow(alias) }
+    }
+
+    private func deleteKeyNow(_ alias: String) throws {
         let query: [String: Any] = [
             kSecClass as String: kSecClassKey,
             kSecAttrApplicationTag as String: tag(alias),
@@ -207,6 +212,10 @@ public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable 
     }
 
     public func keyExists(alias: String) async throws -> Bool {
+        try await offCooperativePool { [self] in try keyExistsNow(alias) }
+    }
+
+    private func keyExistsNow(_ alias: String) throws -> Bool {
         let noUI = LAContext()
         noUI.interactionNotAllowed = true // never prompt just to look
         var query = keyQuery(alias)
