@@ -144,7 +144,8 @@ public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable 
     }
 
     public func sign(alias: String, data: Data, prompt: PromptText) async throws -> Data {
-        let record = try? readRecord(alias)
+        // Unreadable record: sign all the same, without the biometric-change diagnosis.
+        let record = try? await offCooperativePool { [self] in try readRecord(alias) }
         let context = LAContext()
         if !prompt.cancelLabel.isEmpty { context.localizedCancelTitle = prompt.cancelLabel }
         // A biometric-only key cannot use the passcode: no "Enter Password" button.
@@ -190,7 +191,8 @@ public final class SecureEnclaveKeyStore: PlatformKeyStore, @unchecked Sendable 
             }
             return signature
         }
-        refreshBiometry(alias, record) // a keychain write only when the hash moved
+        // A keychain write only when the hash moved.
+        try? await offCooperativePool { [self] in refreshBiometry(alias, record) }
         return signature
     }
 
