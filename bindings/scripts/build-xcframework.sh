@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# iOS: builds the static library for devices and simulators, wraps it with
+# iOS: builds the static library for devices and simulators (and macOS, so
+# that `swift test` runs the package's XCTests on the Mac), wraps it with
 # the generated C headers in bindings/swift/build/DeviceTrustFFI.xcframework,
 # and copies the generated Swift into the Swift package (bindings/swift).
 # Needs macOS with Xcode. Not run in CI here (no Swift toolchain here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-targets=(aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios)
+targets=(aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin x86_64-apple-darwin)
 rustup target add "${targets[@]}"
 for t in "${targets[@]}"; do
     cargo build --locked --profile mobile -p devicetrust-ffi --target "$t"
@@ -17,7 +18,7 @@ done
 gen=bindings/generated/swift
 pkg=bindings/swift
 build="$pkg/build"
-rm -rf "$build" && mkdir -p "$build/headers" "$build/sim"
+rm -rf "$build" && mkdir -p "$build/headers" "$build/sim" "$build/macos"
 cp "$gen"/*.h "$build/headers/"
 # One module map declaring both FFI modules (DeviceTrustFFI, DeviceTrustCoreFFI).
 for m in "$gen"/*.modulemap; do cat "$m"; echo; done > "$build/headers/module.modulemap"
@@ -26,9 +27,14 @@ lipo -create \
     target/aarch64-apple-ios-sim/mobile/libdevicetrust_ffi.a \
     target/x86_64-apple-ios/mobile/libdevicetrust_ffi.a \
     -output "$build/sim/libdevicetrust_ffi.a"
+lipo -create \
+    target/aarch64-apple-darwin/mobile/libdevicetrust_ffi.a \
+    target/x86_64-apple-darwin/mobile/libdevicetrust_ffi.a \
+    -output "$build/macos/libdevicetrust_ffi.a"
 xcodebuild -create-xcframework \
     -library target/aarch64-apple-ios/mobile/libdevicetrust_ffi.a -headers "$build/headers" \
     -library "$build/sim/libdevicetrust_ffi.a" -headers "$build/headers" \
+    -library "$build/macos/libdevicetrust_ffi.a" -headers "$build/headers" \
     -output "$build/DeviceTrustFFI.xcframework"
 
 # Both crates' Swift in one module: the SDK's file uses the core's types unqualified.

@@ -15,8 +15,8 @@ struct ContentView: View {
                     EnrolmentView(profile: profile)
                 case .secondFactor(let options, let canApprove, let sentTo, let confirming):
                     SecondFactorView(options: options, canApprove: canApprove, sentTo: sentTo, confirming: confirming)
-                case .offerBiometric:
-                    OfferBiometricView()
+                case .offerBiometric(let offer):
+                    OfferBiometricView(offer: offer)
                 case .home(let session, let devices):
                     HomeView(session: session, devices: devices)
                 case .createAccount(let policy):
@@ -160,13 +160,18 @@ struct SecondFactorView: View {
 
 struct OfferBiometricView: View {
     @EnvironmentObject var model: SignInModel
+    let offer: BiometricOffer
     @State private var name = UIDevice.current.name
 
     var body: some View {
         Form {
-            Text("Use Face ID or Touch ID instead of your password and a code. Your face and fingerprints never leave this iPhone.")
+            if offer.verification == .biometric {
+                Text("Use \(offer.method) instead of your password and a code. Your face and fingerprints never leave this iPhone.")
+            } else {
+                Text("Use \(offer.method) instead of your password and a code. A key locked by your passcode stays on this iPhone.")
+            }
             TextField("Name for this iPhone", text: $name)
-            Button("Turn on") { Task { await model.enableBiometric(name: name) } }.disabled(name.isEmpty)
+            Button("Turn on") { Task { await model.enableBiometric(name: name, offer: offer) } }.disabled(name.isEmpty)
             Button("Not now", role: .cancel) { Task { await model.skipBiometric() } }
         }
         .navigationTitle("Sign in faster")

@@ -6,8 +6,11 @@ struct DeviceTrustSampleApp: App {
     @StateObject private var model: SignInModel
 
     init() {
-        let folder = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
-            .appendingPathComponent("devicetrust")
+        // A misconfigured app cannot run: fail loudly at launch, not later.
+        // biometric-sign-in:begin
+        // Application Support/devicetrust, kept out of backups (a restored phone has no Secure Enclave key).
+        let folder = try! StateDirectory.prepare()
+        // biometric-sign-in:end
         var config = defaultConfig(
             serverUrl: Bundle.main.object(forInfoDictionaryKey: "DeviceTrustServerURL") as? String ?? "http://127.0.0.1:8080",
             rpId: Bundle.main.object(forInfoDictionaryKey: "DeviceTrustRPID") as? String ?? "http://127.0.0.1:8080",
@@ -17,8 +20,11 @@ struct DeviceTrustSampleApp: App {
         #if DEBUG
         config.allowInsecureHttp = true // a development server on the Mac
         #endif
-        // A misconfigured app cannot run: fail loudly at launch, not later.
+        // biometric-sign-in:begin
         let sdk = try! DeviceTrustClient(config: config, keyStore: SecureEnclaveKeyStore())
+        // Sessions survive a restart: the refresh token sealed under a this-device-only Keychain key.
+        sdk.setSessionSealer(sealer: KeychainSessionSealer())
+        // biometric-sign-in:end
         _model = StateObject(wrappedValue: SignInModel(sdk: sdk))
     }
 

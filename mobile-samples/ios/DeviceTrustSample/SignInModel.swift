@@ -7,7 +7,8 @@ enum Screen: Equatable {
     case enrolment(Profile)
     /// `confirming`: this second factor confirms it's the user for an account change (it can be cancelled).
     case secondFactor(options: [OtpOption], canApprove: Bool, sentTo: String?, confirming: Bool)
-    case offerBiometric
+    /// "Sign in faster": Face ID / Touch ID, or the passcode on an iPhone without biometrics.
+    case offerBiometric(BiometricOffer)
     case home(SessionInfo, [TrustedDevice])
 
     // Signed out: online access from a card, and the ways back in.
@@ -101,9 +102,11 @@ final class SignInModel: ObservableObject {
         screen = signInScreen()
     }
 
+    // biometric-sign-in:begin
     private func biometricAvailable(_ user: String) -> Bool {
         !user.isEmpty && ((try? sdk.isBiometricSignInAvailable(userId: user)) ?? false)
     }
+    // biometric-sign-in:end
 
     private func signInScreen() -> Screen { .signIn(userId: userId, biometricAvailable: biometricAvailable(userId)) }
 
@@ -216,10 +219,12 @@ final class SignInModel: ObservableObject {
                     throw error
                 }
                 returnTo = nil
-            } else if biometricAvailable(session.userId) {
-                screen = .home(session, try await sdk.trustedDevices())
+            // biometric-sign-in:begin
+            } else if !biometricAvailable(session.userId), let offer = BiometricOffer.current() {
+                screen = .offerBiometric(offer)
+            // biometric-sign-in:end
             } else {
-                screen = .offerBiometric
+                screen = .home(session, try await sdk.trustedDevices())
             }
         }
     }
@@ -238,10 +243,12 @@ final class SignInModel: ObservableObject {
         await run { [self] in try await show(try await sdk.signInWithPassword(userId: userId, password: password)) }
     }
 
+    // biometric-sign-in:begin
     func signInWithBiometric() async {
         freshSignIn()
         await run { [self] in try await show(try await sdk.signInWithBiometric(userId: userId, prompt: Prompts.signIn)) }
     }
+    // biometric-sign-in:end
 
     func enrol(securityCode: String, mobile: String) async {
         await run { [self] in try await show(try await sdk.completeEnrolment(securityCode: securityCode, mobile: mobile.isEmpty ? nil : mobile)) }
@@ -258,17 +265,20 @@ final class SignInModel: ObservableObject {
 
     func verify(_ code: String) async { await run { [self] in try await show(try await sdk.verifyOtp(code: code)) } }
 
+    // biometric-sign-in:begin
     func approveWithThisDevice() async { await run { [self] in try await show(try await sdk.approveWithThisDevice(prompt: Prompts.approve)) } }
 
     /// Needs a strong session: after "confirm it's you" it is repeated.
-    func enableBiometric(name: String) async {
+    /// `offer.verification`: `.biometric`, or `.deviceCredential` on an iPhone without Face ID / Touch ID.
+    func enableBiometric(name: String, offer: BiometricOffer) async {
         await run(reauth: true) { [self] in
-            _ = try await sdk.enableBiometricSignIn(deviceName: name, userVerification: .biometric, prompt: Prompts.enable)
+            _ = try await sdk.enableBiometricSignIn(deviceName: name, userVerification: offer.verification, prompt: Prompts.enable)
             try await home()
         }
     }
 
     func skipBiometric() async { await run { [self] in try await home() } }
+    // biometric-sign-in:end
 
     private func home() async throws {
         guard let session = await sdk.session() else { throw DeviceTrustError.NotSignedIn }
@@ -425,9 +435,11 @@ final class SignInModel: ObservableObject {
         returnTo = nil
     }
 
+    // biometric-sign-in:begin
     func confirmWithBiometric() async {
         await run { [self] in try await show(try await sdk.signInWithBiometric(userId: userId, prompt: Prompts.confirm)) }
     }
+    // biometric-sign-in:end
 
     /// Password, then a code (the second-factor screen, in "confirming" mode).
     func confirmWithPassword(_ password: String) async {
@@ -529,10 +541,32 @@ final class SignInModel: ObservableObject {
     }
 }
 
-/// The app's words for the Face ID / Touch ID prompt.
+// biometric-sign-in:begin
+/// The app's words for the system prompt (Face ID / Touch ID, or the passcode).
 enum Prompts {
-    static let signIn = BiometricPrompt(title: "Sign in to your account", subtitle: nil, cancelLabel: "Use password")
-    static let approve = BiometricPrompt(title: "Approve this sign-in", subtitle: nil, cancelLabel: "Cancel")
-    static let enable = BiometricPrompt(title: "Turn on Face ID sign-in", subtitle: nil, cancelLabel: "Not now")
-    static let confirm = BiometricPrompt(title: "Confirm it's you to change your account settings", subtitle: nil, cancelLabel: "Use password")
+    static let signIn = PromptText(title: "Sign in to your account", cancelLabel: "Use password")
+    static let approve = PromptText(title: "Approve this sign-in")
+    static let enable = PromptText(title: "Turn on quick sign-in", cancelLabel: "Not now")
+    static let confirm = PromptText(title: "Confirm it's you to change your account settings", cancelLabel: "Use password")
 }
+
+/// What "Sign in faster" offers, from what this iPhone has now (the key
+/// store's availability check).
+struct BiometricOffer: Equatable {
+    let verification: UserVerification
+    /// "Face ID", "Touch ID", or "your iPhone passcode".
+    let method: String
+
+    /// nil when the iPhone has no passcode: no protected key is possible, so nothing is offered.
+    static func current() -> BiometricOffer? {
+        let now = SecureEnclaveKeyStore.availability()
+        switch (now.recommended, now.biometryType) {
+        case (.biometric?, .faceID): return BiometricOffer(verification: .biometric, method: "Face ID")
+        case (.biometric?, .touchID): return BiometricOffer(verification: .biometric, method: "Touch ID")
+        case (.biometric?, _): return BiometricOffer(verification: .biometric, method: "Face ID or Touch ID")
+        case (.deviceCredential?, _): return BiometricOffer(verification: .deviceCredential, method: "your iPhone passcode")
+        default: return nil
+        }
+    }
+}
+// biometric-sign-in:end
