@@ -4,7 +4,6 @@ import android.app.KeyguardManager
 import android.content.Context
 import android.hardware.biometrics.BiometricPrompt as SystemPrompt
 import android.os.Build
-import android.os.CancellationSignal
 import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyInfo
 import android.security.keystore.KeyPermanentlyInvalidatedException
@@ -19,7 +18,6 @@ import com.devicetrust.core.PlatformKeyStore
 import com.devicetrust.core.PromptText
 import com.devicetrust.core.UserVerification
 import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.suspendCancellableCoroutine
 import kotlinx.coroutines.withContext
 import java.math.BigInteger
 import java.security.KeyFactory
@@ -31,8 +29,6 @@ import java.security.Signature
 import java.security.UnrecoverableKeyException
 import java.security.interfaces.ECPublicKey
 import java.security.spec.ECGenParameterSpec
-import kotlin.coroutines.resume
-import kotlin.coroutines.resumeWithException
 
 /**
  * The SDK's key store on Android: EC P-256 keys in `AndroidKeyStore`, in
@@ -110,7 +106,12 @@ class AndroidKeystoreKeyStore(context: Context) : PlatformKeyStore {
         GeneratedKey(byteArrayOf(4) + fixed32(w.affineX) + fixed32(w.affineY), storage, attestation)
     }
 
-    /** The key's actual storage and policy as Keystore reports them; null when there is no such key. */
+    /**
+     * The key's actual storage and policy as Keystore reports them; null
+     * when there is no such key. Before API 31 Keystore cannot say StrongBox
+     * or TEE for an existing key: a hardware key counts as StrongBox on a
+     * phone that has one (`generateKey` knows, and reports it exactly).
+     */
     suspend fun keyPolicy(alias: String): KeyPolicy? = withContext(Dispatchers.IO) {
         val key = loadKey(alias) ?: return@withContext null
         policyOf(keyInfo(key), strongBoxRequested = hasStrongBox())
@@ -268,58 +269,39 @@ class AndroidKeystoreKeyStore(context: Context) : PlatformKeyStore {
 
     /**
      * Shows the system prompt on the main thread and resumes with its
-     * result. Building and showing it are guarded: a refusal by the
-     * framework resumes with an error instead of throwing on the main
-     * thread. Cancelling the coroutine (the SDK dropped the call) cancels
-     * the prompt, which dismisses it.
+     * result ([PromptSession]: guarded, and dismissed when the coroutine is
+     * cancelled).
      */
     private suspend fun authenticate(
         prompt: PromptText,
         authenticators: Int?,
         allowsCredential: Boolean,
         crypto: SystemPrompt.CryptoObject?,
-    ): SystemPrompt.AuthenticationResult = suspendCancellableCoroutine { continuation ->
+    ): SystemPrompt.AuthenticationResult {
         val main = context.mainExecutor
-        val cancel = CancellationSignal()
-        // On the main thread, after the prompt was shown (the executor runs in order).
-        continuation.invokeOnCancellation { main.execute { cancel.cancel() } }
-        val callback = object : SystemPrompt.AuthenticationCallback() {
-            override fun onAuthenticationSucceeded(result: SystemPrompt.AuthenticationResult) {
-                if (continuation.isActive) continuation.resume(result)
+        return PromptSession.await(main) { cancel, outcome ->
+            val builder = SystemPrompt.Builder(context).setTitle(prompt.title)
+            prompt.subtitle?.takeIf { it.isNotBlank() }?.let { builder.setSubtitle(it) }
+            if (authenticators != null) builder.setAllowedAuthenticators(authenticators)
+            if (allowsCredential) {
+                // API 29; on 30+ setAllowedAuthenticators said it. No negative button with the credential.
+                @Suppress("DEPRECATION")
+                if (Build.VERSION.SDK_INT == 29) builder.setDeviceCredentialAllowed(true)
+            } else {
+                builder.setNegativeButton(prompt.cancelLabel, main) { _, _ -> outcome.failed(PlatformKeyException.Cancelled()) }
             }
+            val callback = object : SystemPrompt.AuthenticationCallback() {
+                override fun onAuthenticationSucceeded(result: SystemPrompt.AuthenticationResult) = outcome.succeeded(result)
 
-            override fun onAuthenticationError(errorCode: Int, errString: CharSequence?) {
-                if (continuation.isActive) continuation.resumeWithException(Policies.promptError(errorCode, errString?.toString() ?: ""))
+                override fun onAuthenticationError(errorCode: Int, errString: CharSequence?) =
+                    outcome.failed(Policies.promptError(errorCode, errString?.toString() ?: ""))
+                // onAuthenticationFailed (a finger not recognised): the system prompt lets the user retry.
             }
-            // onAuthenticationFailed (a finger not recognised): the system prompt lets the user retry.
-        }
-        main.execute {
-            if (!continuation.isActive) return@execute
-            try {
-                val builder = SystemPrompt.Builder(context).setTitle(prompt.title)
-                prompt.subtitle?.takeIf { it.isNotBlank() }?.let { builder.setSubtitle(it) }
-                if (authenticators != null) builder.setAllowedAuthenticators(authenticators)
-                if (allowsCredential) {
-                    // API 29; on 30+ setAllowedAuthenticators said it. No negative button with the credential.
-                    @Suppress("DEPRECATION")
-                    if (Build.VERSION.SDK_INT == 29) builder.setDeviceCredentialAllowed(true)
-                } else {
-                    builder.setNegativeButton(prompt.cancelLabel, main) { _, _ ->
-                        if (continuation.isActive) continuation.resumeWithException(PlatformKeyException.Cancelled())
-                    }
-                }
-                val systemPrompt = builder.build()
-                if (crypto != null) {
-                    systemPrompt.authenticate(crypto, cancel, main, callback)
-                } else {
-                    systemPrompt.authenticate(cancel, main, callback)
-                }
-            } catch (e: RuntimeException) {
-                if (continuation.isActive) {
-                    continuation.resumeWithException(
-                        PlatformKeyException.Other("the system prompt could not be shown: ${e.message ?: e.javaClass.name}"),
-                    )
-                }
+            val systemPrompt = builder.build()
+            if (crypto != null) {
+                systemPrompt.authenticate(crypto, cancel, main, callback)
+            } else {
+                systemPrompt.authenticate(cancel, main, callback)
             }
         }
     }
