@@ -171,12 +171,12 @@ class AndroidKeystoreKeyStore(context: Context) : PlatformKeyStore {
 
     private fun policyOf(info: KeyInfo, strongBoxRequested: Boolean): KeyPolicy {
         val sdk = Build.VERSION.SDK_INT
-        val types = if (sdk >= 30) info.userAuthenticationType else 0
+        val types = if (Build.VERSION.SDK_INT >= 30) info.userAuthenticationType else 0
         val validity = info.userAuthenticationValidityDurationSeconds
         @Suppress("DEPRECATION")
         val secureHardware = info.isInsideSecureHardware
         return KeyPolicy(
-            storage = Policies.storage(sdk, if (sdk >= 31) info.securityLevel else null, secureHardware, strongBoxRequested),
+            storage = Policies.storage(sdk, if (Build.VERSION.SDK_INT >= 31) info.securityLevel else null, secureHardware, strongBoxRequested),
             userVerification = Policies.userVerification(sdk, info.isUserAuthenticationRequired, types, validity),
             perSignature = info.isUserAuthenticationRequired && validity <= 0,
             validitySeconds = validity.coerceAtLeast(0),
@@ -209,7 +209,7 @@ class AndroidKeystoreKeyStore(context: Context) : PlatformKeyStore {
             return withContext(Dispatchers.IO) { finish(initSign(key, authenticated = false), data) }
         }
         val sdk = Build.VERSION.SDK_INT
-        val keyTypes = if (sdk >= 30) info.userAuthenticationType else 0
+        val keyTypes = if (Build.VERSION.SDK_INT >= 30) info.userAuthenticationType else 0
         val perSignature = info.userAuthenticationValidityDurationSeconds <= 0
         val allowsCredential = if (sdk >= 30) {
             keyTypes and KeyProperties.AUTH_DEVICE_CREDENTIAL != 0
