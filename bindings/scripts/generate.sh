@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 cargo build --locked -p devicetrust-ffi
+# Honours CARGO_TARGET_DIR, where cargo put the library.
+target="${CARGO_TARGET_DIR:-target}"
 case "$(uname -s)" in
-    Darwin) lib=target/debug/libdevicetrust_ffi.dylib ;;
-    *) lib=target/debug/libdevicetrust_ffi.so ;;
+    Darwin) lib="$target/debug/libdevicetrust_ffi.dylib" ;;
+    *) lib="$target/debug/libdevicetrust_ffi.so" ;;
 esac
 out=bindings/generated
 rm -rf "$out"

@@ -1,5 +1,6 @@
-// The sample app. Before building: bindings/scripts/build-android.sh
-// (jniLibs for each ABI + the generated Kotlin), from the repository root.
+// The sample app. Before building: bindings/scripts/build-android.sh, from
+// the repository root (the SDK library's .so for each ABI and its generated
+// Kotlin, in bindings/android/devicetrust/generated).
 plugins {
     id("com.android.application")
     id("org.jetbrains.kotlin.android")
@@ -26,11 +27,6 @@ android {
         buildConfig = true
     }
 
-    sourceSets["main"].apply {
-        java.srcDir("../../../bindings/android/src/main/kotlin")
-        jniLibs.srcDir("../../../bindings/android/src/main/jniLibs")
-    }
-
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
@@ -39,8 +35,8 @@ android {
 }
 
 dependencies {
-    implementation("net.java.dev.jna:jna:5.17.0@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.10.2")
+    // The SDK: bindings, .so, the Android Keystore key store and session sealer.
+    implementation(project(":devicetrust"))
     implementation(platform("androidx.compose:compose-bom:2025.01.00"))
     implementation("androidx.compose.material3:material3")
     implementation("androidx.compose.ui:ui")

@@ -1,32 +1,48 @@
 package com.devicetrust.sample
 
 import android.app.Application
-import com.devicetrust.core.BiometricPrompt
+import com.devicetrust.core.DeviceTrustException
 import com.devicetrust.core.Platform
+import com.devicetrust.sample.flow.BiometricSignIn
 import com.devicetrust.sample.flow.SignInFlow
-import com.devicetrust.sample.keystore.AndroidKeystoreKeyStore
 import com.devicetrust.sdk.DeviceTrustClient
+import com.devicetrust.sdk.android.AndroidKeystoreKeyStore
 import com.devicetrust.sdk.defaultConfig
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.launch
+
+/** Opening the SDK: it opens its local database, so it runs off the main thread. */
+sealed interface Startup {
+    data object Opening : Startup
+    data class Ready(val flow: SignInFlow) : Startup
+    data class Failed(val message: String) : Startup
+}
 
 /** Creates the SDK once per process, with the Android Keystore behind it. */
 class SampleApp : Application() {
-    lateinit var flow: SignInFlow
-        private set
+    private val _startup = MutableStateFlow<Startup>(Startup.Opening)
+    val startup: StateFlow<Startup> = _startup.asStateFlow()
 
     override fun onCreate() {
         super.onCreate()
-        val config = defaultConfig(BuildConfig.SERVER_URL, BuildConfig.RP_ID, filesDir.resolve("devicetrust").path)
-            .copy(platform = Platform.ANDROID, allowInsecureHttp = BuildConfig.DEBUG)
-        val sdk = DeviceTrustClient(config, AndroidKeystoreKeyStore(this))
-        flow = SignInFlow(
-            sdk,
-            SignInFlow.Prompts(
-                signIn = BiometricPrompt("Sign in", "Use your fingerprint or face", "Use password"),
-                approve = BiometricPrompt("Approve sign-in", "Confirm it's you on this phone", "Cancel"),
-                enable = BiometricPrompt("Turn on fingerprint or face sign-in", null, "Not now"),
-                confirm = BiometricPrompt("Confirm it's you", "To change your account settings", "Use password"),
-            ),
-        )
-        flow.start()
+        CoroutineScope(SupervisorJob() + Dispatchers.IO).launch {
+            _startup.value = try {
+                // The state folder is kept out of backups and device transfers
+                // (res/xml/data_extraction_rules.xml, backup_rules.xml): a
+                // restored phone has none of the Keystore keys it names.
+                val config = defaultConfig(BuildConfig.SERVER_URL, BuildConfig.RP_ID, filesDir.resolve("devicetrust").path)
+                    .copy(platform = Platform.ANDROID, allowInsecureHttp = BuildConfig.DEBUG)
+                val keyStore = AndroidKeystoreKeyStore(this@SampleApp)
+                val sdk = DeviceTrustClient(config, keyStore)
+                Startup.Ready(SignInFlow(sdk, BiometricSignIn(sdk, keyStore)).also { it.start() })
+            } catch (e: DeviceTrustException) {
+                Startup.Failed(e.message ?: e.javaClass.simpleName)
+            }
+        }
     }
 }

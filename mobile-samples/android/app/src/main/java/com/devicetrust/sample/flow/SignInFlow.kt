@@ -1,6 +1,5 @@
 package com.devicetrust.sample.flow
 
-import com.devicetrust.core.BiometricPrompt
 import com.devicetrust.core.DeviceTrustException
 import com.devicetrust.core.LinkedCard
 import com.devicetrust.core.OtpChannel
@@ -33,7 +32,8 @@ sealed interface Screen {
 
     /** [confirming]: this second factor confirms it's the user for an account change (it can be cancelled). */
     data class SecondFactor(val options: List<OtpOption>, val canApprove: Boolean, val sentTo: String?, val confirming: Boolean = false) : Screen
-    data object OfferBiometric : SignedInArea
+    /** "Turn on quick sign-in", with the policy this phone can give the key (biometric or screen lock). */
+    data class OfferBiometric(val policy: UserVerification) : SignedInArea
     data class Home(val session: SessionInfo, val devices: List<TrustedDevice>) : SignedInArea
 
     // Signed out: online access from a card, and the ways back in.
@@ -70,15 +70,7 @@ sealed interface Screen {
  * compile-checked in CI; the Compose screens only render [screen],
  * [message] and [busy].
  */
-class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompts) {
-    /** The app's words for the system biometric prompt. */
-    data class Prompts(
-        val signIn: BiometricPrompt,
-        val approve: BiometricPrompt,
-        val enable: BiometricPrompt,
-        val confirm: BiometricPrompt = BiometricPrompt("Confirm it's you", "To change your account settings", "Use password"),
-    )
-
+class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: BiometricSignIn) {
     private val _screen = MutableStateFlow<Screen>(Screen.SignIn("", false))
     val screen: StateFlow<Screen> = _screen.asStateFlow()
     private val _message = MutableStateFlow<UiMessage?>(null)
@@ -106,17 +98,15 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
     /** The contact change asked for, to ask again for a new code. */
     private var contactChange: Pair<OtpChannel, String>? = null
 
-    /** At launch: offer biometric sign-in to the last user who enabled it here. */
+    /** At launch (reads local state: not on the main thread): offer biometric sign-in to the last user who enabled it here. */
     fun start() {
-        val enrolled = sdk.localEnrolments().firstOrNull()
-        userId = enrolled?.userId ?: ""
+        userId = try { biometric.lastUser() } catch (e: DeviceTrustException) { null } ?: ""
         resume = null
         returnTo = null
         _screen.value = signInScreen()
     }
 
-    private fun biometricAvailable(user: String) =
-        user.isNotEmpty() && try { sdk.isBiometricSignInAvailable(user) } catch (e: DeviceTrustException) { false }
+    private fun biometricAvailable(user: String) = biometric.canSignIn(user)
 
     private fun signInScreen() = Screen.SignIn(userId, biometricAvailable(userId))
 
@@ -232,10 +222,10 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
                         throw e
                     }
                     returnTo = null
-                } else if (!biometricAvailable(step.session.userId)) {
-                    _screen.value = Screen.OfferBiometric
                 } else {
-                    _screen.value = Screen.Home(step.session, sdk.trustedDevices())
+                    // Offered only when the phone can gate a key now (a screen lock, and a biometric or Android 10+).
+                    val offer = if (biometricAvailable(step.session.userId)) null else biometric.policyToOffer()
+                    _screen.value = if (offer != null) Screen.OfferBiometric(offer) else Screen.Home(step.session, sdk.trustedDevices())
                 }
             }
         }
@@ -257,7 +247,7 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
 
     suspend fun signInWithBiometric() = run {
         freshSignIn()
-        show(sdk.signInWithBiometric(userId, prompts.signIn))
+        show(biometric.signIn(userId))
     }
 
     suspend fun enrol(securityCode: String, mobile: String?) = run {
@@ -272,11 +262,11 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
 
     suspend fun verify(code: String) = run { show(sdk.verifyOtp(code)) }
 
-    suspend fun approveWithThisDevice() = run { show(sdk.approveWithThisDevice(prompts.approve)) }
+    suspend fun approveWithThisDevice() = run { show(biometric.approve()) }
 
     /** Needs a strong session: after "confirm it's you" it is repeated. */
     suspend fun enableBiometric(deviceName: String) = run(reauth = true) {
-        sdk.enableBiometricSignIn(deviceName, UserVerification.BIOMETRIC, prompts.enable)
+        biometric.enable(deviceName)
         home()
     }
 
@@ -413,7 +403,7 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val prompts: Prompt
         returnTo = null
     }
 
-    suspend fun confirmWithBiometric() = run { show(sdk.signInWithBiometric(userId, prompts.confirm)) }
+    suspend fun confirmWithBiometric() = run { show(biometric.confirm(userId)) }
 
     /** Password, then a code (the SecondFactor screen, in "confirming" mode). */
     suspend fun confirmWithPassword(password: String) = run { show(sdk.signInWithPassword(userId, password)) }

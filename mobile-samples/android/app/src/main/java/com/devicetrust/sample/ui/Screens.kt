@@ -62,7 +62,7 @@ fun App(flow: SignInFlow) {
                 onApprove = { act { flow.approveWithThisDevice() } },
                 onCancel = flow::cancelConfirm,
             )
-            Screen.OfferBiometric -> OfferBiometric(busy, onEnable = { name -> act { flow.enableBiometric(name) } }, onSkip = { act { flow.skipBiometric() } })
+            is Screen.OfferBiometric -> OfferBiometric(s, busy, onEnable = { name -> act { flow.enableBiometric(name) } }, onSkip = { act { flow.skipBiometric() } })
             is Screen.Home -> Home(
                 s, busy,
                 onRemove = { id -> act { flow.removeDevice(id) } },
@@ -185,10 +185,14 @@ private fun SecondFactor(s: Screen.SecondFactor, busy: Boolean, onSend: (OtpChan
 }
 
 @Composable
-private fun OfferBiometric(busy: Boolean, onEnable: (String) -> Unit, onSkip: () -> Unit) {
+private fun OfferBiometric(s: Screen.OfferBiometric, busy: Boolean, onEnable: (String) -> Unit, onSkip: () -> Unit) {
     var name by remember { mutableStateOf(android.os.Build.MODEL ?: "My phone") }
     Text("Sign in faster next time", style = androidx.compose.material3.MaterialTheme.typography.headlineSmall)
-    Text("Use your fingerprint or face instead of your password and a code. Your biometric never leaves this phone.")
+    if (s.policy == com.devicetrust.core.UserVerification.DEVICE_CREDENTIAL) {
+        Text("Use your phone's screen lock (PIN, pattern or password) instead of your password and a code.")
+    } else {
+        Text("Use your fingerprint or face instead of your password and a code. Your biometric never leaves this phone.")
+    }
     OutlinedTextField(name, { name = it.take(64) }, label = { Text("Name for this phone") }, singleLine = true, modifier = Modifier.fillMaxWidth())
     Button(onClick = { onEnable(name) }, enabled = !busy && name.isNotBlank(), modifier = Modifier.fillMaxWidth()) { Text("Turn on") }
     TextButton(onClick = onSkip, enabled = !busy) { Text("Not now") }
