@@ -465,6 +465,19 @@ impl ServeArgs {
                 "the admin token must be at least 32 characters".into(),
             ));
         }
+        // Velocity is counted from sessions, which are purged when they
+        // end: a window longer than a session's life would forget sign-ins
+        // it should count (outside review of issue 10).
+        if self.risk.mode == RiskMode::Habits
+            && self.risk.risk_velocity_window > self.session_max_age_hours * 3600
+        {
+            return Err(CliError::Usage(format!(
+                "--risk-velocity-window ({} s) must not exceed --session-max-age-hours ({} s): \
+                 velocity is counted from sessions, which are deleted when they end",
+                self.risk.risk_velocity_window,
+                self.session_max_age_hours * 3600
+            )));
+        }
         let password_policy = self.password_policy.policy()?;
         Ok(Settings {
             rp_id: self.rp_id.clone(),
@@ -701,7 +714,47 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_proxy;
+    use super::{parse_proxy, Cli, Command};
+    use clap::Parser;
+
+    fn settings(extra: &[&str]) -> Result<super::Settings, super::CliError> {
+        let mut argv = vec!["devicetrust-server", "serve", "--rp-id", "bank.example"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).expect("parse");
+        match cli.command {
+            Command::Serve(args) => args.settings(),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    /// Velocity is counted from sessions, purged when they end: a window
+    /// longer than a session's life would forget sign-ins it must count.
+    #[test]
+    fn velocity_cannot_outlive_sessions() {
+        let refused = settings(&[
+            "--risk-velocity-window",
+            "7200",
+            "--session-max-age-hours",
+            "1",
+        ]);
+        assert!(matches!(refused, Err(super::CliError::Usage(m)) if m.contains("velocity")));
+        assert!(settings(&[
+            "--risk-velocity-window",
+            "3600",
+            "--session-max-age-hours",
+            "1"
+        ])
+        .is_ok());
+        assert!(settings(&[
+            "--risk",
+            "off",
+            "--risk-velocity-window",
+            "7200",
+            "--session-max-age-hours",
+            "1"
+        ])
+        .is_ok());
+    }
 
     #[test]
     fn proxies_are_ranges_or_single_addresses() {

@@ -713,3 +713,54 @@ async fn password_step_ups_tell_little_and_do_not_flood_the_holders_events() {
     assert_eq!(audited, 10);
     srv.stop().await;
 }
+
+// ---- outside review: velocity counted from the sessions table ----
+
+const REVIEW_DAY: i64 = 86_400;
+
+/// A holder with a phone and a tablet; the tablet then goes unused for
+/// longer than the engine's memory (one day here) while the phone signs in
+/// at home twice a day: the tablet is a "device not seen lately".
+async fn holder_with_a_stale_tablet(
+    srv: &TestServer,
+    user_id: &str,
+) -> (String, DeviceKey, String, DeviceKey) {
+    srv.come_from(Some(HOME));
+    let (session, phone, phone_key) = srv.user_with_device(user_id).await;
+    let (tablet, tablet_key) = srv.register_device(&session, "biometric").await;
+    for _ in 0..6 {
+        let a = device_sign_in_from(srv, HOME, &phone, &phone_key, user_id).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        srv.clock.advance(12 * 3_600);
+    }
+    (phone, phone_key, tablet, tablet_key)
+}
+
+fn short_memory() -> HabitsConfig {
+    HabitsConfig {
+        memory_s: REVIEW_DAY,
+        ..HabitsConfig::default()
+    }
+}
+
+/// Positive control: nothing else in the suite drives `sign_ins_since`
+/// end to end (the unit test passes the count in).
+#[tokio::test]
+async fn review_a_burst_of_sign_ins_steps_up_a_device_not_seen_lately() {
+    let srv = TestServer::start_with(Options {
+        risk: Risk::Habits(short_memory()),
+        ..Options::default()
+    })
+    .await;
+    let (phone, phone_key, tablet, tablet_key) = holder_with_a_stale_tablet(&srv, "vic").await;
+    for _ in 0..5 {
+        let a = device_sign_in_from(&srv, HOME, &phone, &phone_key, "vic").await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+    }
+    let a = device_sign_in_from(&srv, HOME, &tablet, &tablet_key, "vic").await;
+    assert_eq!(a.status, 401, "{:?}", a.body);
+    assert_eq!(reasons(&a), vec!["new_device", "velocity"]);
+}
+
+// A velocity window longer than a session's life (whose rows are purged
+// when it ends) is refused at start: `cli::tests::velocity_cannot_outlive_sessions`.

@@ -711,6 +711,15 @@ pub async fn device_login(
     // What the proof turns into is stored in the same transaction as the
     // challenge's consumption and the device's check, so a removal racing
     // this sign-in either comes first (no session) or revokes the session.
+    // A failed plan learns the slow way after the sign-in.
+    let (mut plan, plan_failed) = if step_up {
+        (None, false)
+    } else {
+        match app.plan_sign_in_learning(&learning, &risk).await {
+            Ok(plan) => (plan, false),
+            Err(()) => (None, true),
+        }
+    };
     let (redemption, answer) = if step_up {
         // Only a step-up needs the user (its OTP channels).
         let user = app
@@ -739,7 +748,7 @@ pub async fn device_login(
             reset_key: device.user_id.clone(),
             // What the policy learns rides in the same transaction: judging
             // costs a device sign-in no write of its own.
-            risk: app.plan_sign_in_learning(&learning, &risk).await,
+            risk: plan.take(),
         };
         (redemption, Ok(session))
     };
@@ -767,7 +776,7 @@ pub async fn device_login(
             let learnt = if app.risk.learns_in_transaction() {
                 // None planned: nothing to learn; planned but not written:
                 // another write to the habits came first.
-                !planned || risk_written
+                !plan_failed && (!planned || risk_written)
             } else {
                 false
             };

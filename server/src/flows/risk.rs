@@ -107,19 +107,17 @@ impl AppState {
     }
 
     /// The policy's change for a sign-in about to complete, to be written
-    /// in the sign-in's own transaction (see `Redemption::Session`).
+    /// in the sign-in's own transaction (see `Redemption::Session`). `Err`
+    /// (logged here) means the plan failed: the caller learns the slow way
+    /// afterwards rather than reading it as "nothing to learn".
     pub(crate) async fn plan_sign_in_learning(
         &self,
         event: &SignedIn<'_>,
         judged: &Assessment,
-    ) -> Option<RiskWrite> {
-        match self.risk.sign_in_write(event, judged).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "risk policy could not plan a sign-in's learning");
-                None
-            }
-        }
+    ) -> Result<Option<RiskWrite>, ()> {
+        self.risk.sign_in_write(event, judged).await.map_err(|e| {
+            tracing::warn!(error = %e, "risk policy could not plan a sign-in's learning");
+        })
     }
 
     /// A wrong password or code for an existing user, for the policy;

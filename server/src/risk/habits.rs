@@ -4,9 +4,10 @@
 //!
 //! Per user it keeps, in the database (so every instance shares it), one
 //! bounded document: the networks and devices of completed sign-ins with
-//! when they were last seen, an hour-of-day profile, the times of recent
-//! sign-ins (pace) and recent failures. Entries unseen for `memory_s` (90
-//! days) age out.
+//! when they were last seen (to the hour), an hour-of-day profile (each
+//! clock hour counted once), the sign-in count (capped) and recent
+//! failures; the pace of sign-ins (velocity) is counted from the sessions
+//! table. Entries unseen for `memory_s` (90 days) age out.
 //!
 //! The rule (docs/RISK.md explains each signal and why):
 //! - while fewer than `learning_sign_ins` (3) sign-ins have completed, the
@@ -139,6 +140,10 @@ pub struct Profile {
     /// The last hour counted (Unix time / 3600).
     last_hour: Option<i64>,
     failures: Vec<Failure>,
+    /// The learning phase ended, for good: `completed` stops counting, so
+    /// without this mark raising `--risk-learning-sign-ins` later would send
+    /// a long history back into learning (outside review of issue 10).
+    learnt: bool,
 }
 
 impl Profile {
@@ -166,7 +171,7 @@ impl Profile {
     }
 
     fn learning(&self, cfg: &HabitsConfig) -> bool {
-        self.completed.max(self.claimed) < cfg.learning_sign_ins
+        !self.learnt && self.completed.max(self.claimed) < cfg.learning_sign_ins
     }
 
     fn to_json(&self) -> String {
@@ -223,11 +228,15 @@ impl Profile {
         self.age(now, cfg);
         // Counted by completed sign-ins: a pass claimed for this very one
         // must not keep it from teaching its network.
-        let learning = self.completed < cfg.learning_sign_ins;
+        let learning = !self.learnt && self.completed < cfg.learning_sign_ins;
         let mut changed = self.last_success.is_none() || self.failures_since_success(now) > 0;
         // Counted as far as any rule reads it.
         if self.completed < SEASONED_SIGN_INS.max(cfg.learning_sign_ins) {
             self.completed += 1;
+            changed = true;
+        }
+        if !self.learnt && self.completed >= cfg.learning_sign_ins {
+            self.learnt = true;
             changed = true;
         }
         if let Some(network) = network {
@@ -746,6 +755,41 @@ mod tests {
         let a = at(5);
         assert_eq!(a.signals, vec!["new_device", "velocity"]);
         assert_eq!(a.decision, RiskDecision::StepUp);
+    }
+
+    /// Review: the count capped at `max(10, learning_sign_ins)` is read by
+    /// `learning()` against the *current* configuration: an operator who
+    /// later raises `--risk-learning-sign-ins` puts every capped holder back
+    /// in the learning phase (passes for unseen networks, and a device proof
+    /// from one teaches it), however long their history.
+    #[test]
+    fn raising_the_learning_phase_does_not_reopen_it_for_long_histories() {
+        let cfg = HabitsConfig::default();
+        let clock = morning();
+        let mut p = seasoned(&clock);
+        for _ in 0..50 {
+            clock.advance(DAY);
+            signed_in(&mut p, HOME, Some(PHONE), clock.now());
+        }
+        let raised = HabitsConfig {
+            learning_sign_ins: 20,
+            ..cfg.clone()
+        };
+        let a = p.assess(&ctx(Flow::Device, AWAY, Some(PHONE), clock.now()), &raised);
+        assert_eq!(
+            a.decision,
+            RiskDecision::StepUp,
+            "53 sign-ins, still learning: {a:?}"
+        );
+        // And a device proof from that network (which came through on a
+        // learning pass) would teach it.
+        let away = network_of(AWAY.parse().unwrap());
+        p.learn_sign_in(away.as_deref(), Some(PHONE), false, clock.now(), &raised);
+        let a = p.assess(&ctx(Flow::Device, AWAY, Some(PHONE), clock.now()), &cfg);
+        assert!(
+            a.signals.contains(&"new_network".to_owned()),
+            "taught by a device proof: {a:?}"
+        );
     }
 
     #[test]

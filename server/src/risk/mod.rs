@@ -63,7 +63,7 @@ pub enum RiskDecision {
 
 /// A decision and what it was made of: the signals that were present (by
 /// stable code, e.g. `new_network`) and their summed weight.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Assessment {
     pub decision: RiskDecision,
     pub signals: Vec<String>,
@@ -73,6 +73,19 @@ pub struct Assessment {
     /// the write is a compare-and-swap against it, so a stale read costs
     /// only the in-transaction learning, never correctness.
     pub basis: Option<Option<String>>,
+}
+
+/// `basis` is a holder's habits (networks, devices, hours): never printed,
+/// so a `{:?}` in a log line cannot leak it.
+impl std::fmt::Debug for Assessment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assessment")
+            .field("decision", &self.decision)
+            .field("signals", &self.signals)
+            .field("score", &self.score)
+            .field("basis", &self.basis.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Assessment {
