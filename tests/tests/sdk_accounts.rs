@@ -43,19 +43,41 @@ fn sealer() -> Arc<dyn SessionSealer> {
     Arc::new(SoftwareSessionSealer::new(&[5u8; 32]).expect("sealer"))
 }
 
+/// Records `(user_id, has a session)`, and checks from inside the callback
+/// that the SDK has settled and holds no lock: the account is listed as
+/// the change says (an account whose slot is still locked shows as signed
+/// in), and the registry answers.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(String, bool)>>);
+struct Recorder {
+    seen: Mutex<Vec<(String, bool)>>,
+    sdk: std::sync::OnceLock<DeviceTrust>,
+}
 
 impl SessionObserver for Recorder {
     fn session_changed(&self, user_id: String, session: Option<SessionInfo>) {
-        self.0.lock().unwrap().push((user_id, session.is_some()));
+        if let Some(sdk) = self.sdk.get() {
+            let listed = sdk.accounts().expect("accounts from the observer");
+            if let Some(account) = listed.iter().find(|a| a.user_id == user_id) {
+                assert_eq!(account.signed_in, session.is_some(), "told before settled");
+            }
+            let _ = sdk.active_account();
+        }
+        self.seen.lock().unwrap().push((user_id, session.is_some()));
     }
 }
 
 impl Recorder {
     fn seen(&self) -> Vec<(String, bool)> {
-        self.0.lock().unwrap().clone()
+        self.seen.lock().unwrap().clone()
     }
+}
+
+/// A recorder on `sdk` (it keeps a clone of it: a test-only cycle).
+fn observe(sdk: &DeviceTrust) -> Arc<Recorder> {
+    let recorder = Arc::new(Recorder::default());
+    let _ = recorder.sdk.set(sdk.clone());
+    sdk.set_session_observer(recorder.clone());
+    recorder
 }
 
 /// A restarted app on `phone`'s state and keys, with the given sealer.
@@ -87,8 +109,7 @@ async fn two_accounts_on_one_phone_each_with_its_session_and_biometric_sign_in()
     srv.add_user("Bob", "GB", None).await;
     let phone = Phone::new(&srv.base);
     let sdk = &phone.sdk;
-    let recorder = Arc::new(Recorder::default());
-    sdk.set_session_observer(recorder.clone());
+    let recorder = observe(sdk);
 
     sign_in(&srv, sdk, "Ann").await;
     sdk.enable_biometric_sign_in("Pixel", UserVerification::Biometric, prompt("On"))
@@ -190,8 +211,7 @@ async fn a_restart_restores_the_session_with_a_sealer_and_not_without() {
     drop(plain);
 
     let sdk = restart(&srv, &phone, Some(sealer()));
-    let recorder = Arc::new(Recorder::default());
-    sdk.set_session_observer(recorder.clone());
+    let recorder = observe(&sdk);
     assert_eq!(sdk.active_account().as_deref(), Some("ann"));
     // The first call refreshes (the access token was not kept).
     assert_eq!(sdk.profile().await.unwrap().user_id, "ann");
@@ -231,8 +251,7 @@ async fn a_session_revoked_while_the_app_was_closed_is_signed_out_and_told() {
         .expect("change");
 
     let sdk = restart(&srv, &phone, Some(sealer()));
-    let recorder = Arc::new(Recorder::default());
-    sdk.set_session_observer(recorder.clone());
+    let recorder = observe(&sdk);
     assert!(sdk.accounts().unwrap()[0].signed_in, "not opened yet");
     assert_eq!(sdk.access_token().await, Err(DeviceTrustError::NotSignedIn));
     assert_eq!(recorder.seen(), vec![("ann".into(), false)]);
@@ -319,8 +338,7 @@ async fn a_crash_around_a_sealed_write_leaves_an_old_copy_or_a_new_one() {
     let sdk = restart(&srv, &phone, Some(sealer()));
     sdk.access_token().await.expect("refresh"); // rotates the token
     let crashed = Phone::sdk(&srv.base, stale.path(), phone.keys.clone());
-    let recorder = Arc::new(Recorder::default());
-    crashed.set_session_observer(recorder.clone());
+    let recorder = observe(&crashed);
     crashed.set_session_sealer(sealer());
     assert_eq!(crashed.profile().await, Err(DeviceTrustError::NotSignedIn));
     assert_eq!(recorder.seen(), vec![("ann".into(), false)]);
@@ -363,8 +381,7 @@ async fn a_failing_sealer_costs_the_restart_not_the_sign_in() {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(phone.dir.path(), copy.path());
     let elsewhere = Phone::sdk(&srv.base, copy.path(), phone.keys.clone());
-    let recorder = Arc::new(Recorder::default());
-    elsewhere.set_session_observer(recorder.clone());
+    let recorder = observe(&elsewhere);
     elsewhere.set_session_sealer(Arc::new(Broken));
     assert_eq!(
         elsewhere.profile().await,

@@ -636,8 +636,10 @@ mod tests {
         }
     }
 
-    /// Records every change, and reads the SDK from inside the callback:
-    /// a lock held while calling would deadlock here.
+    /// Records every change, and reads the SDK from inside the callback: a
+    /// registry lock held while calling would deadlock here, and an account
+    /// slot still locked would show as signed in (a busy slot counts as
+    /// live) after its sign-out.
     #[derive(Default)]
     struct Recorder {
         sdk: OnceLock<DeviceTrust>,
@@ -648,7 +650,14 @@ mod tests {
         fn session_changed(&self, user_id: String, session: Option<SessionInfo>) {
             if let Some(sdk) = self.sdk.get() {
                 let _ = sdk.active_account();
-                let _ = sdk.accounts().unwrap();
+                if let Some(listed) = sdk
+                    .accounts()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a.user_id == user_id)
+                {
+                    assert_eq!(listed.signed_in, session.is_some(), "told before settled");
+                }
             }
             self.seen.lock().unwrap().push((user_id, session));
         }
