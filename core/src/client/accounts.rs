@@ -103,9 +103,8 @@ fn system_time(unix_s: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(unix_s.max(0) as u64)
 }
 
+/// The public API of several accounts and kept sessions.
 impl DeviceTrust {
-    // ---------- the public API ----------
-
     /// Every account known on this phone, most recently signed in first:
     /// those that signed in here and those with biometric sign-in here
     /// (no network, opens no sealed session).
@@ -267,7 +266,11 @@ impl DeviceTrust {
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
+}
 
+/// The internals, in their own block so the public one above can be
+/// exported to the bindings as it stands.
+impl DeviceTrust {
     // ---------- internals: the active account ----------
 
     pub(super) fn active_user(&self) -> Option<String> {
