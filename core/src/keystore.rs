@@ -219,6 +219,10 @@ pub trait SessionSealer: Send + Sync {
     fn seal(&self, plaintext: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError>;
     /// Reverses [`seal`](SessionSealer::seal); fails when the key is gone
     /// (a restored backup, a reinstalled app) or the bytes were altered.
+    /// The SDK then deletes the sealed session (the account is signed out),
+    /// except on `BiometricUnavailable`, `BiometricLockedOut` or
+    /// `Cancelled`: return one of those when the key is only out of reach
+    /// *now* (iOS before the first unlock) and the SDK tries again later.
     fn open(&self, sealed: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError>;
 }
 

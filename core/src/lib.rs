@@ -16,9 +16,13 @@
 //! - [`DeviceTrustError`] is the one error type; each variant says what the
 //!   app should offer next.
 //!
-//! Sessions live in memory only: the refresh token never touches the disk,
-//! and an app restart signs in again (by biometric). The local state folder
-//! holds no secret. See `DeviceTrust` for a complete example.
+//! Several accounts can be signed in on one phone, one session each, one of
+//! them active ([`DeviceTrust::accounts`], [`DeviceTrust::switch_account`]).
+//! Sessions live in memory only unless the app gives a [`SessionSealer`]
+//! ([`DeviceTrust::set_session_sealer`]): then the refresh token is sealed
+//! by the platform's key and a restart keeps the user signed in. The local
+//! state folder holds no secret in clear. See `DeviceTrust` for a complete
+//! example.
 
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!("devicetrust_core");
@@ -34,10 +38,12 @@ mod password;
 mod signature;
 #[cfg(feature = "software-keystore")]
 mod software_keystore;
+#[cfg(feature = "software-keystore")]
+mod software_sealer;
 mod state;
 mod wire;
 
-pub use client::{Account, DeviceTrust, Recovery};
+pub use client::{Account, DeviceTrust, KnownAccount, Recovery, MAX_ACCOUNTS};
 pub use config::{Config, Platform};
 pub use error::DeviceTrustError;
 pub use keystore::{
@@ -53,6 +59,8 @@ pub use password::check_password;
 pub use signature::der_to_jws_signature;
 #[cfg(feature = "software-keystore")]
 pub use software_keystore::{SoftwareKeyStore, UserPresence};
+#[cfg(feature = "software-keystore")]
+pub use software_sealer::SoftwareSessionSealer;
 pub use state::LocalEnrolment;
 
 /// 128 random bits, base64url: key aliases.

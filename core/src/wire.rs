@@ -8,6 +8,10 @@ pub(crate) struct WireSession {
     pub access_token: String,
     pub expires_in: i64,
     pub refresh_token: String,
+    /// The session's time left (its absolute end); optional so an older
+    /// server without it still parses.
+    #[serde(default)]
+    pub refresh_expires_in: Option<i64>,
     pub user_id: String,
     pub amr: Vec<String>,
     pub auth_time: i64,

@@ -32,7 +32,9 @@ impl DeviceTrust {
         let me: WireMe = self
             .authed(Method::GET, "/v1/me", None, Repeat::Safe)
             .await?;
-        Ok(user_profile(me))
+        let profile = user_profile(me);
+        self.remember_profile(&profile);
+        Ok(profile)
     }
 
     pub(super) fn set_contact_change(&self, change: Option<(String, String)>) {
@@ -170,7 +172,9 @@ impl Account {
         {
             Ok(me) => {
                 self.client.set_contact_change(None);
-                Ok(user_profile(me))
+                let profile = user_profile(me);
+                self.client.remember_profile(&profile);
+                Ok(profile)
             }
             // The change is unknown, used or expired: ask for it again.
             Err(DeviceTrustError::SignInExpired) | Err(DeviceTrustError::OtpExpired) => {

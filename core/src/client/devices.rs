@@ -296,7 +296,9 @@ impl DeviceTrust {
         }
         if let Some(record) = this {
             self.forget_device(&record).await;
-            self.drop_session().await;
+            // The server revoked the sessions this device opened: this
+            // account's; the other accounts' devices are their own.
+            self.drop_session(&user_id).await;
         }
         Ok(())
     }
@@ -339,16 +341,13 @@ impl DeviceTrust {
     /// the server now if this user is signed in, else at the next sign-in.
     pub(super) async fn biometrics_changed(&self, record: &DeviceRecord) {
         self.forget_device(record).await;
-        let signed_in = self
-            .session()
-            .await
-            .is_some_and(|s| s.user_id == record.enrolment.user_id);
+        let user_id = &record.enrolment.user_id;
         let path = format!("/v1/devices/{}", record.enrolment.device_id);
-        let removed = signed_in
-            && self
-                .authed::<Value>(Method::DELETE, &path, None, Repeat::Once)
-                .await
-                .is_ok();
+        // Whichever account it is, active or not, if it has a session here.
+        let removed = self
+            .authed_as::<Value>(user_id, Method::DELETE, &path, None, Repeat::Once)
+            .await
+            .is_ok();
         if !removed {
             if let Err(e) = self.inner.state.queue_removal(
                 &record.enrolment.user_id,

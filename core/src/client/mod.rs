@@ -8,7 +8,8 @@
 //! | module | what |
 //! |---|---|
 //! | `mod.rs` | construction, shared state, the flow in progress, error helpers |
-//! | `session.rs` | the session: tokens, refresh, authorised calls, sign-out |
+//! | `session.rs` | sessions, one per account: tokens, refresh, authorised calls, sign-out |
+//! | `accounts.rs` | several accounts, the active one, sealed sessions, the session observer |
 //! | `sign_in.rs` | password, enrolment, OTP, biometric sign-in and approval |
 //! | `devices.rs` | enabling biometric sign-in, the device list, removal, local state |
 //! | `onboarding.rs` | password policy, creating an online account from a card |
@@ -16,6 +17,7 @@
 //! | `recovery.rs` | [`Recovery`]: forgotten user ID, password reset with the security code |
 
 mod account;
+mod accounts;
 mod devices;
 mod onboarding;
 mod recovery;
@@ -27,19 +29,19 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 pub use account::Account;
+pub use accounts::{KnownAccount, MAX_ACCOUNTS};
 pub use recovery::Recovery;
 
 use crate::config::Config;
 use crate::error::{from_server, DeviceTrustError, Result};
 use crate::http::{CallError, Http};
-use crate::keystore::{PlatformKeyError, PlatformKeyStore};
+use crate::keystore::{PlatformKeyError, PlatformKeyStore, SessionObserver, SessionSealer};
 use crate::model::*;
 use crate::state::LocalState;
 use crate::wire::*;
-use session::ActiveSession;
+use session::Sessions;
 
 fn now() -> i64 {
     SystemTime::now()
@@ -100,9 +102,12 @@ struct Inner {
     http: Http,
     keys: Arc<dyn PlatformKeyStore>,
     state: LocalState,
-    /// Held across a refresh so that concurrent callers share one (refresh
-    /// tokens are single-use). Never held across a key-store call.
-    session: Mutex<Option<ActiveSession>>,
+    /// One session slot per account, and the active account (see
+    /// `session.rs`). Held only to find a slot, never across an await.
+    sessions: std::sync::Mutex<Sessions>,
+    /// Seals sessions so they survive a restart; none by default.
+    sealer: std::sync::RwLock<Option<Arc<dyn SessionSealer>>>,
+    observer: std::sync::RwLock<Option<Arc<dyn SessionObserver>>>,
     flow: std::sync::Mutex<Option<Flow>>,
     /// `(user_id, change_id)` of the e-mail or mobile change waiting for
     /// its code.
@@ -181,7 +186,9 @@ impl DeviceTrust {
                 http,
                 keys: key_store,
                 state,
-                session: Mutex::new(None),
+                sessions: std::sync::Mutex::new(Sessions::default()),
+                sealer: std::sync::RwLock::new(None),
+                observer: std::sync::RwLock::new(None),
                 flow: std::sync::Mutex::new(None),
                 contact_change: std::sync::Mutex::new(None),
             }),

@@ -132,14 +132,8 @@ impl Recovery {
             .await
             .map_err(|e| self.client.pending_failed(e))?;
         self.client.clear_pending();
-        if self
-            .client
-            .session()
-            .await
-            .is_some_and(|s| s.user_id.eq_ignore_ascii_case(&recovery.user_id))
-        {
-            self.client.drop_session().await;
-        }
+        // Its session here, active or not, and its sealed copy.
+        self.client.drop_session(&recovery.user_id).await;
         // The server wants this phone re-authorised: stop offering biometric
         // sign-in until a password + code sign-in renews the trust.
         if self.client.inner.state.device(&recovery.user_id)?.is_some() {

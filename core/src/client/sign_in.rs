@@ -21,6 +21,7 @@ impl DeviceTrust {
             return Err(DeviceTrustError::invalid("enter your user ID and password"));
         }
         let user_key = user_id.to_ascii_lowercase();
+        self.check_room_for(&user_key)?;
         self.clear_pending();
         let device_id = self
             .inner
