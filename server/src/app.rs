@@ -78,6 +78,9 @@ pub struct Settings {
     pub password_policy: crate::password_policy::PasswordPolicy,
     /// Key attestation: policy, roots, status list, expected app.
     pub attestation: Arc<crate::attestation::Config>,
+    /// The support console under `/console` on the API's listener
+    /// (`--console`); `--console-listen` serves it on its own instead.
+    pub console_shared: bool,
 }
 
 impl Default for Settings {
@@ -111,6 +114,7 @@ impl Default for Settings {
             attestation: Arc::new(crate::attestation::Config::with_builtin_roots(
                 crate::attestation::Policy::Verify,
             )),
+            console_shared: false,
         }
     }
 }
@@ -631,6 +635,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete service: routes, JSON fallbacks, limits and tracing.
 pub fn router(state: AppState) -> Router {
     let (router, doc) = router_and_openapi();
+    let router = if state.settings.console_shared {
+        router.nest_service(
+            crate::console::PREFIX,
+            crate::console::service(state.clone(), crate::console::Mount::Shared),
+        )
+    } else {
+        router
+    };
     let doc = api::health::OpenApiJson(doc.to_json().unwrap_or_else(|_| String::from("{}")).into());
     router
         .fallback(|| async { ApiError::NotFound })

@@ -115,9 +115,18 @@ fn html_page(title: &str, text: &str) -> String {
     .into_string()
 }
 
-/// The console's routes, under `/console`, for `mount`.
+/// The console on its own listener: `/console/...`, and `/` sends there.
 pub fn router(state: AppState, mount: Mount) -> Router {
-    let routes = Router::new()
+    Router::new()
+        .nest_service(PREFIX, service(state, mount))
+        .route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
+        .fallback(|| async { Failure::Api(ApiError::NotFound) })
+        .layer(middleware::from_fn(guard))
+}
+
+/// The console's routes (to be nested under `/console`) for `mount`.
+pub fn service(state: AppState, mount: Mount) -> Router {
+    Router::new()
         .route("/", get(search_page))
         .route("/static/console.css", get(css))
         .route("/sign-in", get(sign_in_page).post(sign_in))
@@ -133,16 +142,7 @@ pub fn router(state: AppState, mount: Mount) -> Router {
         .route("/markets", get(markets_page).post(set_market))
         .route("/audit", get(audit_page))
         .route("/operators", get(operators_page))
-        .route("/operators/{action}", post(operator_action));
-    let nested = Router::new()
-        .nest(PREFIX, routes)
-        .route(PREFIX, get(|| async { Redirect::to(&format!("{PREFIX}/")) }));
-    let nested = if mount == Mount::OwnListener {
-        nested.route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
-    } else {
-        nested
-    };
-    nested
+        .route("/operators/{action}", post(operator_action))
         .fallback(|| async { Failure::Api(ApiError::NotFound) })
         .layer(middleware::from_fn(guard))
         .layer(Extension(mount))
