@@ -637,6 +637,7 @@ async fn a_risk_step_up_is_finished_with_an_otp() {
                     decision: RiskDecision::StepUp,
                     signals: vec!["new_network".into()],
                     score: 0,
+                    basis: None,
                 },
                 Flow::Password => Assessment::allow(),
             })
