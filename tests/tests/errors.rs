@@ -914,6 +914,7 @@ impl RiskPolicy for StepUpDevices {
             decision: RiskDecision::StepUp,
             signals: vec!["test_policy".into()],
             score: 0,
+            basis: None,
         })
     }
 }
