@@ -647,7 +647,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             match store.create_operator(operator).await {
                 Ok(()) => {}
                 Err(StorageError::Conflict) => {
-                    return Err(CliError::Rejected(format!("operator {name} exists already")))
+                    return Err(CliError::Rejected(format!(
+                        "operator {name} exists already"
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -773,7 +775,9 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
             let router = crate::console::router(state.clone(), crate::console::Mount::OwnListener);
             let limits = state.settings().connections;
             let done = stopped(stop_rx.clone());
-            Some(tokio::spawn(crate::http_server::run(router, listener, limits, done)))
+            Some(tokio::spawn(crate::http_server::run(
+                router, listener, limits, done,
+            )))
         }
         None => None,
     };

@@ -171,7 +171,10 @@ impl<'a> Browser<'a> {
         let stage = if r.location.ends_with("/enrol") {
             let page = self.get("/console/sign-in/enrol").await;
             let secret = between(&page.body, "id=\"totp-secret\">", "<").expect("secret");
-            assert!(page.body.contains("data:image/svg+xml;base64,"), "a QR code");
+            assert!(
+                page.body.contains("data:image/svg+xml;base64,"),
+                "a QR code"
+            );
             self.secret = Some(secret);
             "/console/sign-in/enrol"
         } else {
@@ -186,7 +189,11 @@ impl<'a> Browser<'a> {
     }
 
     fn code(&self) -> String {
-        code_at(self.secret.as_deref().expect("enrolled"), self.s.now() as u64).expect("code")
+        code_at(
+            self.secret.as_deref().expect("enrolled"),
+            self.s.now() as u64,
+        )
+        .expect("code")
     }
 }
 
@@ -256,7 +263,10 @@ async fn cookies_are_locked_down_and_sign_in_rotates_the_session() {
     let csrf = field(&enrol.body, "csrf").unwrap();
     let code = b.code();
     let r = b
-        .post("/console/sign-in/enrol", &[("csrf", &csrf), ("code", &code)])
+        .post(
+            "/console/sign-in/enrol",
+            &[("csrf", &csrf), ("code", &code)],
+        )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let full_value = b.jar["__Secure-dtc_session"].clone();
@@ -314,7 +324,10 @@ async fn every_form_needs_its_csrf_token_and_cross_site_posts_are_refused() {
     // Still locked: none of them acted.
     let page = b.get("/console/holders/jane").await;
     assert!(page.body.contains("Locked for another"), "{}", page.body);
-    assert!(!s.audit_events("jane").await.contains(&"unlocked".to_owned()));
+    assert!(!s
+        .audit_events("jane")
+        .await
+        .contains(&"unlocked".to_owned()));
 
     // Another operator's token is not this session's.
     add_operator(&s, "bob", Role::Support).await;
@@ -334,13 +347,19 @@ async fn every_form_needs_its_csrf_token_and_cross_site_posts_are_refused() {
     let r = fresh
         .post(
             "/console/sign-in",
-            &[("csrf", &token), ("name", "alice"), ("password", OP_PASSWORD)],
+            &[
+                ("csrf", &token),
+                ("name", "alice"),
+                ("password", OP_PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 403);
 
     // With the token it works.
-    let r = b.post("/console/holders/jane/unlock", &[("csrf", &csrf)]).await;
+    let r = b
+        .post("/console/holders/jane/unlock", &[("csrf", &csrf)])
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("Unlocked"));
 }
@@ -439,7 +458,11 @@ async fn support_cannot_manage_markets_or_operators_admin_can() {
         )
         .await;
     assert_eq!(r.status, 403);
-    assert!(!sup.get("/console/").await.body.contains("/console/operators"));
+    assert!(!sup
+        .get("/console/")
+        .await
+        .body
+        .contains("/console/operators"));
 
     let mut adm = Browser::new(&s);
     adm.sign_in("ada").await;
@@ -448,7 +471,11 @@ async fn support_cannot_manage_markets_or_operators_admin_can() {
         .post("/console/markets", &[("csrf", &csrf), ("switch", "SE:off")])
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("SE: second factor off for 1 card holders"), "{}", r.body);
+    assert!(
+        r.body.contains("SE: second factor off for 1 card holders"),
+        "{}",
+        r.body
+    );
     assert!(!s.store.market_requires_second_factor("SE").await.unwrap());
     // Disabling sam ends sam's session at once.
     let r = adm
@@ -489,7 +516,11 @@ async fn caller_checks_count_against_the_recovery_limit_and_are_audited() {
             &[("csrf", &csrf), ("security_code", SECURITY_CODE)],
         )
         .await;
-    assert!(r.body.contains("Match: the security code is right."), "{}", r.body);
+    assert!(
+        r.body.contains("Match: the security code is right."),
+        "{}",
+        r.body
+    );
     for _ in 0..4 {
         let r = b
             .post(
@@ -558,13 +589,19 @@ async fn unlock_remove_and_sign_out_are_audited_and_shown_to_the_holder() {
     let mut b = Browser::new(&s);
     b.sign_in("alice").await;
     let search = b.get("/console/?by=user_id&q=JA").await;
-    assert!(search.body.contains("/console/holders/jane"), "{}", search.body);
+    assert!(
+        search.body.contains("/console/holders/jane"),
+        "{}",
+        search.body
+    );
     let page = b.get("/console/holders/jane").await;
     assert!(page.body.contains("Jane&#39;s phone") || page.body.contains("Jane's phone"));
     assert!(page.body.contains("Active sessions (1)"), "{}", page.body);
     let csrf = field(&page.body, "csrf").unwrap();
 
-    let r = b.post("/console/holders/jane/unlock", &[("csrf", &csrf)]).await;
+    let r = b
+        .post("/console/holders/jane/unlock", &[("csrf", &csrf)])
+        .await;
     assert!(r.body.contains("Not locked."), "{}", r.body);
     let r = b
         .post(
@@ -583,12 +620,19 @@ async fn unlock_remove_and_sign_out_are_audited_and_shown_to_the_holder() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("already removed"), "{}", r.body);
     let a = s.challenge(&device_id).await;
-    assert_eq!(a.code(), "device_not_recognized", "a removed device cannot sign in");
+    assert_eq!(
+        a.code(),
+        "device_not_recognized",
+        "a removed device cannot sign in"
+    );
     let _ = key;
 
     let session = s.sign_in_with_otp("jane", None).await;
     let r = b
-        .post("/console/holders/jane/sign-out-everywhere", &[("csrf", &csrf)])
+        .post(
+            "/console/holders/jane/sign-out-everywhere",
+            &[("csrf", &csrf)],
+        )
         .await;
     assert!(r.body.contains("Signed out everywhere"), "{}", r.body);
     let token = session["access_token"].as_str().unwrap();
@@ -610,8 +654,15 @@ async fn unlock_remove_and_sign_out_are_audited_and_shown_to_the_holder() {
     assert!(!events.body.to_string().contains("alice"));
 
     // The audit view, filtered by operator, lists them with alice's name.
-    let audit = b.get("/console/audit?operator=alice&operators_only=1").await;
-    for ev in ["unlocked", "device_removed", "signed_out_everywhere", "holder_viewed"] {
+    let audit = b
+        .get("/console/audit?operator=alice&operators_only=1")
+        .await;
+    for ev in [
+        "unlocked",
+        "device_removed",
+        "signed_out_everywhere",
+        "holder_viewed",
+    ] {
         assert!(audit.body.contains(ev), "{ev} in the audit view");
     }
     let bad = b.get("/console/audit?event=DROP%20TABLE").await;
@@ -704,7 +755,12 @@ async fn search_is_paged() {
     assert_eq!(p1.body.matches("/console/holders/pg").count(), 25);
     let next = between(&p1.body, "class=\"next\" href=\"", "\"").expect("next link");
     let p2 = b.get(&next.replace("&amp;", "&")).await;
-    assert_eq!(p2.body.matches("/console/holders/pg").count(), 2, "{}", p2.body);
+    assert_eq!(
+        p2.body.matches("/console/holders/pg").count(),
+        2,
+        "{}",
+        p2.body
+    );
     assert!(p2.body.contains("pg26"));
     let bad = b.get("/console/?by=last4&q=12a4").await;
     assert_eq!(bad.status, 200);

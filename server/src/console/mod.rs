@@ -137,7 +137,10 @@ pub fn service(state: AppState, mount: Mount) -> Router {
         .route("/holders/{user_id}/unlock", post(unlock))
         .route("/holders/{user_id}/verify", post(verify))
         .route("/holders/{user_id}/devices/remove", post(remove_device))
-        .route("/holders/{user_id}/sign-out-everywhere", post(sign_out_everywhere))
+        .route(
+            "/holders/{user_id}/sign-out-everywhere",
+            post(sign_out_everywhere),
+        )
         .route("/holders/{user_id}/profile", post(profile))
         .route("/markets", get(markets_page).post(set_market))
         .route("/audit", get(audit_page))
@@ -164,10 +167,19 @@ async fn guard(req: axum::extract::Request, next: Next) -> Response {
         next.run(req).await
     };
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         "cross-origin-opener-policy",
@@ -198,7 +210,10 @@ fn render(c: &Chrome<'_>, title: &str, notice: Option<&Notice>, body: maud::Mark
 fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, Failure> {
     match f {
         Ok(Form(v)) => Ok(v),
-        Err(e) => Err(Failure::BadForm(format!("The form was not understood: {}", e.body_text()))),
+        Err(e) => Err(Failure::BadForm(format!(
+            "The form was not understood: {}",
+            e.body_text()
+        ))),
     }
 }
 
@@ -255,7 +270,13 @@ async fn sign_in(
         Ok(o) => o,
         Err(e @ (ApiError::InvalidCredentials | ApiError::AccountLocked { .. })) => {
             let (status, text) = Failure::Api(e).status_and_text();
-            return Ok(sign_in_with(&app, mount, &headers, Some(Notice::Warn(text)), status));
+            return Ok(sign_in_with(
+                &app,
+                mount,
+                &headers,
+                Some(Notice::Warn(text)),
+                status,
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -399,8 +420,15 @@ async fn sign_out(
 ) -> Result<Response, Failure> {
     who.check_csrf(&app, &form(f)?.csrf)?;
     session::end(&app, &headers, mount).await?;
-    app.audit_by(&who.actor.name, "operator_signed_out", None, None, None, None)
-        .await?;
+    app.audit_by(
+        &who.actor.name,
+        "operator_signed_out",
+        None,
+        None,
+        None,
+        None,
+    )
+    .await?;
     let mut res = Redirect::to(&url(mount, "/sign-in")).into_response();
     mount.clear_session(res.headers_mut());
     Ok(res)
@@ -615,7 +643,12 @@ async fn markets_with(
 ) -> Result<Response, Failure> {
     let list = support::markets(app, &who.actor).await?;
     let c = chrome(app, mount, Some(who));
-    Ok(render(&c, "Markets", notice.as_ref(), pages::markets(&c, &list)))
+    Ok(render(
+        &c,
+        "Markets",
+        notice.as_ref(),
+        pages::markets(&c, &list),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -642,7 +675,11 @@ async fn set_market(
             .map(|(m, s)| (m.to_owned(), s.to_owned()))
             .ok_or_else(|| Failure::BadForm("switch is MARKET:SETTING".into()))?,
         (None, Some(m), Some(s)) => (m.clone(), s.clone()),
-        _ => return Err(Failure::BadForm("market and second_factor are needed".into())),
+        _ => {
+            return Err(Failure::BadForm(
+                "market and second_factor are needed".into(),
+            ))
+        }
     };
     let required = match setting.as_str() {
         "required" => true,
@@ -683,7 +720,12 @@ async fn audit_page(
     };
     let page = support::audit(&app, &who.actor, filter.clone()).await?;
     let c = chrome(&app, mount, Some(&who));
-    Ok(render(&c, "Audit trail", None, pages::audit(&c, &filter, &page)))
+    Ok(render(
+        &c,
+        "Audit trail",
+        None,
+        pages::audit(&c, &filter, &page),
+    ))
 }
 
 async fn operators_page(
@@ -702,7 +744,12 @@ async fn operators_with(
 ) -> Result<Response, Failure> {
     let list = operators::list(app, &who.actor).await?;
     let c = chrome(app, mount, Some(who));
-    Ok(render(&c, "Operators", notice.as_ref(), pages::operators(&c, &list)))
+    Ok(render(
+        &c,
+        "Operators",
+        notice.as_ref(),
+        pages::operators(&c, &list),
+    ))
 }
 
 #[derive(Deserialize)]

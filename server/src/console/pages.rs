@@ -179,7 +179,13 @@ pub fn enc(s: &str) -> String {
         .collect()
 }
 
-fn post_button(mount: Mount, csrf: &str, path: &str, label: &str, extra: Option<(&str, &str)>) -> Markup {
+fn post_button(
+    mount: Mount,
+    csrf: &str,
+    path: &str,
+    label: &str,
+    extra: Option<(&str, &str)>,
+) -> Markup {
     html! {
         form.inline method="post" action=(url(mount, path)) {
             input type="hidden" name="csrf" value=(csrf);

@@ -73,7 +73,10 @@ impl Mount {
     }
 
     pub fn set_session(self, headers: &mut HeaderMap, token: &str, max_age: i64) {
-        headers.append(SET_COOKIE, self.cookie(self.session_cookie(), token, max_age));
+        headers.append(
+            SET_COOKIE,
+            self.cookie(self.session_cookie(), token, max_age),
+        );
     }
     pub fn clear_session(self, headers: &mut HeaderMap) {
         headers.append(SET_COOKIE, self.cookie(self.session_cookie(), "", 0));

@@ -210,7 +210,14 @@ async fn fail(
     let policy = lockout_policy();
     let actor = operator.map(|o| o.name.as_str()).unwrap_or("-");
     let mut outcome = app
-        .audit_by(actor, "operator_signin_failed", None, None, Some(ip), Some(reason))
+        .audit_by(
+            actor,
+            "operator_signin_failed",
+            None,
+            None,
+            Some(ip),
+            Some(reason),
+        )
         .await;
     if count >= policy.threshold && outcome.is_ok() {
         let until = app.now() + policy.duration_s;
@@ -230,10 +237,7 @@ async fn fail(
 
 /// The secret of an operator's (pending or enrolled) TOTP, to show at
 /// enrolment: base32 and the `otpauth://` URI an authenticator app scans.
-pub fn enrolment_secret(
-    app: &AppState,
-    operator: &Operator,
-) -> Result<(String, String), ApiError> {
+pub fn enrolment_secret(app: &AppState, operator: &Operator) -> Result<(String, String), ApiError> {
     if operator.totp_enrolled {
         return Err(ApiError::Forbidden("TOTP is enrolled already"));
     }
@@ -302,12 +306,26 @@ pub async fn check_code(
         app.store()
             .set_operator_totp(&operator.name, operator.totp_sealed.clone(), true)
             .await?;
-        app.audit_by(&operator.name, "operator_totp_enrolled", None, None, Some(ip), None)
-            .await?;
+        app.audit_by(
+            &operator.name,
+            "operator_totp_enrolled",
+            None,
+            None,
+            Some(ip),
+            None,
+        )
+        .await?;
     }
     app.store().reset_attempts(&key, now).await?;
-    app.audit_by(&operator.name, "operator_signed_in", None, None, Some(ip), None)
-        .await?;
+    app.audit_by(
+        &operator.name,
+        "operator_signed_in",
+        None,
+        None,
+        Some(ip),
+        None,
+    )
+    .await?;
     Ok(operator)
 }
 
@@ -341,14 +359,7 @@ pub fn code_at(secret_base32: &str, unix_time: u64) -> Option<String> {
     let secret = totp_rs::Secret::Encoded(secret_base32.to_owned())
         .to_bytes()
         .ok()?;
-    let totp = TOTP::new(
-        Algorithm::SHA1,
-        TOTP_DIGITS,
-        1,
-        TOTP_STEP_S as u64,
-        secret,
-    )
-    .ok()?;
+    let totp = TOTP::new(Algorithm::SHA1, TOTP_DIGITS, 1, TOTP_STEP_S as u64, secret).ok()?;
     Some(totp.generate(unix_time))
 }
 
@@ -413,8 +424,15 @@ pub async fn set_disabled(
     } else {
         "operator_enabled"
     };
-    app.audit_by(&actor.name, event, None, None, Some(ip), Some(&format!("operator={target}")))
-        .await
+    app.audit_by(
+        &actor.name,
+        event,
+        None,
+        None,
+        Some(ip),
+        Some(&format!("operator={target}")),
+    )
+    .await
 }
 
 /// Admin: the operator enrols TOTP again at next sign-in (a lost phone).
@@ -464,7 +482,9 @@ mod tests {
         // RFC 6238 appendix B, SHA-1, T = 59: 94287082 (8 digits); the
         // last 6 digits are the 6-digit code.
         let secret = b"12345678901234567890";
-        let base32 = totp_rs::Secret::Raw(secret.to_vec()).to_encoded().to_string();
+        let base32 = totp_rs::Secret::Raw(secret.to_vec())
+            .to_encoded()
+            .to_string();
         assert_eq!(code_at(&base32, 59).as_deref(), Some("287082"));
         assert_eq!(matching_step(secret, "287082", 59).unwrap(), Some(1));
         // One step either side is accepted, two are not.

@@ -325,7 +325,9 @@ pub enum CallerCheck {
     Match,
     /// Wrong (or none enrolled); so many checks are left before recovery
     /// and further checks stop for a day.
-    NoMatch { left: i64 },
+    NoMatch {
+        left: i64,
+    },
     /// Wrong, and this check reached the limit: recovery and checks stop.
     NoMatchNowBlocked,
 }
@@ -356,7 +358,9 @@ pub(crate) async fn check_caller(
         return Ok(CallerCheck::Match);
     }
     if count >= policy.threshold {
-        app.store().lock(&key, app.now() + policy.duration_s).await?;
+        app.store()
+            .lock(&key, app.now() + policy.duration_s)
+            .await?;
         return Ok(CallerCheck::NoMatchNowBlocked);
     }
     Ok(CallerCheck::NoMatch {

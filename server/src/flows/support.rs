@@ -80,7 +80,9 @@ pub async fn search(
         SearchBy::Email => UserSearch::Email(validate::email(raw)?),
         SearchBy::Last4 => {
             if raw.len() != 4 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ApiError::invalid("the last 4 digits of a card are 4 digits"));
+                return Err(ApiError::invalid(
+                    "the last 4 digits of a card are 4 digits",
+                ));
             }
             UserSearch::Last4(raw.to_owned())
         }
@@ -308,8 +310,15 @@ pub async fn verify_caller(
         CallerCheck::NoMatch { .. } => ("caller_verify_failed", None),
         CallerCheck::NoMatchNowBlocked => ("caller_verify_failed", Some("limit_reached")),
     };
-    app.audit_by(&actor.name, event, Some(&user.user_id), None, Some(ip), reason)
-        .await?;
+    app.audit_by(
+        &actor.name,
+        event,
+        Some(&user.user_id),
+        None,
+        Some(ip),
+        reason,
+    )
+    .await?;
     let policy = operator_check_policy();
     if outcome != CallerCheck::Match && operator_count >= policy.threshold {
         app.store()
@@ -382,8 +391,14 @@ pub async fn correct_profile(
             "Our service team changed the e-mail address on your account to {email}. \
              If you did not ask for this, call the number on your card."
         );
-        app.alert_to(&user_id, "contact_changed", Channel::Email, &before.email, &detail)
-            .await;
+        app.alert_to(
+            &user_id,
+            "contact_changed",
+            Channel::Email,
+            &before.email,
+            &detail,
+        )
+        .await;
         app.alert_to(&user_id, "contact_changed", Channel::Email, &email, &detail)
             .await;
     } else {

@@ -2111,9 +2111,7 @@ impl Store for PostgresStore {
 
     async fn operators(&self) -> Result<Vec<Operator>, StorageError> {
         let c = self.client().await?;
-        let rows = c
-            .rows("SELECT * FROM operators ORDER BY name", &[])
-            .await?;
+        let rows = c.rows("SELECT * FROM operators ORDER BY name", &[]).await?;
         Ok(all_map(rows, operator_from_row)?)
     }
 
@@ -2156,11 +2154,8 @@ impl Store for PostgresStore {
                 )
                 .await?;
             if disabled_at.is_some() {
-                tx.exec(
-                    "DELETE FROM console_sessions WHERE operator = $1",
-                    &[&name],
-                )
-                .await?;
+                tx.exec("DELETE FROM console_sessions WHERE operator = $1", &[&name])
+                    .await?;
             }
             Ok(End::Commit(n == 1))
         })
@@ -2374,7 +2369,15 @@ impl Store for PostgresStore {
         c.exec(
             "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&e.at, &e.event, &e.user_id, &e.device_id, &e.ip, &e.reason, &e.actor],
+            &[
+                &e.at,
+                &e.event,
+                &e.user_id,
+                &e.device_id,
+                &e.ip,
+                &e.reason,
+                &e.actor,
+            ],
         )
         .await?;
         Ok(())

@@ -2017,7 +2017,15 @@ impl Store for SqliteStore {
             c.execute(
                 "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![e.at, e.event, e.user_id, e.device_id, e.ip, e.reason, e.actor],
+                params![
+                    e.at,
+                    e.event,
+                    e.user_id,
+                    e.device_id,
+                    e.ip,
+                    e.reason,
+                    e.actor
+                ],
             )?;
             Ok(())
         })
