@@ -78,6 +78,9 @@ pub struct Settings {
     pub password_policy: crate::password_policy::PasswordPolicy,
     /// Key attestation: policy, roots, status list, expected app.
     pub attestation: Arc<crate::attestation::Config>,
+    /// The support console under `/console` on the API's listener
+    /// (`--console`); `--console-listen` serves it on its own instead.
+    pub console_shared: bool,
 }
 
 impl Default for Settings {
@@ -111,6 +114,7 @@ impl Default for Settings {
             attestation: Arc::new(crate::attestation::Config::with_builtin_roots(
                 crate::attestation::Policy::Verify,
             )),
+            console_shared: false,
         }
     }
 }
@@ -148,6 +152,10 @@ pub struct Inner {
     alert_task: std::sync::Mutex<Option<AlertTask>>,
     /// SHA-256 of the admin token, compared in constant time.
     pub(crate) admin_token_hash: Option<Vec<u8>>,
+    /// Seals operators' TOTP secrets at rest (AES-256-GCM).
+    pub(crate) totp_key: ring::aead::LessSafeKey,
+    /// Keys the support console's CSRF tokens.
+    pub(crate) console_key: hmac::Key,
 }
 
 impl std::ops::Deref for AppState {
@@ -215,6 +223,13 @@ impl AppState {
                 crate::flows::recovery::REMINDERS_AT_ONCE,
             )),
             admin_token_hash,
+            totp_key: crate::flows::operators::totp_key(
+                &c.server_key.derive(server_key::Purpose::OperatorTotp),
+            ),
+            console_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &c.server_key.derive(server_key::Purpose::ConsoleCsrf),
+            ),
         })))
     }
 
@@ -310,6 +325,39 @@ impl AppState {
         }
     }
 
+    /// Records what a service-team operator did, with the operator's name.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_by(
+        &self,
+        actor: &str,
+        event: &str,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+        ip: Option<IpAddr>,
+        reason: Option<&str>,
+    ) -> Result<(), ApiError> {
+        tracing::info!(
+            event,
+            actor,
+            user_id = user_id.unwrap_or("-"),
+            device_id = device_id.unwrap_or("-"),
+            reason = reason.unwrap_or("-"),
+            "operator action"
+        );
+        self.store
+            .audit(AuditEvent {
+                at: self.now(),
+                event: event.to_owned(),
+                user_id: user_id.map(str::to_owned),
+                device_id: device_id.map(str::to_owned),
+                ip: ip.map(|i| i.to_string()),
+                reason: reason.map(str::to_owned),
+                actor: Some(actor.to_owned()),
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Records a security event in the audit table and the log.
     pub(crate) async fn audit(
         &self,
@@ -335,6 +383,7 @@ impl AppState {
                 device_id: device_id.map(str::to_owned),
                 ip: ip.map(|i| i.to_string()),
                 reason: reason.map(str::to_owned),
+                actor: None,
             })
             .await?;
         Ok(())
@@ -586,6 +635,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete service: routes, JSON fallbacks, limits and tracing.
 pub fn router(state: AppState) -> Router {
     let (router, doc) = router_and_openapi();
+    let router = if state.settings.console_shared {
+        router.nest_service(
+            crate::console::PREFIX,
+            crate::console::service(state.clone(), crate::console::Mount::Shared),
+        )
+    } else {
+        router
+    };
     let doc = api::health::OpenApiJson(doc.to_json().unwrap_or_else(|_| String::from("{}")).into());
     router
         .fallback(|| async { ApiError::NotFound })

@@ -14,6 +14,7 @@ use crate::api::types::CreateUserRequest;
 use crate::app::{self, AppState, Components, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ApiError;
+use crate::flows::operators::{new_operator, Role};
 use crate::http_server::ConnectionLimits;
 use crate::notify::DeliveryConfig;
 use crate::password_policy::PasswordPolicy;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Configure markets.
     #[command(subcommand)]
     Market(MarketCommand),
+    /// Manage the service team's support-console operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Copy a single-node SQLite installation into an empty PostgreSQL
     /// database, checked table by table (docs/DEPLOYMENT.md). Stop the
     /// server first; the server key file stays as it is.
@@ -165,6 +169,13 @@ pub struct ServeArgs {
     pub hash_concurrency: Option<usize>,
     #[command(flatten)]
     pub password_policy: PasswordPolicyArgs,
+    /// Serve the support console under /console on --listen (behind TLS).
+    #[arg(long, env = "DEVICETRUST_CONSOLE", conflicts_with = "console_listen")]
+    pub console: bool,
+    /// Serve the support console on its own address (e.g. an internal
+    /// network only), under /console; off unless this or --console is given.
+    #[arg(long, env = "DEVICETRUST_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub risk: RiskArgs,
     /// Key attestation (boxed: it keeps `Command` small).
@@ -399,6 +410,26 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Support,
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add a console operator; the password is read from the first line of
+    /// stdin. The second factor (TOTP) is enrolled at first sign-in.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[command(flatten)]
+        password_policy: PasswordPolicyArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SecondFactorArg {
     Required,
     Off,
@@ -552,12 +583,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             password_policy,
         }) => {
             let policy = password_policy.policy()?;
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .map_err(|e| CliError::Io("read the password from stdin", e))?;
-            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let password = read_password()?;
             let store = storage::open(&cli.database).await?;
             let hasher =
                 Hasher::new(HasherConfig::default()).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -601,6 +627,62 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("unlocked {user_id}");
             Ok(())
         }
+        Command::Operator(OperatorCommand::Add {
+            name,
+            role,
+            password_policy,
+        }) => {
+            let policy = password_policy.policy()?;
+            let password = read_password()?;
+            let store = storage::open(&cli.database).await?;
+            let hasher =
+                Hasher::new(HasherConfig::default()).map_err(|e| CliError::Usage(e.to_string()))?;
+            let role = match role {
+                RoleArg::Support => Role::Support,
+                RoleArg::Admin => Role::Admin,
+            };
+            let operator = new_operator(
+                &hasher,
+                &policy,
+                SystemClock.now(),
+                &name,
+                role,
+                &Secret::new(password),
+            )
+            .await
+            .map_err(|e| match &e {
+                ApiError::PasswordRejected { reasons } => {
+                    CliError::Rejected(format!("{e}: {}", reasons.join(", ")))
+                }
+                _ => CliError::Rejected(e.to_string()),
+            })?;
+            let name = operator.name.clone();
+            match store.create_operator(operator).await {
+                Ok(()) => {}
+                Err(StorageError::Conflict) => {
+                    return Err(CliError::Rejected(format!(
+                        "operator {name} exists already"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            store
+                .audit(crate::storage::AuditEvent {
+                    at: SystemClock.now(),
+                    event: "operator_added".into(),
+                    user_id: None,
+                    device_id: None,
+                    ip: None,
+                    reason: Some(format!("operator={name} role={}", role.as_str())),
+                    actor: Some("cli".into()),
+                })
+                .await?;
+            println!(
+                "added operator {name} ({}); the second factor is enrolled at first sign-in",
+                role.as_str()
+            );
+            Ok(())
+        }
         Command::Migrate { from, to } => {
             let report = storage::migrate::sqlite_to_postgres(&from, &to).await?;
             println!("{:<16} {:>10} {:>10}", "table", "sqlite", "postgres");
@@ -632,9 +714,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The first line of stdin, without its line ending.
+fn read_password() -> Result<String, CliError> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .map_err(|e| CliError::Io("read the password from stdin", e))?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
     let settings = Settings {
         brand_name: args.brand_name.clone(),
+        console_shared: args.console,
         ..args.settings()?
     };
     let delivery = DeliveryConfig {
@@ -678,9 +771,42 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
     tracing::info!("listening on http://{addr}");
     let grace = state.settings().connections.shutdown_grace;
     let alerts = state.clone();
-    app::serve(state, listener, shutdown)
-        .await
-        .map_err(|e| CliError::Io("serve", e))?;
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let console = match args.console_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| CliError::Io("bind the console address", e))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| CliError::Io("read the console address", e))?;
+            tracing::info!("support console on http://{addr}/console/");
+            let router = crate::console::router(state.clone(), crate::console::Mount::OwnListener);
+            let limits = state.settings().connections;
+            let done = stopped(stop_rx.clone());
+            Some(tokio::spawn(crate::http_server::run(
+                router, listener, limits, done,
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let served = app::serve(state, listener, stopped(stop_rx)).await;
+    if let Some(console) = console {
+        match console.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the console listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the console listener task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    served.map_err(|e| CliError::Io("serve", e))?;
     // Alerts still queued get the same grace as requests did.
     alerts.finish_alerts(grace).await;
     tracing::info!("shut down cleanly");

@@ -6,6 +6,7 @@ pub mod app;
 pub mod attestation;
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod flows;

@@ -55,6 +55,10 @@ pub enum Purpose {
     /// The check value kept in the database, so an instance started with
     /// another key than the database was first used with refuses to start.
     KeyCheck,
+    /// AES-256-GCM key sealing operators' TOTP secrets at rest.
+    OperatorTotp,
+    /// HMAC key of the support console's CSRF tokens.
+    ConsoleCsrf,
 }
 
 impl Purpose {
@@ -65,6 +69,8 @@ impl Purpose {
             Purpose::SecurityCode => b"devicetrust security-code v1",
             Purpose::Card => b"devicetrust card v1",
             Purpose::KeyCheck => b"devicetrust key-check v1",
+            Purpose::OperatorTotp => b"devicetrust operator-totp v1",
+            Purpose::ConsoleCsrf => b"devicetrust console-csrf v1",
         }
     }
 }

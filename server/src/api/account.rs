@@ -156,6 +156,7 @@ pub async fn list_events(
                 ip: e.ip,
                 device_id: e.device_id,
                 device_name: e.device_name,
+                changed_by: e.changed_by,
             })
             .collect(),
     }))

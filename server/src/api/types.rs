@@ -618,7 +618,8 @@ pub struct SecurityEventBody {
     /// `sign_in`, `sign_in_failed`, `account_locked`, `step_up`,
     /// `device_added`, `device_removed`, `password_changed`,
     /// `contact_changed`, `security_code_changed`, `recovery_used`,
-    /// `refresh_reuse`, `enrolled`.
+    /// `refresh_reuse`, `enrolled`; by the service team: `unlocked`,
+    /// `signed_out_everywhere`, `caller_verified`, `caller_verify_failed`.
     #[serde(rename = "type")]
     #[schema(rename = "type")]
     pub kind: &'static str,
@@ -629,6 +630,10 @@ pub struct SecurityEventBody {
     pub device_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
+    /// `service_team` when the bank's service team made the change (the
+    /// support console); absent when the card holder did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -19,6 +19,11 @@ const SHOWN: &[(&str, &str)] = &[
     ("recovery_used", "recovery_used"),
     ("refresh_reuse", "refresh_reuse"),
     ("enrolled", "enrolled"),
+    // The service team (support console); shown with `changed_by`.
+    ("unlocked", "unlocked"),
+    ("signed_out_everywhere", "signed_out_everywhere"),
+    ("caller_verified", "caller_verified"),
+    ("caller_verify_failed", "caller_verify_failed"),
 ];
 
 /// One event as the card holder sees it.
@@ -28,6 +33,9 @@ pub struct SecurityEvent {
     pub ip: Option<String>,
     pub device_id: Option<String>,
     pub device_name: Option<String>,
+    /// `service_team` when an operator of the support console made the
+    /// change (their name stays in the audit trail, not shown here).
+    pub changed_by: Option<&'static str>,
 }
 
 /// The user's events, newest first; `limit` 1–200.
@@ -51,6 +59,7 @@ pub async fn list(
                 ip: e.ip,
                 device_id: e.device_id,
                 device_name,
+                changed_by: e.actor.is_some().then_some("service_team"),
             })
         })
         .collect())

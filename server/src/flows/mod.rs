@@ -5,7 +5,9 @@
 pub mod account;
 pub mod cards;
 pub mod events;
+pub mod operators;
 pub mod otp;
 pub mod recovery;
 pub mod risk;
 pub mod security_code;
+pub mod support;

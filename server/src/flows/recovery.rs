@@ -318,3 +318,63 @@ pub async fn complete_password_recovery(
     }
     Ok(())
 }
+
+/// What the security code a caller read out to the service team says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerCheck {
+    Match,
+    /// Wrong (or none enrolled); so many checks are left before recovery
+    /// and further checks stop for a day.
+    NoMatch {
+        left: i64,
+    },
+    /// Wrong, and this check reached the limit: recovery and checks stop.
+    NoMatchNowBlocked,
+}
+
+/// The support console's "verify a caller": the same security-code count as
+/// recovery (`recovery:user:ID`, 5 a day), so an operator is no better an
+/// oracle for guessing the code than the recovery form. Blocked checks are
+/// `account_locked`. Auditing is the caller's (it knows the operator).
+pub(crate) async fn check_caller(
+    app: &AppState,
+    user: &crate::storage::User,
+    code: &Secret,
+) -> Result<CallerCheck, ApiError> {
+    validate::security_code_shape(code.expose())?;
+    let key = user_key(&user.user_id);
+    let policy = recovery_policy();
+    let count = app.reserve_attempt_with(&key, policy).await?;
+    let stored = user.security_code_hash.as_deref();
+    let ok = match app.verify_security_code(stored, code).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            app.refund_attempt(&key).await?;
+            return Err(e);
+        }
+    };
+    if ok && stored.is_some() {
+        app.refund_attempt(&key).await?;
+        return Ok(CallerCheck::Match);
+    }
+    if count >= policy.threshold {
+        app.store()
+            .lock(&key, app.now() + policy.duration_s)
+            .await?;
+        return Ok(CallerCheck::NoMatchNowBlocked);
+    }
+    Ok(CallerCheck::NoMatch {
+        left: policy.threshold - count,
+    })
+}
+
+/// When security-code checks (recovery, callers) of `user_id` stop, if they do.
+pub(crate) async fn code_checks_blocked_until(
+    app: &AppState,
+    user_id: &str,
+) -> Result<Option<i64>, ApiError> {
+    Ok(app
+        .store()
+        .locked_until(&user_key(user_id), app.now())
+        .await?)
+}

@@ -394,7 +394,78 @@ pub struct AuditEvent {
     pub device_id: Option<String>,
     pub ip: Option<String>,
     pub reason: Option<String>,
+    /// The service-team operator who acted, when one did (the console).
+    pub actor: Option<String>,
 }
+
+/// A service-team operator of the support console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// Lower-case, 1–32 of `a-z 0-9 . _ -`.
+    pub name: String,
+    /// `support` or `admin`.
+    pub role: String,
+    /// argon2id, like card holders' passwords.
+    pub password_hash: String,
+    /// The TOTP secret, sealed with a key derived from the server key
+    /// (`console::totp` opens it); `None` before the first sign-in.
+    pub totp_sealed: Option<Vec<u8>>,
+    /// The secret above was confirmed with a code (enrolment finished).
+    pub totp_enrolled: bool,
+    /// The last TOTP time step accepted (a code is never accepted twice).
+    pub totp_last_step: i64,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A browser session of the console; only the hash of its id is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub session_hash: Vec<u8>,
+    pub operator: String,
+    /// `totp` (password verified, second factor next), `enrol` (password
+    /// verified, TOTP enrolment next) or `full`.
+    pub stage: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    /// Absolute end.
+    pub expires_at: i64,
+}
+
+/// How the console looks for card holders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSearch {
+    /// User IDs starting with this (lower-case).
+    UserIdPrefix(String),
+    /// This e-mail address, any case.
+    Email(String),
+    /// Linked cards ending in these four digits.
+    Last4(String),
+}
+
+/// A market as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketSummary {
+    pub market: String,
+    /// `None`: never configured (then a second factor is required).
+    pub configured: Option<bool>,
+    /// Card holders whose primary market this is.
+    pub users: i64,
+}
+
+/// Which audit lines to read, newest first, before `before_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub event: Option<String>,
+    pub actor: Option<String>,
+    /// Only lines written by an operator.
+    pub operators_only: bool,
+    pub before_id: Option<i64>,
+}
+
+/// How many active console sessions one operator keeps; older ones end.
+pub const CONSOLE_SESSIONS_PER_OPERATOR: i64 = 5;
 
 /// Turns the stored habits document (if any) into the new one.
 pub type RiskUpdate = Box<dyn FnOnce(Option<&str>) -> String + Send>;
@@ -642,6 +713,81 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         update: RiskUpdate,
     ) -> Result<(), StorageError>;
+
+    // Support console: operators and their sessions
+    /// `Conflict` when the name is taken.
+    async fn create_operator(&self, operator: Operator) -> Result<(), StorageError>;
+    async fn operator(&self, name: &str) -> Result<Option<Operator>, StorageError>;
+    async fn operators(&self) -> Result<Vec<Operator>, StorageError>;
+    /// Replaces the TOTP secret (a new enrolment, or a reset with `None`);
+    /// the last accepted step is kept, so an old code never comes back.
+    async fn set_operator_totp(
+        &self,
+        name: &str,
+        sealed: Option<Vec<u8>>,
+        enrolled: bool,
+    ) -> Result<(), StorageError>;
+    /// Accepts TOTP step `step` once: true when it is later than the last
+    /// accepted one (and records it), false for a replay.
+    async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError>;
+    /// Disables (`Some(now)`) or re-enables an operator; disabling ends
+    /// the operator's console sessions.
+    async fn set_operator_disabled(
+        &self,
+        name: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<bool, StorageError>;
+    /// Stores a console session; the operator's oldest sessions beyond
+    /// `CONSOLE_SESSIONS_PER_OPERATOR` end.
+    async fn create_console_session(&self, session: ConsoleSession) -> Result<(), StorageError>;
+    /// The session, if it has not ended and was used within `idle_s`;
+    /// its last use becomes `now`.
+    async fn console_session(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+        idle_s: i64,
+    ) -> Result<Option<ConsoleSession>, StorageError>;
+    async fn delete_console_session(&self, session_hash: &[u8]) -> Result<(), StorageError>;
+
+    // Support console: card holders
+    /// Card holders matching `search`, by user ID, after `after`; at most `limit`.
+    async fn find_users(
+        &self,
+        search: &UserSearch,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>, StorageError>;
+    /// The user's sessions that are neither revoked nor ended.
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StorageError>;
+    /// Revokes every active session of the user; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<usize, StorageError>;
+    /// Sets name and e-mail if they are still `expected` (name, e-mail);
+    /// returns the user as it was, `None` if it changed meanwhile or is gone.
+    async fn correct_profile(
+        &self,
+        user_id: &str,
+        expected: (&str, &str),
+        name: &str,
+        email: &str,
+    ) -> Result<Option<User>, StorageError>;
+    /// Every configured market and every market of a card holder.
+    async fn markets(&self) -> Result<Vec<MarketSummary>, StorageError>;
+    /// Audit lines matching `filter`, newest first, with their ids.
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditEvent)>, StorageError>;
 
     // Audit and housekeeping
     async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "risk, attestation, login network",
         include_str!("migrations/postgres/0002_risk_attestation_network.sql"),
     ),
+    (
+        3,
+        "support console",
+        include_str!("migrations/postgres/0003_console.sql"),
+    ),
 ];
 
 /// Serialises schema changes of instances starting at once (any constant
@@ -71,6 +76,8 @@ pub const TABLES: &[&str] = &[
     "refresh_tokens",
     "cards",
     "audit",
+    "operators",
+    "console_sessions",
 ];
 
 type PgError = tokio_postgres::Error;
@@ -610,6 +617,31 @@ fn audit_from_row(r: &Row) -> Result<AuditEvent, PgError> {
         device_id: r.try_get("device_id")?,
         ip: r.try_get("ip")?,
         reason: r.try_get("reason")?,
+        actor: r.try_get("actor")?,
+    })
+}
+
+fn operator_from_row(r: &Row) -> Result<Operator, PgError> {
+    Ok(Operator {
+        name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        password_hash: r.try_get("password_hash")?,
+        totp_sealed: r.try_get("totp_sealed")?,
+        totp_enrolled: r.try_get("totp_enrolled")?,
+        totp_last_step: r.try_get("totp_last_step")?,
+        disabled_at: r.try_get("disabled_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn console_session_from_row(r: &Row) -> Result<ConsoleSession, PgError> {
+    Ok(ConsoleSession {
+        session_hash: r.try_get("session_hash")?,
+        operator: r.try_get("operator")?,
+        stage: r.try_get("stage")?,
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        expires_at: r.try_get("expires_at")?,
     })
 }
 
@@ -1964,7 +1996,7 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .rows(
-                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason,
+                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason, a.actor,
                         d.name AS device_name
                    FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id
                   WHERE a.user_id = $1 AND a.event = ANY($2::TEXT[])
@@ -2044,12 +2076,308 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn create_operator(&self, o: Operator) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec(
+                "INSERT INTO operators (name, role, password_hash, totp_sealed, totp_enrolled,
+                                        totp_last_step, disabled_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &o.name,
+                    &o.role,
+                    &o.password_hash,
+                    &o.totp_sealed,
+                    &o.totp_enrolled,
+                    &o.totp_last_step,
+                    &o.disabled_at,
+                    &o.created_at,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StorageError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn operator(&self, name: &str) -> Result<Option<Operator>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .opt("SELECT * FROM operators WHERE name = $1", &[&name])
+            .await?;
+        Ok(row.as_ref().map(operator_from_row).transpose()?)
+    }
+
+    async fn operators(&self) -> Result<Vec<Operator>, StorageError> {
+        let c = self.client().await?;
+        let rows = c.rows("SELECT * FROM operators ORDER BY name", &[]).await?;
+        Ok(all_map(rows, operator_from_row)?)
+    }
+
+    async fn set_operator_totp(
+        &self,
+        name: &str,
+        sealed: Option<Vec<u8>>,
+        enrolled: bool,
+    ) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.exec(
+            "UPDATE operators SET totp_sealed = $2, totp_enrolled = $3 WHERE name = $1",
+            &[&name, &sealed, &enrolled],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec(
+                "UPDATE operators SET totp_last_step = $2 WHERE name = $1 AND totp_last_step < $2",
+                &[&name, &step],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn set_operator_disabled(
+        &self,
+        name: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        transaction!(self, |tx| {
+            let n = tx
+                .exec(
+                    "UPDATE operators SET disabled_at = $2 WHERE name = $1",
+                    &[&name, &disabled_at],
+                )
+                .await?;
+            if disabled_at.is_some() {
+                tx.exec("DELETE FROM console_sessions WHERE operator = $1", &[&name])
+                    .await?;
+            }
+            Ok(End::Commit(n == 1))
+        })
+    }
+
+    async fn create_console_session(&self, s: ConsoleSession) -> Result<(), StorageError> {
+        transaction!(self, |tx| {
+            tx.exec(
+                "INSERT INTO console_sessions (session_hash, operator, stage, created_at,
+                                               last_seen_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &s.session_hash,
+                    &s.operator,
+                    &s.stage,
+                    &s.created_at,
+                    &s.last_seen_at,
+                    &s.expires_at,
+                ],
+            )
+            .await?;
+            tx.exec(
+                "DELETE FROM console_sessions WHERE operator = $1 AND session_hash NOT IN (
+                     SELECT session_hash FROM console_sessions WHERE operator = $1
+                      ORDER BY created_at DESC, session_hash LIMIT $2)",
+                &[&s.operator, &CONSOLE_SESSIONS_PER_OPERATOR],
+            )
+            .await?;
+            Ok(End::Commit(()))
+        })
+    }
+
+    async fn console_session(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+        idle_s: i64,
+    ) -> Result<Option<ConsoleSession>, StorageError> {
+        let c = self.client().await?;
+        let row = c
+            .opt(
+                "UPDATE console_sessions SET last_seen_at = $2
+                  WHERE session_hash = $1 AND expires_at > $2 AND last_seen_at > $2 - $3
+                 RETURNING *",
+                &[&session_hash, &now, &idle_s],
+            )
+            .await?;
+        Ok(row.as_ref().map(console_session_from_row).transpose()?)
+    }
+
+    async fn delete_console_session(&self, session_hash: &[u8]) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        c.exec(
+            "DELETE FROM console_sessions WHERE session_hash = $1",
+            &[&session_hash],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn find_users(
+        &self,
+        search: &UserSearch,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>, StorageError> {
+        let c = self.client().await?;
+        let after = after.unwrap_or("");
+        let (sql, value) = match search {
+            UserSearch::UserIdPrefix(prefix) => (
+                "SELECT * FROM users WHERE left(user_id, length($1)) = $1
+                   AND user_id > $2 ORDER BY user_id LIMIT $3",
+                prefix,
+            ),
+            UserSearch::Email(email) => (
+                "SELECT * FROM users WHERE lower(email) = lower($1)
+                   AND user_id > $2 ORDER BY user_id LIMIT $3",
+                email,
+            ),
+            UserSearch::Last4(last4) => (
+                "SELECT * FROM users WHERE user_id IN
+                     (SELECT user_id FROM cards WHERE last4 = $1 AND user_id IS NOT NULL)
+                   AND user_id > $2 ORDER BY user_id LIMIT $3",
+                last4,
+            ),
+        };
+        let rows = c.rows(sql, &[value, &after, &limit]).await?;
+        Ok(all_map(rows, user_from_row)?)
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .rows(
+                &format!(
+                    "SELECT {SESSION_COLS} FROM sessions s
+                      WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+                      ORDER BY s.created_at DESC LIMIT 100"
+                ),
+                &[&user_id, &now],
+            )
+            .await?;
+        Ok(all_map(rows, session_from_row)?)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<usize, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3
+                  WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                &[&user_id, &now, &reason],
+            )
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn correct_profile(
+        &self,
+        user_id: &str,
+        expected: (&str, &str),
+        name: &str,
+        email: &str,
+    ) -> Result<Option<User>, StorageError> {
+        let (old_name, old_email) = expected;
+        transaction!(self, |tx| {
+            let before = tx
+                .opt(
+                    "SELECT * FROM users WHERE user_id = $1 AND name = $2 AND email = $3
+                     FOR UPDATE",
+                    &[&user_id, &old_name, &old_email],
+                )
+                .await?;
+            let before = before.as_ref().map(user_from_row).transpose()?;
+            if before.is_some() {
+                tx.exec(
+                    "UPDATE users SET name = $2, email = $3 WHERE user_id = $1",
+                    &[&user_id, &name, &email],
+                )
+                .await?;
+            }
+            Ok(End::Commit(before))
+        })
+    }
+
+    async fn markets(&self) -> Result<Vec<MarketSummary>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .rows(
+                "SELECT m.market AS market, k.second_factor AS second_factor,
+                        (SELECT count(*) FROM users u WHERE u.primary_market = m.market) AS users
+                   FROM (SELECT market FROM markets UNION SELECT primary_market FROM users) m
+                   LEFT JOIN markets k ON k.market = m.market
+                  ORDER BY m.market LIMIT 500",
+                &[],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let setting: Option<String> = r.try_get("second_factor")?;
+            out.push(MarketSummary {
+                market: r.try_get("market")?,
+                configured: setting.map(|s| s != "off"),
+                users: r.try_get("users")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditEvent)>, StorageError> {
+        let c = self.client().await?;
+        let rows = c
+            .rows(
+                "SELECT id, at, event, user_id, device_id, ip, reason, actor FROM audit
+                  WHERE ($1::TEXT IS NULL OR user_id = $1) AND ($2::TEXT IS NULL OR event = $2)
+                    AND ($3::TEXT IS NULL OR actor = $3) AND (NOT $4 OR actor IS NOT NULL)
+                    AND ($5::BIGINT IS NULL OR id < $5)
+                  ORDER BY id DESC LIMIT $6",
+                &[
+                    &filter.user_id,
+                    &filter.event,
+                    &filter.actor,
+                    &filter.operators_only,
+                    &filter.before_id,
+                    &limit,
+                ],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get("id")?, audit_from_row(&r)?));
+        }
+        Ok(out)
+    }
+
     async fn audit(&self, e: AuditEvent) -> Result<(), StorageError> {
         let c = self.client().await?;
         c.exec(
-            "INSERT INTO audit (at, event, user_id, device_id, ip, reason)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&e.at, &e.event, &e.user_id, &e.device_id, &e.ip, &e.reason],
+            "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &e.at,
+                &e.event,
+                &e.user_id,
+                &e.device_id,
+                &e.ip,
+                &e.reason,
+                &e.actor,
+            ],
         )
         .await?;
         Ok(())
@@ -2059,7 +2387,7 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let rows = c
             .rows(
-                "SELECT at, event, user_id, device_id, ip, reason FROM audit
+                "SELECT at, event, user_id, device_id, ip, reason, actor FROM audit
                  WHERE user_id = $1 ORDER BY id",
                 &[&user_id],
             )
@@ -2089,6 +2417,7 @@ impl Store for PostgresStore {
                     now,
                 ),
                 ("DELETE FROM sessions WHERE expires_at <= $1", now),
+                ("DELETE FROM console_sessions WHERE expires_at <= $1", now),
                 (
                     "DELETE FROM otp_sends WHERE at <= $1",
                     now - retention.send_window_s,

@@ -30,6 +30,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0005_risk.sql")),
         M::up(include_str!("migrations/0006_attestation.sql")),
         M::up(include_str!("migrations/0007_login_network.sql")),
+        M::up(include_str!("migrations/0008_console.sql")),
     ])
 }
 
@@ -244,6 +245,31 @@ fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
         device_id: r.get("device_id")?,
         ip: r.get("ip")?,
         reason: r.get("reason")?,
+        actor: r.get("actor")?,
+    })
+}
+
+fn operator_from_row(r: &Row<'_>) -> rusqlite::Result<Operator> {
+    Ok(Operator {
+        name: r.get("name")?,
+        role: r.get("role")?,
+        password_hash: r.get("password_hash")?,
+        totp_sealed: r.get("totp_sealed")?,
+        totp_enrolled: r.get("totp_enrolled")?,
+        totp_last_step: r.get("totp_last_step")?,
+        disabled_at: r.get("disabled_at")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn console_session_from_row(r: &Row<'_>) -> rusqlite::Result<ConsoleSession> {
+    Ok(ConsoleSession {
+        session_hash: r.get("session_hash")?,
+        operator: r.get("operator")?,
+        stage: r.get("stage")?,
+        created_at: r.get("created_at")?,
+        last_seen_at: r.get("last_seen_at")?,
+        expires_at: r.get("expires_at")?,
     })
 }
 
@@ -1588,7 +1614,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let placeholders = vec!["?"; types.len()].join(", ");
             let sql = format!(
-                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason, d.name AS device_name
+                "SELECT a.at, a.event, a.user_id, a.device_id, a.ip, a.reason, a.actor, d.name AS device_name
                    FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id
                   WHERE a.user_id = ? AND a.event IN ({placeholders})
                   ORDER BY a.id DESC LIMIT ?"
@@ -1661,12 +1687,345 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_operator(&self, o: Operator) -> Result<(), StorageError> {
+        self.run(move |c| {
+            let n = c.execute(
+                "INSERT INTO operators (name, role, password_hash, totp_sealed, totp_enrolled,
+                                        totp_last_step, disabled_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
+                params![
+                    o.name,
+                    o.role,
+                    o.password_hash,
+                    o.totp_sealed,
+                    o.totp_enrolled,
+                    o.totp_last_step,
+                    o.disabled_at,
+                    o.created_at
+                ],
+            )?;
+            if n == 0 {
+                return Err(StorageError::Conflict);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn operator(&self, name: &str) -> Result<Option<Operator>, StorageError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM operators WHERE name = ?1",
+                params![name],
+                operator_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn operators(&self) -> Result<Vec<Operator>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare("SELECT * FROM operators ORDER BY name")?;
+            let rows = stmt
+                .query_map([], operator_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_operator_totp(
+        &self,
+        name: &str,
+        sealed: Option<Vec<u8>>,
+        enrolled: bool,
+    ) -> Result<(), StorageError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE operators SET totp_sealed = ?2, totp_enrolled = ?3 WHERE name = ?1",
+                params![name, sealed, enrolled],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE operators SET totp_last_step = ?2 WHERE name = ?1 AND totp_last_step < ?2",
+                params![name, step],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_operator_disabled(
+        &self,
+        name: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE operators SET disabled_at = ?2 WHERE name = ?1",
+                params![name, disabled_at],
+            )?;
+            if disabled_at.is_some() {
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE operator = ?1",
+                    params![name],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_console_session(&self, s: ConsoleSession) -> Result<(), StorageError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO console_sessions (session_hash, operator, stage, created_at,
+                                               last_seen_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.session_hash,
+                    s.operator,
+                    s.stage,
+                    s.created_at,
+                    s.last_seen_at,
+                    s.expires_at
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE operator = ?1 AND session_hash NOT IN (
+                     SELECT session_hash FROM console_sessions WHERE operator = ?1
+                      ORDER BY created_at DESC, session_hash LIMIT ?2)",
+                params![s.operator, CONSOLE_SESSIONS_PER_OPERATOR],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn console_session(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+        idle_s: i64,
+    ) -> Result<Option<ConsoleSession>, StorageError> {
+        let hash = session_hash.to_vec();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "UPDATE console_sessions SET last_seen_at = ?2
+                  WHERE session_hash = ?1 AND expires_at > ?2 AND last_seen_at > ?2 - ?3
+                 RETURNING *",
+                params![hash, now, idle_s],
+                console_session_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_console_session(&self, session_hash: &[u8]) -> Result<(), StorageError> {
+        let hash = session_hash.to_vec();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM console_sessions WHERE session_hash = ?1",
+                params![hash],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_users(
+        &self,
+        search: &UserSearch,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>, StorageError> {
+        let search = search.clone();
+        let after = after.unwrap_or("").to_owned();
+        self.read(move |c| {
+            let (sql, value) = match search {
+                UserSearch::UserIdPrefix(prefix) => (
+                    // Prefix by range (no LIKE: `_` and `%` are user-id characters).
+                    "SELECT * FROM users WHERE user_id >= ?1 AND substr(user_id, 1, length(?1)) = ?1
+                       AND user_id > ?2 ORDER BY user_id LIMIT ?3",
+                    prefix,
+                ),
+                UserSearch::Email(email) => (
+                    "SELECT * FROM users WHERE email = ?1 COLLATE NOCASE
+                       AND user_id > ?2 ORDER BY user_id LIMIT ?3",
+                    email,
+                ),
+                UserSearch::Last4(last4) => (
+                    "SELECT * FROM users WHERE user_id IN
+                         (SELECT user_id FROM cards WHERE last4 = ?1 AND user_id IS NOT NULL)
+                       AND user_id > ?2 ORDER BY user_id LIMIT ?3",
+                    last4,
+                ),
+            };
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt
+                .query_map(params![value, after, limit], user_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StorageError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {SESSION_COLS} FROM sessions s
+                  WHERE s.user_id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2
+                  ORDER BY s.created_at DESC LIMIT 100"
+            ))?;
+            let rows = stmt
+                .query_map(params![user_id, now], session_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<usize, StorageError> {
+        let user_id = user_id.to_owned();
+        let reason = reason.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
+                  WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+                params![user_id, now, reason],
+            )?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn correct_profile(
+        &self,
+        user_id: &str,
+        expected: (&str, &str),
+        name: &str,
+        email: &str,
+    ) -> Result<Option<User>, StorageError> {
+        let user_id = user_id.to_owned();
+        let (old_name, old_email) = (expected.0.to_owned(), expected.1.to_owned());
+        let (name, email) = (name.to_owned(), email.to_owned());
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before = tx
+                .query_row(
+                    "SELECT * FROM users WHERE user_id = ?1 AND name = ?2 AND email = ?3",
+                    params![user_id, old_name, old_email],
+                    user_from_row,
+                )
+                .optional()?;
+            if before.is_some() {
+                tx.execute(
+                    "UPDATE users SET name = ?2, email = ?3 WHERE user_id = ?1",
+                    params![user_id, name, email],
+                )?;
+            }
+            tx.commit()?;
+            Ok(before)
+        })
+        .await
+    }
+
+    async fn markets(&self) -> Result<Vec<MarketSummary>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT m.market AS market, k.second_factor AS second_factor,
+                        (SELECT count(*) FROM users u WHERE u.primary_market = m.market) AS users
+                   FROM (SELECT market FROM markets UNION SELECT primary_market FROM users) m
+                   LEFT JOIN markets k ON k.market = m.market
+                  ORDER BY m.market LIMIT 500",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let setting: Option<String> = r.get("second_factor")?;
+                    Ok(MarketSummary {
+                        market: r.get("market")?,
+                        configured: setting.map(|s| s != "off"),
+                        users: r.get("users")?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditEvent)>, StorageError> {
+        let f = filter.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, at, event, user_id, device_id, ip, reason, actor FROM audit
+                  WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR event = ?2)
+                    AND (?3 IS NULL OR actor = ?3) AND (?4 = 0 OR actor IS NOT NULL)
+                    AND (?5 IS NULL OR id < ?5)
+                  ORDER BY id DESC LIMIT ?6",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        f.user_id,
+                        f.event,
+                        f.actor,
+                        f.operators_only,
+                        f.before_id,
+                        limit
+                    ],
+                    |r| Ok((r.get("id")?, audit_from_row(r)?)),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn audit(&self, e: AuditEvent) -> Result<(), StorageError> {
         self.run(move |c| {
             c.execute(
-                "INSERT INTO audit (at, event, user_id, device_id, ip, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![e.at, e.event, e.user_id, e.device_id, e.ip, e.reason],
+                "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    e.at,
+                    e.event,
+                    e.user_id,
+                    e.device_id,
+                    e.ip,
+                    e.reason,
+                    e.actor
+                ],
             )?;
             Ok(())
         })
@@ -1677,7 +2036,7 @@ impl Store for SqliteStore {
         let user_id = user_id.to_owned();
         self.read(move |c| {
             let mut stmt = c.prepare(
-                "SELECT at, event, user_id, device_id, ip, reason FROM audit
+                "SELECT at, event, user_id, device_id, ip, reason, actor FROM audit
                  WHERE user_id = ?1 ORDER BY id",
             )?;
             let rows = stmt
@@ -1712,6 +2071,9 @@ impl Store for SqliteStore {
                     now,
                 ),
                 ("DELETE FROM sessions WHERE expires_at <= ?1", now),
+                // Console sessions past their absolute end (idle ones are
+                // refused on use and gone by their end too).
+                ("DELETE FROM console_sessions WHERE expires_at <= ?1", now),
                 (
                     "DELETE FROM otp_sends WHERE at <= ?1",
                     now - retention.send_window_s,

@@ -1,0 +1,495 @@
+//! The service team's operator accounts (docs/CONSOLE.md): who they are,
+//! their password and TOTP second factor, and their lockout. The console
+//! and the CLI both call these; nothing here knows about HTTP or cookies.
+//!
+//! - Passwords are argon2id on the server's bounded hashing pool, under the
+//!   card holders' password policy.
+//! - TOTP secrets (RFC 6238, SHA-1, 6 digits, 30 s, from the `totp-rs`
+//!   crate) are 160 random bits from the OS CSPRNG, sealed at rest with
+//!   AES-256-GCM under a key derived from the server key (not in the
+//!   database), the operator's name as associated data.
+//! - A code is accepted for the current step or one step either side, in
+//!   constant time, and each step at most once (`Store::use_totp_step`):
+//!   a code seen over a shoulder cannot be replayed in the same 30 s.
+//! - Wrong passwords and wrong codes count together per lower-cased name
+//!   (existing or not): 5 lock it for 15 minutes; every lock has an end.
+
+use std::net::IpAddr;
+
+use ring::aead::{self, LessSafeKey, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+use totp_rs::{Algorithm, TOTP};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::password_policy::PasswordPolicy;
+use crate::secrets::{Hasher, Secret};
+use crate::storage::{LockoutPolicy, Operator};
+
+/// What an operator may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Finds card holders, verifies callers, unlocks, removes devices,
+    /// revokes sessions, corrects name and e-mail.
+    Support,
+    /// All of that, and markets and operators.
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "support" => Some(Role::Support),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Support => "support",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A signed-in operator, as every service-team flow receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Actor {
+    /// `forbidden` unless the operator is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs the admin role"))
+        }
+    }
+}
+
+/// TOTP time step, seconds.
+pub const TOTP_STEP_S: i64 = 30;
+const TOTP_DIGITS: usize = 6;
+const SECRET_BYTES: usize = 20;
+
+fn lockout_policy() -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: 5,
+        duration_s: 15 * 60,
+        memory_s: 24 * 3600,
+    }
+}
+
+fn lockout_key(name: &str) -> String {
+    format!("operator:{}", name.to_ascii_lowercase())
+}
+
+/// An operator name: 1–32 of `a-z 0-9 . _ -` (any case in, lower-case out).
+pub fn name(raw: &str) -> Result<String, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 32
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(ApiError::invalid(
+            "operator name must be 1-32 characters of a-z 0-9 . _ -",
+        ))
+    }
+}
+
+/// The AES-256-GCM key sealing TOTP secrets, from its server-key-derived bytes.
+pub(crate) fn totp_key(bytes: &[u8; 32]) -> LessSafeKey {
+    // 32 bytes is exactly AES-256's key length: this cannot fail.
+    #[allow(clippy::expect_used)]
+    LessSafeKey::new(UnboundKey::new(&aead::AES_256_GCM, bytes).expect("a 32-byte AES-256 key"))
+}
+
+/// A new operator with a hashed password (the policy of card holders'
+/// passwords applies); enrols TOTP at first sign-in. Shared with the CLI.
+pub async fn new_operator(
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    now: i64,
+    raw_name: &str,
+    role: Role,
+    password: &Secret,
+) -> Result<Operator, ApiError> {
+    let name = name(raw_name)?;
+    let password = policy.new_password(password, &name)?;
+    let password_hash = hasher.hash(&password).await?;
+    Ok(Operator {
+        name,
+        role: role.as_str().to_owned(),
+        password_hash,
+        totp_sealed: None,
+        totp_enrolled: false,
+        totp_last_step: 0,
+        disabled_at: None,
+        created_at: now,
+    })
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum PasswordOutcome {
+    /// TOTP enrolled: a code next.
+    CodeNext(Operator),
+    /// No TOTP yet: a fresh secret was stored; scan it and confirm a code.
+    EnrolNext(Operator),
+}
+
+/// Step one of a console sign-in. A wrong name, a wrong password and a
+/// disabled operator are the same `invalid_credentials` after the same
+/// argon2id work; failures count per lower-cased name, existing or not.
+pub async fn check_password(
+    app: &AppState,
+    raw_name: &str,
+    password: &Secret,
+    ip: IpAddr,
+) -> Result<PasswordOutcome, ApiError> {
+    // A malformed name is counted like any other: the answer must not
+    // differ from a well-formed unknown one.
+    let key = lockout_key(raw_name.get(..64).unwrap_or(raw_name));
+    let count = app.reserve_attempt_with(&key, lockout_policy()).await?;
+    let operator = match name(raw_name) {
+        Ok(n) => app.store().operator(&n).await?,
+        Err(_) => None,
+    };
+    let stored = operator.as_ref().map(|o| o.password_hash.clone());
+    let ok = match app.hasher().verify(stored, password).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            app.refund_attempt(&key).await?;
+            return Err(e);
+        }
+    };
+    let operator = match operator {
+        Some(op) if ok && op.disabled_at.is_none() => op,
+        op => {
+            return Err(fail(app, &key, count, op.as_ref(), ip, "operator_password").await);
+        }
+    };
+    app.refund_attempt(&key).await?;
+    if operator.totp_enrolled && operator.totp_sealed.is_some() {
+        return Ok(PasswordOutcome::CodeNext(operator));
+    }
+    // A new secret at each unfinished enrolment: one shown earlier and
+    // never confirmed is worthless.
+    let mut secret = [0u8; SECRET_BYTES];
+    SystemRandom::new()
+        .fill(&mut secret)
+        .map_err(|_| ApiError::Internal)?;
+    let sealed = seal(app, &operator.name, &secret)?;
+    app.store()
+        .set_operator_totp(&operator.name, Some(sealed.clone()), false)
+        .await?;
+    Ok(PasswordOutcome::EnrolNext(Operator {
+        totp_sealed: Some(sealed),
+        totp_enrolled: false,
+        ..operator
+    }))
+}
+
+/// A failed password or code: counted, audited with the operator's name
+/// (only when one exists), and at the limit a lock with an end.
+async fn fail(
+    app: &AppState,
+    key: &str,
+    count: i64,
+    operator: Option<&Operator>,
+    ip: IpAddr,
+    reason: &str,
+) -> ApiError {
+    let policy = lockout_policy();
+    let actor = operator.map(|o| o.name.as_str()).unwrap_or("-");
+    let mut outcome = app
+        .audit_by(
+            actor,
+            "operator_signin_failed",
+            None,
+            None,
+            Some(ip),
+            Some(reason),
+        )
+        .await;
+    if count >= policy.threshold && outcome.is_ok() {
+        let until = app.now() + policy.duration_s;
+        outcome = match app.store().lock(key, until).await {
+            Ok(()) => {
+                app.audit_by(actor, "operator_locked", None, None, Some(ip), Some(reason))
+                    .await
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+    match outcome {
+        Ok(()) => ApiError::InvalidCredentials,
+        Err(e) => e,
+    }
+}
+
+/// The secret of an operator's (pending or enrolled) TOTP, to show at
+/// enrolment: base32 and the `otpauth://` URI an authenticator app scans.
+pub fn enrolment_secret(app: &AppState, operator: &Operator) -> Result<(String, String), ApiError> {
+    if operator.totp_enrolled {
+        return Err(ApiError::Forbidden("TOTP is enrolled already"));
+    }
+    let secret = open(app, operator)?;
+    let base32 = totp_rs::Secret::Raw(secret).to_encoded().to_string();
+    let issuer = "devicetrust console";
+    let brand = &app.settings().brand_name;
+    let label = format!("{brand} console:{}", operator.name);
+    let uri = format!(
+        "otpauth://totp/{}?secret={base32}&issuer={}&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_S}",
+        percent(&label),
+        percent(issuer)
+    );
+    Ok((base32, uri))
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Step two: the code from the authenticator. On enrolment (`enrolling`)
+/// a correct code also marks TOTP enrolled. Counted with the password
+/// failures; a replayed step is a failure like a wrong code.
+pub async fn check_code(
+    app: &AppState,
+    operator_name: &str,
+    code: &Secret,
+    enrolling: bool,
+    ip: IpAddr,
+) -> Result<Operator, ApiError> {
+    let code = code.expose().trim();
+    if code.len() != TOTP_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("the code is 6 digits"));
+    }
+    let key = lockout_key(operator_name);
+    let count = app.reserve_attempt_with(&key, lockout_policy()).await?;
+    let operator = app.store().operator(operator_name).await?;
+    let operator = match operator {
+        Some(op) if op.disabled_at.is_none() && op.totp_enrolled != enrolling => op,
+        op => return Err(fail(app, &key, count, op.as_ref(), ip, "operator_totp").await),
+    };
+    let secret = open(app, &operator)?;
+    let now = app.now();
+    let step = matching_step(&secret, code, now)?;
+    let accepted = match step {
+        Some(step) => app.store().use_totp_step(&operator.name, step).await?,
+        None => false,
+    };
+    if !accepted {
+        let reason = if step.is_some() {
+            "operator_totp_replayed"
+        } else {
+            "operator_totp"
+        };
+        return Err(fail(app, &key, count, Some(&operator), ip, reason).await);
+    }
+    if enrolling {
+        app.store()
+            .set_operator_totp(&operator.name, operator.totp_sealed.clone(), true)
+            .await?;
+        app.audit_by(
+            &operator.name,
+            "operator_totp_enrolled",
+            None,
+            None,
+            Some(ip),
+            None,
+        )
+        .await?;
+    }
+    app.store().reset_attempts(&key, now).await?;
+    app.audit_by(
+        &operator.name,
+        "operator_signed_in",
+        None,
+        None,
+        Some(ip),
+        None,
+    )
+    .await?;
+    Ok(operator)
+}
+
+/// The time step (now, or one either side) whose code is `code`; every
+/// candidate is compared, in constant time.
+fn matching_step(secret: &[u8], code: &str, now: i64) -> Result<Option<i64>, ApiError> {
+    let totp = TOTP::new(
+        Algorithm::SHA1,
+        TOTP_DIGITS,
+        1,
+        TOTP_STEP_S as u64,
+        secret.to_vec(),
+    )
+    .map_err(|_| ApiError::Internal)?;
+    let current = now.div_euclid(TOTP_STEP_S);
+    let mut found = None;
+    for step in [current - 1, current, current + 1] {
+        let Ok(at) = u64::try_from(step * TOTP_STEP_S) else {
+            continue;
+        };
+        let expected = totp.generate(at);
+        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
+            found = Some(step);
+        }
+    }
+    Ok(found)
+}
+
+/// The code of `secret` at `unix_time` (for tests and the CLI's checks).
+pub fn code_at(secret_base32: &str, unix_time: u64) -> Option<String> {
+    let secret = totp_rs::Secret::Encoded(secret_base32.to_owned())
+        .to_bytes()
+        .ok()?;
+    let totp = TOTP::new(Algorithm::SHA1, TOTP_DIGITS, 1, TOTP_STEP_S as u64, secret).ok()?;
+    Some(totp.generate(unix_time))
+}
+
+fn seal(app: &AppState, name: &str, secret: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut nonce = [0u8; aead::NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| ApiError::Internal)?;
+    let mut data = secret.to_vec();
+    app.totp_key
+        .seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(name.as_bytes()),
+            &mut data,
+        )
+        .map_err(|_| ApiError::Internal)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
+fn open(app: &AppState, operator: &Operator) -> Result<Vec<u8>, ApiError> {
+    let sealed = operator
+        .totp_sealed
+        .as_deref()
+        .ok_or(ApiError::Forbidden("no TOTP secret"))?;
+    if sealed.len() < aead::NONCE_LEN {
+        return Err(ApiError::Internal);
+    }
+    let (nonce, rest) = sealed.split_at(aead::NONCE_LEN);
+    let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| ApiError::Internal)?;
+    let mut data = rest.to_vec();
+    let plain = app
+        .totp_key
+        .open_in_place(nonce, aead::Aad::from(operator.name.as_bytes()), &mut data)
+        .map_err(|_| {
+            tracing::error!("an operator's TOTP secret does not open with this server key");
+            ApiError::Internal
+        })?;
+    Ok(plain.to_vec())
+}
+
+/// Admin: disable or re-enable an operator (disabling ends their sessions).
+pub async fn set_disabled(
+    app: &AppState,
+    actor: &Actor,
+    target: &str,
+    disabled: bool,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    actor.require_admin()?;
+    let target = name(target)?;
+    if target == actor.name {
+        return Err(ApiError::invalid("an operator cannot disable themselves"));
+    }
+    let at = disabled.then(|| app.now());
+    if !app.store().set_operator_disabled(&target, at).await? {
+        return Err(ApiError::NotFound);
+    }
+    let event = if disabled {
+        "operator_disabled"
+    } else {
+        "operator_enabled"
+    };
+    app.audit_by(
+        &actor.name,
+        event,
+        None,
+        None,
+        Some(ip),
+        Some(&format!("operator={target}")),
+    )
+    .await
+}
+
+/// Admin: the operator enrols TOTP again at next sign-in (a lost phone).
+pub async fn reset_totp(
+    app: &AppState,
+    actor: &Actor,
+    target: &str,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    actor.require_admin()?;
+    let target = name(target)?;
+    if app.store().operator(&target).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    app.store().set_operator_totp(&target, None, false).await?;
+    app.audit_by(
+        &actor.name,
+        "operator_totp_reset",
+        None,
+        None,
+        Some(ip),
+        Some(&format!("operator={target}")),
+    )
+    .await
+}
+
+/// Admin: every operator.
+pub async fn list(app: &AppState, actor: &Actor) -> Result<Vec<Operator>, ApiError> {
+    actor.require_admin()?;
+    Ok(app.store().operators().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_lower_cased() {
+        assert_eq!(name("Alice.B").unwrap(), "alice.b");
+        assert!(name("").is_err());
+        assert!(name("a b").is_err());
+        assert!(name(&"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn rfc6238_sha1_vector() {
+        // RFC 6238 appendix B, SHA-1, T = 59: 94287082 (8 digits); the
+        // last 6 digits are the 6-digit code.
+        let secret = b"12345678901234567890";
+        let base32 = totp_rs::Secret::Raw(secret.to_vec())
+            .to_encoded()
+            .to_string();
+        assert_eq!(code_at(&base32, 59).as_deref(), Some("287082"));
+        assert_eq!(matching_step(secret, "287082", 59).unwrap(), Some(1));
+        // One step either side is accepted, two are not.
+        assert_eq!(matching_step(secret, "287082", 59 + 30).unwrap(), Some(1));
+        assert_eq!(matching_step(secret, "287082", 59 + 60).unwrap(), None);
+        assert_eq!(matching_step(secret, "000000", 59).unwrap(), None);
+    }
+}
