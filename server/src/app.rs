@@ -78,6 +78,9 @@ pub struct Settings {
     pub password_policy: crate::password_policy::PasswordPolicy,
     /// Key attestation: policy, roots, status list, expected app.
     pub attestation: Arc<crate::attestation::Config>,
+    /// `GET /metrics` on the API listener, behind the admin token; off when
+    /// metrics have a listener of their own (`--metrics-listen`).
+    pub metrics_on_api: bool,
 }
 
 impl Default for Settings {
@@ -111,6 +114,7 @@ impl Default for Settings {
             attestation: Arc::new(crate::attestation::Config::with_builtin_roots(
                 crate::attestation::Policy::Verify,
             )),
+            metrics_on_api: true,
         }
     }
 }
@@ -148,6 +152,8 @@ pub struct Inner {
     alert_task: std::sync::Mutex<Option<AlertTask>>,
     /// SHA-256 of the admin token, compared in constant time.
     pub(crate) admin_token_hash: Option<Vec<u8>>,
+    /// Prometheus metrics (docs/OPERATIONS.md).
+    pub(crate) metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -172,6 +178,12 @@ pub struct Components {
 
 impl AppState {
     pub async fn new(c: Components) -> Result<Self, crate::storage::StorageError> {
+        let metrics = Arc::new(crate::ops::metrics::Metrics::new());
+        // Every storage call the handlers make is timed (the risk policy
+        // holds the store it was given, unwrapped).
+        let store = crate::ops::metered_store::MeteredStore::wrap(c.store, metrics.clone());
+        c.hasher.report_waits(metrics.hash_wait());
+        let c = Components { store, ..c };
         // One key per database: an instance with another key would refuse
         // every code and security code the others made.
         let check = c.server_key.derive(server_key::Purpose::KeyCheck);
@@ -215,6 +227,7 @@ impl AppState {
                 crate::flows::recovery::REMINDERS_AT_ONCE,
             )),
             admin_token_hash,
+            metrics,
         })))
     }
 
@@ -228,6 +241,11 @@ impl AppState {
 
     pub fn hasher(&self) -> &Hasher {
         &self.0.hasher
+    }
+
+    /// The server's metrics (for the metrics listener and tests).
+    pub fn metrics(&self) -> &Arc<crate::ops::metrics::Metrics> {
+        &self.0.metrics
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -327,6 +345,7 @@ impl AppState {
             reason = reason.unwrap_or("-"),
             "security event"
         );
+        self.metrics.observe_event(event, reason);
         self.store
             .audit(AuditEvent {
                 at: self.now(),
@@ -488,6 +507,7 @@ pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::account::change_security_code))
         .routes(routes!(api::account::list_events))
         .routes(routes!(api::health::healthz))
+        .routes(routes!(crate::ops::health::readyz))
         .routes(routes!(api::health::openapi));
     let (router, mut doc) = router.split_for_parts();
     utoipa::Modify::modify(&CommonResponses, &mut doc);
@@ -587,6 +607,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (router, doc) = router_and_openapi();
     let doc = api::health::OpenApiJson(doc.to_json().unwrap_or_else(|_| String::from("{}")).into());
+    let router = if state.settings.metrics_on_api {
+        router.route(
+            "/metrics",
+            axum::routing::get(crate::ops::health::metrics_with_token),
+        )
+    } else {
+        router
+    };
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -599,6 +627,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()
         }))
+        // Inside the router, where the matched route template is known.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::ops::metrics::track,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             // Method, path and request id only: bodies and headers carry secrets.
