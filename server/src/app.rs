@@ -703,10 +703,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_tls(state, listener, None, shutdown).await
+}
+
+/// `serve`, over TLS when `tls` is given (`--tls-cert`, docs/OPERATIONS.md).
+pub async fn serve_with_tls(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let limits = state.settings.connections;
     let app = router(state);
-    let result = http_server::run(app, listener, limits, shutdown).await;
+    let result = http_server::run_with_tls(app, listener, limits, tls, shutdown).await;
     housekeeping.abort();
     result
 }
