@@ -734,7 +734,7 @@ fn check_serve(database: &str, args: &ServeArgs) -> Result<(), CliError> {
         ));
     }
     if let Some(addr) = args.metrics_listen {
-        if addr == args.listen {
+        if addr == args.listen && addr.port() != 0 {
             return Err(CliError::Usage(
                 "--metrics-listen must differ from --listen".into(),
             ));
@@ -807,10 +807,8 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         crate::ops::serve_metrics(state.clone(), metrics);
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(
-        version = crate::ops::VERSION,
-        "listening on {scheme}://{addr}"
-    );
+    tracing::info!("devicetrust-server {}", crate::ops::VERSION);
+    tracing::info!("listening on {scheme}://{addr}");
     let grace = state.settings().connections.shutdown_grace;
     let alerts = state.clone();
     app::serve_with_tls(state, listener, tls, shutdown)

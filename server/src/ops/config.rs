@@ -69,12 +69,15 @@ pub fn parse_from(
     Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Invalid(path, e.to_string()))
 }
 
-/// clap's message without its usage and help hints.
+/// clap's message on one line, without its usage and help hints.
 fn first_line(message: &str) -> String {
     message
         .lines()
-        .next()
-        .unwrap_or("")
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
         .trim_start_matches("error: ")
         .to_owned()
 }
