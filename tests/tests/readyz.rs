@@ -64,17 +64,25 @@ async fn readyz_flips_with_the_database_and_pending_migrations() {
             // No new connection to the database, and this server's open
             // ones closed (they carry its schema's name): as during a
             // failover. This admin connection was made before.
-            let admin = pg_connect(url).await;
-            let db: String = admin
+            let own = pg_connect(url).await;
+            let db: String = own
                 .query_one("SELECT current_database()::TEXT", &[])
                 .await
                 .unwrap()
                 .get(0);
-            let app: String = admin
+            let app: String = own
                 .query_one("SELECT current_setting('application_name')", &[])
                 .await
                 .unwrap()
                 .get(0);
+            drop(own);
+            // PostgreSQL refuses to close the database one is connected
+            // to: the administration goes through template1.
+            let base = test_database().unwrap();
+            let (path, query) = base.split_once('?').unwrap_or((&base, ""));
+            let (server, _) = path.rsplit_once('/').unwrap();
+            let sep = if query.is_empty() { "" } else { "?" };
+            let admin = pg_connect(&format!("{server}/template1{sep}{query}")).await;
             admin
                 .batch_execute(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"))
                 .await
