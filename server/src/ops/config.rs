@@ -304,7 +304,9 @@ lockout-threshold = 4
         let e = run("risk-adaptive-lockout = \"yes\"\n", &["serve"], &[]).unwrap_err();
         assert!(e.to_string().contains("true or false"), "{e}");
         let e = run("[risk]\nmode = \"off\"\n", &["serve"], &[]).unwrap_err();
-        assert!(e.to_string().contains("unknown key `risk`"), "{e}");
+        assert!(e.to_string().contains("tables are not settings"), "{e}");
+        let e = run("[server]\nlisten = \"x\"\n", &["serve"], &[]).unwrap_err();
+        assert!(e.to_string().contains("unknown key `server`"), "{e}");
         let e = run("rp-id = \n", &["serve"], &[]).unwrap_err();
         assert!(e.to_string().contains("not valid TOML"), "{e}");
     }
