@@ -81,6 +81,9 @@ pub struct Settings {
     /// The support console under `/console` on the API's listener
     /// (`--console`); `--console-listen` serves it on its own instead.
     pub console_shared: bool,
+    /// `GET /metrics` on the API listener, behind the admin token; off when
+    /// metrics have a listener of their own (`--metrics-listen`).
+    pub metrics_on_api: bool,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
                 crate::attestation::Policy::Verify,
             )),
             console_shared: false,
+            metrics_on_api: true,
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct Inner {
     pub(crate) totp_key: ring::aead::LessSafeKey,
     /// Keys the support console's CSRF tokens.
     pub(crate) console_key: hmac::Key,
+    /// Prometheus metrics (docs/OPERATIONS.md).
+    pub(crate) metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -180,6 +186,12 @@ pub struct Components {
 
 impl AppState {
     pub async fn new(c: Components) -> Result<Self, crate::storage::StorageError> {
+        let metrics = Arc::new(crate::ops::metrics::Metrics::new());
+        // Every storage call the handlers make is timed (the risk policy
+        // holds the store it was given, unwrapped).
+        let store = crate::ops::metered_store::MeteredStore::wrap(c.store, metrics.clone());
+        c.hasher.report_waits(metrics.hash_wait());
+        let c = Components { store, ..c };
         // One key per database: an instance with another key would refuse
         // every code and security code the others made.
         let check = c.server_key.derive(server_key::Purpose::KeyCheck);
@@ -230,6 +242,7 @@ impl AppState {
                 hmac::HMAC_SHA256,
                 &c.server_key.derive(server_key::Purpose::ConsoleCsrf),
             ),
+            metrics,
         })))
     }
 
@@ -243,6 +256,11 @@ impl AppState {
 
     pub fn hasher(&self) -> &Hasher {
         &self.0.hasher
+    }
+
+    /// The server's metrics (for the metrics listener and tests).
+    pub fn metrics(&self) -> &Arc<crate::ops::metrics::Metrics> {
+        &self.0.metrics
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -375,6 +393,7 @@ impl AppState {
             reason = reason.unwrap_or("-"),
             "security event"
         );
+        self.metrics.observe_event(event, reason);
         self.store
             .audit(AuditEvent {
                 at: self.now(),
@@ -537,6 +556,7 @@ pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::account::change_security_code))
         .routes(routes!(api::account::list_events))
         .routes(routes!(api::health::healthz))
+        .routes(routes!(crate::ops::health::readyz))
         .routes(routes!(api::health::openapi));
     let (router, mut doc) = router.split_for_parts();
     utoipa::Modify::modify(&CommonResponses, &mut doc);
@@ -644,6 +664,14 @@ pub fn router(state: AppState) -> Router {
         router
     };
     let doc = api::health::OpenApiJson(doc.to_json().unwrap_or_else(|_| String::from("{}")).into());
+    let router = if state.settings.metrics_on_api {
+        router.route(
+            "/metrics",
+            axum::routing::get(crate::ops::health::metrics_with_token),
+        )
+    } else {
+        router
+    };
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -656,6 +684,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()
         }))
+        // Inside the router, where the matched route template is known.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::ops::metrics::track,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             // Method, path and request id only: bodies and headers carry secrets.
@@ -727,10 +760,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_tls(state, listener, None, shutdown).await
+}
+
+/// `serve`, over TLS when `tls` is given (`--tls-cert`, docs/OPERATIONS.md).
+pub async fn serve_with_tls(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let limits = state.settings.connections;
     let app = router(state);
-    let result = http_server::run(app, listener, limits, shutdown).await;
+    let result = http_server::run_with_tls(app, listener, limits, tls, shutdown).await;
     housekeeping.abort();
     result
 }

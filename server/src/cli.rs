@@ -29,10 +29,14 @@ use crate::validate;
 #[derive(Debug, Parser)]
 #[command(
     name = "devicetrust-server",
-    version,
+    version = crate::ops::VERSION,
     about = "devicetrust sign-in server"
 )]
 pub struct Cli {
+    /// A TOML file of settings, keyed by long flag name; a flag or an
+    /// environment variable overrides it (docs/OPERATIONS.md).
+    #[arg(long, env = "DEVICETRUST_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Database: sqlite://PATH (one instance; PATH verbatim, sqlite:///var/x.db
     /// is absolute) or postgres://USER@HOST:PORT/DB (any number of instances;
     /// docs/DEPLOYMENT.md). Its value is never shown: it may hold a password.
@@ -72,6 +76,17 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate `--config FILE` (with the environment, as `serve` would see
+    /// them) without opening the database or a port: exit 0 when it would
+    /// start, 2 with the reason when not.
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +196,19 @@ pub struct ServeArgs {
     /// Key attestation (boxed: it keeps `Command` small).
     #[command(flatten)]
     pub attestation: Box<crate::attestation::cli::AttestationArgs>,
+    // ---- Operations (docs/OPERATIONS.md) ----
+    /// Serve `GET /metrics` (Prometheus) on this address, open to whoever
+    /// reaches it: keep it on loopback or a management network. Without it
+    /// `/metrics` is on the API listener, behind the admin token.
+    #[arg(long, env = "DEVICETRUST_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded,
+    /// with the key, on SIGHUP.
+    #[arg(long, env = "DEVICETRUST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, env = "DEVICETRUST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Which risk policy judges sign-ins (docs/RISK.md).
@@ -460,12 +488,16 @@ pub enum CliError {
     Key(KeyError),
     #[error(transparent)]
     Migrate(#[from] storage::migrate::MigrateError),
+    #[error(transparent)]
+    Config(#[from] crate::ops::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::ops::tls::TlsError),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Config(_) | CliError::Tls(_) => 2,
             CliError::Rejected(_) => 3,
             CliError::Migrate(storage::migrate::MigrateError::Usage(_)) => 2,
             CliError::Migrate(
@@ -531,6 +563,7 @@ impl ServeArgs {
             trusted_proxies: self.trust_proxy.clone(),
             password_policy,
             attestation: Arc::new(self.attestation.config().map_err(CliError::Usage)?),
+            metrics_on_api: self.metrics_listen.is_none(),
             ..Settings::default()
         })
     }
@@ -574,6 +607,29 @@ fn parse_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(&cli.database, *args).await,
+        Command::Config(ConfigCommand::Check) => {
+            let Some(path) = &cli.config else {
+                return Err(CliError::Usage(
+                    "config check needs --config FILE (or DEVICETRUST_CONFIG)".into(),
+                ));
+            };
+            // The file was merged into `serve`'s settings while parsing;
+            // here they are parsed as `serve` parses them, and checked as
+            // far as can be without the database or the network.
+            let argv = as_serve(std::env::args_os().collect());
+            let merged = crate::ops::config::parse_from(argv, |n| std::env::var_os(n))?;
+            let Command::Serve(args) = merged.command else {
+                return Err(CliError::Usage(
+                    "config check: not a serve configuration".into(),
+                ));
+            };
+            check_serve(&merged.database, &args).map_err(|e| match e {
+                CliError::Usage(m) => CliError::Usage(format!("{}: {m}", path.display())),
+                other => other,
+            })?;
+            println!("{}: configuration OK", path.display());
+            Ok(())
+        }
         Command::User(UserCommand::Add {
             user_id,
             name,
@@ -724,7 +780,76 @@ fn read_password() -> Result<String, CliError> {
     Ok(password.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// The command line of `… config check …` as that of `… serve …`, global
+/// flags (`--config`, `--database`) kept.
+fn as_serve(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    let mut takes_value = false;
+    let mut replaced = false;
+    while let Some(arg) = it.next() {
+        if !replaced && !takes_value && arg == "config" && it.peek().is_some_and(|a| a == "check") {
+            it.next();
+            out.push("serve".into());
+            replaced = true;
+            continue;
+        }
+        takes_value = arg == "--config" || arg == "--database";
+        out.push(arg);
+    }
+    out
+}
+
+/// What `serve` checks before it opens anything: flags that only make sense
+/// together, files it must read, the database URL's scheme.
+fn check_serve(database: &str, args: &ServeArgs) -> Result<(), CliError> {
+    args.settings()?;
+    DeliveryConfig {
+        smtp_url: args.delivery.smtp_url.clone(),
+        smtp_from: args.delivery.smtp_from.clone(),
+        smtp_ca_file: args.delivery.smtp_ca_file.clone(),
+        sms_webhook: args.delivery.sms_webhook.clone(),
+        sms_webhook_secret: args.delivery.sms_webhook_secret.clone(),
+        outbox: args.outbox.clone(),
+    }
+    .build()
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        crate::ops::tls::ReloadingCert::load(cert, key)?;
+    }
+    if let Some(value) = &args.server_key {
+        ServerKey::from_value(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    }
+    if args.risk.mode != RiskMode::Http && args.risk.risk_scorer_url.is_some() {
+        return Err(CliError::Usage(
+            "--risk-scorer-url needs --risk http".into(),
+        ));
+    }
+    if args.risk.mode == RiskMode::Http && args.risk.risk_scorer_url.is_none() {
+        return Err(CliError::Usage(
+            "--risk http needs --risk-scorer-url".into(),
+        ));
+    }
+    if !(database.starts_with("sqlite://")
+        || database.starts_with("postgres://")
+        || database.starts_with("postgresql://"))
+    {
+        return Err(CliError::Usage(
+            "--database: expected sqlite://PATH or postgres://…".into(),
+        ));
+    }
+    if let Some(addr) = args.metrics_listen {
+        if addr == args.listen && addr.port() != 0 {
+            return Err(CliError::Usage(
+                "--metrics-listen must differ from --listen".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
+    check_serve(database, &args)?;
     let settings = Settings {
         brand_name: args.brand_name.clone(),
         console_shared: args.console,
@@ -762,13 +887,34 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
     })
     .await?;
     let shutdown = shutdown_signal().map_err(|e| CliError::Io("install signal handlers", e))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certs = crate::ops::tls::ReloadingCert::load(cert, key)?;
+            crate::ops::reload_on_sighup(certs.clone())
+                .map_err(|e| CliError::Io("install the SIGHUP handler", e))?;
+            Some(certs.acceptor()?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::Io("bind the listen address", e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Io("read the listen address", e))?;
-    tracing::info!("listening on http://{addr}");
+    if let Some(metrics_addr) = args.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| CliError::Io("bind the metrics address", e))?;
+        let bound = metrics
+            .local_addr()
+            .map_err(|e| CliError::Io("read the metrics address", e))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        crate::ops::serve_metrics(state.clone(), metrics);
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("devicetrust-server {}", crate::ops::VERSION);
+    tracing::info!("listening on {scheme}://{addr}");
     let grace = state.settings().connections.shutdown_grace;
     let alerts = state.clone();
     // One shutdown signal for both listeners.
@@ -784,12 +930,18 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
             let addr = listener
                 .local_addr()
                 .map_err(|e| CliError::Io("read the console address", e))?;
-            tracing::info!("support console on http://{addr}/console/");
+            tracing::info!("support console on {scheme}://{addr}/console/");
             let router = crate::console::router(state.clone(), crate::console::Mount::OwnListener);
             let limits = state.settings().connections;
             let done = stopped(stop_rx.clone());
-            Some(tokio::spawn(crate::http_server::run(
-                router, listener, limits, done,
+            // The server's own TLS covers the console's listener too: its
+            // cookies are `Secure`.
+            Some(tokio::spawn(crate::http_server::run_with_tls(
+                router,
+                listener,
+                limits,
+                tls.clone(),
+                done,
             )))
         }
         None => None,
@@ -798,7 +950,7 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), CliError> {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let served = app::serve(state, listener, stopped(stop_rx)).await;
+    let served = app::serve_with_tls(state, listener, tls, stopped(stop_rx)).await;
     if let Some(console) = console {
         match console.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "the console listener failed"),

@@ -14,6 +14,7 @@ pub mod http_server;
 pub mod lockout;
 pub mod messages;
 pub mod notify;
+pub mod ops;
 pub mod password_policy;
 pub mod private_files;
 pub mod proof;

@@ -1,6 +1,5 @@
 use std::io::Write;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 /// stderr that never fails: a closed log pipe must not take the server
@@ -27,7 +26,13 @@ async fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(|| LossyStderr)
         .init();
-    let cli = devicetrust_server::cli::Cli::parse();
+    let cli = match devicetrust_server::ops::config::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "devicetrust-server: {e}");
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = devicetrust_server::cli::run(cli).await {
         let _ = writeln!(std::io::stderr(), "devicetrust-server: {e}");
         std::process::exit(e.exit_code());

@@ -133,6 +133,8 @@ struct HasherInner {
     queue: Arc<Semaphore>,
     queue_size: usize,
     dummy_hash: String,
+    /// Where the time spent waiting for a slot is reported (metrics).
+    waits: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 /// Settings for the hashing pool.
@@ -181,6 +183,7 @@ impl Hasher {
             queue: Arc::new(Semaphore::new(queue_size)),
             queue_size,
             dummy_hash: String::new(),
+            waits: std::sync::OnceLock::new(),
         };
         // A real hash of a random secret: verifying against it costs what a
         // real user's verification costs, so unknown users cannot be timed.
@@ -202,12 +205,16 @@ impl Hasher {
             .clone()
             .try_acquire_owned()
             .map_err(|_| ApiError::RateLimited { retry_after_s: 1 })?;
+        let waited = std::time::Instant::now();
         let permit = inner
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| ApiError::Internal)?;
+        if let Some(h) = inner.waits.get() {
+            h.observe(waited.elapsed().as_secs_f64());
+        }
         let params = inner.params.clone();
         tokio::task::spawn_blocking(move || {
             let _held = (place, permit);
@@ -215,6 +222,12 @@ impl Hasher {
         })
         .await
         .map_err(|_| ApiError::Internal)
+    }
+
+    /// Reports each hash's wait for a slot to `histogram` (the first one
+    /// given; a hasher shared by several states reports to the first).
+    pub fn report_waits(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.inner.waits.set(histogram);
     }
 
     /// Requests waiting for or computing a hash now (for tests and metrics).

@@ -38,6 +38,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/account/security-code"),
     ("get", "/v1/account/events"),
     ("get", "/healthz"),
+    ("get", "/readyz"),
     ("get", "/openapi.json"),
 ];
 

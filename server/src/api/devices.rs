@@ -92,7 +92,10 @@ async fn check_attestation(
         }
     };
     match outcome {
-        Ok(v) => Ok(Some(v)),
+        Ok(v) => {
+            app.metrics.attestation_verified();
+            Ok(Some(v))
+        }
         Err(reason) => {
             // A failed attestation spends the registration: each new try
             // needs a new registration (a strong session's request), so

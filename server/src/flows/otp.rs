@@ -138,6 +138,7 @@ pub async fn send_code(
     };
     if let Err(e) = app.notifier.send(message).await {
         tracing::error!(error = %e, user_id = %login.user_id, "code delivery failed");
+        app.metrics.otp_delivery_failed(channel_name);
         app.store().unsend_otp(&login.login_id, taken_back).await?;
         return Err(ApiError::DeliveryFailed);
     }

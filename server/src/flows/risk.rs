@@ -37,6 +37,9 @@ impl AppState {
         } else {
             "risk_allowed"
         };
+        if assessment.step_up() {
+            self.metrics.stepped_up(&assessment.signals);
+        }
         let reason = format!("{} {}", ctx.flow.as_str(), assessment.summary());
         self.audit(
             event,

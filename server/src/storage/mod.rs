@@ -483,6 +483,11 @@ pub struct RiskWrite {
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StorageError>;
 
+    /// Whether the database's schema is older than this server's (a
+    /// migration is still to run): `/readyz` answers 503 until it is not.
+    /// A newer schema is not pending (migrations only add).
+    async fn migrations_pending(&self) -> Result<bool, StorageError>;
+
     /// Removes and returns the OTP key schema v1 kept in the database: the
     /// server key now lives outside it (see `server_key`).
     async fn take_legacy_secret(&self) -> Result<Option<Vec<u8>>, StorageError>;

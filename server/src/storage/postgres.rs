@@ -821,6 +821,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn migrations_pending(&self) -> Result<bool, StorageError> {
+        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let c = self.client().await?;
+        let row = c
+            .one(
+                "SELECT COALESCE(MAX(version), 0) FROM devicetrust_schema",
+                &[],
+            )
+            .await?;
+        let applied: i32 = row.try_get(0)?;
+        Ok(applied < latest)
+    }
+
     async fn take_legacy_secret(&self) -> Result<Option<Vec<u8>>, StorageError> {
         let c = self.client().await?;
         let row = c

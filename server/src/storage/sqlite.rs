@@ -34,6 +34,21 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// The `user_version` a fully migrated database has: learnt once by
+/// migrating an empty in-memory database, so it cannot drift from the list.
+fn latest_version() -> Result<i64, StorageError> {
+    static LATEST: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    if let Some(v) = LATEST.get() {
+        return Ok(*v);
+    }
+    let mut conn = Connection::open_in_memory()?;
+    migrations()
+        .to_latest(&mut conn)
+        .map_err(|e| StorageError::Migration(e.to_string()))?;
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(*LATEST.get_or_init(|| v))
+}
+
 pub struct SqliteStore {
     /// Readers run concurrently under WAL.
     readers: Pool<SqliteConnectionManager>,
@@ -413,6 +428,16 @@ impl Store for SqliteStore {
         self.read(|c| {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
+        })
+        .await
+    }
+
+    async fn migrations_pending(&self) -> Result<bool, StorageError> {
+        // rusqlite_migration keeps the applied count in `user_version`.
+        let latest = latest_version()?;
+        self.read(move |c| {
+            let applied: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok(applied < latest)
         })
         .await
     }

@@ -1,0 +1,371 @@
+//! Operations, on the real binary: the configuration file's precedence and
+//! `config check`, the metrics listener, `--version`, and TLS with a
+//! certificate reloaded on SIGHUP while the process and its connections
+//! carry on.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_devicetrust-server");
+const ADMIN: &str = "ops-test-admin-token-0123456789abcdef";
+
+struct Server {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    /// `scheme://addr` of the API.
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok);
+    }
+
+    /// Waits until the log contains `needle`.
+    fn wait_for_log(&self, needle: &str) {
+        for _ in 0..100 {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{needle:?} never logged:\n{}", self.log());
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+/// Starts `serve` with `args` and `env` on a fresh SQLite database in `dir`.
+fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env(
+            "DEVICETRUST_DATABASE",
+            format!("sqlite://{}", dir.join("dt.db").display()),
+        )
+        .env("DEVICETRUST_OUTBOX", dir.join("outbox.jsonl"))
+        .env("DEVICETRUST_ADMIN_TOKEN", ADMIN)
+        .env("DEVICETRUST_LOG", "info")
+        .env_remove("DEVICETRUST_CONFIG")
+        .env_remove("DEVICETRUST_METRICS_LISTEN")
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn server");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("server did not start:\n{}", log.lock().unwrap()));
+    Server { child, log, base }
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("DEVICETRUST_CONFIG")
+        .env_remove("DEVICETRUST_METRICS_LISTEN")
+        .env_remove("DEVICETRUST_MAX_CONNECTIONS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[test]
+fn version_names_the_commit() {
+    let (code, out, _) = run(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("devicetrust-server 0."), "{out}");
+    assert!(out.contains("(commit "), "{out}");
+    assert!(!out.contains("(commit )"), "{out}");
+}
+
+#[test]
+fn config_check_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let good = write(
+        "good.toml",
+        &format!(
+            "database = \"sqlite://{}/dt.db\"\nrp-id = \"https://rp.example\"\n\
+             outbox = \"{}/outbox.jsonl\"\nmax-connections = 100\n\
+             trust-proxy = [\"10.0.0.0/8\"]\nrisk-adaptive-lockout = true\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    );
+    let (code, out, err) = run(&["config", "check", "--config", &good], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration OK"), "{out}");
+    // Nothing was created: no database, no key file.
+    assert!(!dir.path().join("dt.db").exists());
+
+    for (name, text, expected) in [
+        ("unknown.toml", "rp_id = \"x\"\n", "unknown key `rp_id`"),
+        ("range.toml", "max-connections = 0\n", "0 is not in 1..=1000000"),
+        ("type.toml", "lockout-threshold = \"five\"\n", "five"),
+        ("toml.toml", "rp-id = \"unterminated\n", "not valid TOML"),
+        (
+            "tls.toml",
+            "tls-cert = \"/nonexistent/c.pem\"\ntls-key = \"/nonexistent/k.pem\"\noutbox = \"/tmp/x\"\n",
+            "could not read the TLS certificate",
+        ),
+        (
+            "half-tls.toml",
+            "tls-cert = \"/nonexistent/c.pem\"\n",
+            "--tls-key",
+        ),
+        (
+            "mail.toml",
+            "rp-id = \"https://rp.example\"\n",
+            "no e-mail delivery is configured",
+        ),
+    ] {
+        let path = write(name, text);
+        let (code, out, err) = run(&["config", "check", "--config", &path], &[]);
+        assert_eq!(code, 2, "{name}: {out}{err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(!out.contains("configuration OK"), "{name}");
+    }
+    // Without a file: a usage error, not a panic.
+    let (code, _, err) = run(&["config", "check"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs --config"), "{err}");
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    (resp.status().as_u16(), resp.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn config_precedence_in_a_real_process_and_the_metrics_listener() {
+    provider();
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let config = dir.path().join("devicetrust.toml");
+
+    // File over default: the file asks for a metrics listener (default: none).
+    std::fs::write(&config, "metrics-listen = \"127.0.0.1:0\"\n").unwrap();
+    let cfg = config.display().to_string();
+    let srv = start(dir.path(), &["--config", &cfg], &[]);
+    srv.wait_for_log("metrics on http://");
+    let metrics_url = srv
+        .log()
+        .split("metrics on ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (status, text) = get(&http, &metrics_url, None).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("devicetrust_argon2_queue_depth 0"), "{text}");
+    assert!(
+        text.contains("devicetrust_storage_call_duration_seconds_count{op=\"server_key_check\",result=\"ok\"} 1"),
+        "{text}"
+    );
+    // With a metrics listener, /metrics is not on the API listener at all.
+    let (status, _) = get(&http, &format!("{}/metrics", srv.base), Some(ADMIN)).await;
+    assert_eq!(status, 404);
+    // Readiness on a fresh, migrated database.
+    let (status, body) = get(&http, &format!("{}/readyz", srv.base), None).await;
+    assert_eq!((status, body.as_str()), (200, "{\"status\":\"ready\"}"));
+    drop(srv);
+
+    // Environment over file: the file names an address that cannot be
+    // bound; the variable's is used.
+    std::fs::write(&config, "metrics-listen = \"192.0.2.1:9\"\n").unwrap();
+    let srv = start(
+        dir.path(),
+        &["--config", &cfg],
+        &[("DEVICETRUST_METRICS_LISTEN", "127.0.0.1:0")],
+    );
+    srv.wait_for_log("metrics on http://127.0.0.1:");
+    drop(srv);
+
+    // Flag over environment (and file): the variable is not even an
+    // address; the flag's value is used.
+    let srv = start(
+        dir.path(),
+        &["--config", &cfg, "--metrics-listen", "127.0.0.1:0"],
+        &[("DEVICETRUST_METRICS_LISTEN", "not an address")],
+    );
+    srv.wait_for_log("metrics on http://127.0.0.1:");
+    drop(srv);
+
+    // No metrics listener: /metrics is on the API listener, behind the
+    // admin token.
+    std::fs::write(&config, "").unwrap();
+    let srv = start(dir.path(), &["--config", &cfg], &[]);
+    let (status, _) = get(&http, &format!("{}/metrics", srv.base), None).await;
+    assert_eq!(status, 401);
+    let (status, _) = get(&http, &format!("{}/metrics", srv.base), Some("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, text) = get(&http, &format!("{}/metrics", srv.base), Some(ADMIN)).await;
+    assert_eq!(status, 200);
+    // The two requests above were counted under their route template.
+    assert!(
+        text.contains(
+            "devicetrust_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"401\"} 2"
+        ),
+        "{text}"
+    );
+}
+
+struct Pair {
+    cert_pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+}
+
+fn pair() -> Pair {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    Pair {
+        cert_pem: ck.cert.pem(),
+        key_pem: ck.signing_key.serialize_pem(),
+        der: ck.cert.der().to_vec(),
+    }
+}
+
+fn client_trusting(pairs: &[&Pair]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().tls_info(true);
+    for p in pairs {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(p.cert_pem.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// The leaf certificate the server presented, and the status.
+async fn served(client: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
+    let resp = client.get(url).send().await.expect("request");
+    let cert = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("a peer certificate")
+        .to_vec();
+    (resp.status().as_u16(), cert)
+}
+
+#[tokio::test]
+async fn tls_certificate_reloads_on_sighup_without_a_restart() {
+    provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let (a, b) = (pair(), pair());
+    std::fs::write(&cert, &a.cert_pem).unwrap();
+    std::fs::write(&key, &a.key_pem).unwrap();
+    let mut srv = start(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(srv.base.starts_with("https://"), "{}", srv.base);
+    let url = format!(
+        "{}/healthz",
+        srv.base.replace("https://127.0.0.1", "https://localhost")
+    );
+    let pid = srv.child.id();
+
+    // A keep-alive client, trusting both certificates.
+    let kept = client_trusting(&[&a, &b]);
+    assert_eq!(served(&kept, &url).await, (200, a.der.clone()));
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = reqwest::Client::new()
+        .get(url.replace("https://", "http://"))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() >= 400);
+
+    // New files, SIGHUP: new connections get the new certificate.
+    std::fs::write(&cert, &b.cert_pem).unwrap();
+    std::fs::write(&key, &b.key_pem).unwrap();
+    srv.signal("-HUP");
+    srv.wait_for_log("TLS certificate reloaded");
+    assert_eq!(
+        served(&client_trusting(&[&a, &b]), &url).await,
+        (200, b.der.clone())
+    );
+    // The connection opened before the reload was not dropped: it still
+    // answers, with the certificate it was set up with.
+    assert_eq!(served(&kept, &url).await, (200, a.der.clone()));
+
+    // A bad new certificate (someone else's key): logged, and the one in
+    // service stays.
+    std::fs::write(&key, &a.key_pem).unwrap();
+    srv.signal("-HUP");
+    srv.wait_for_log("TLS certificate not reloaded");
+    assert_eq!(
+        served(&client_trusting(&[&a, &b]), &url).await,
+        (200, b.der.clone())
+    );
+    // A client that trusts only the old certificate is refused now.
+    assert!(client_trusting(&[&a]).get(&url).send().await.is_err());
+
+    // The same process all along.
+    assert!(srv.alive());
+    assert_eq!(srv.child.id(), pid);
+    assert!(!srv.log().contains("BEGIN"), "key material in the log");
+}
