@@ -19,9 +19,16 @@
 //! Sessions live in memory only: the refresh token never touches the disk,
 //! and an app restart signs in again (by biometric). The local state folder
 //! holds no secret. See `DeviceTrust` for a complete example.
+//!
+//! With the feature `uniffi`, everything an app uses is exported to Kotlin,
+//! Swift and Python where it is defined (`DeviceTrust`, `Account` and
+//! `Recovery` as objects, records, enums, errors, the key-store traits), in
+//! one uniffi namespace, `devicetrust`: Kotlin package `com.devicetrust.sdk`,
+//! Swift module `DeviceTrust`, Python module `devicetrust` (core/uniffi.toml).
+//! The `devicetrust-ffi` crate only links it into the mobile library.
 
 #[cfg(feature = "uniffi")]
-uniffi::setup_scaffolding!("devicetrust_core");
+uniffi::setup_scaffolding!("devicetrust");
 
 mod client;
 mod config;
@@ -38,16 +45,18 @@ mod state;
 mod wire;
 
 pub use client::{Account, DeviceTrust, Recovery};
-pub use config::{Config, Platform};
+pub use config::{
+    Config, Platform, DEFAULT_KEY_STORE_PROMPT_TIMEOUT_MS, DEFAULT_KEY_STORE_TIMEOUT_MS,
+};
 pub use error::DeviceTrustError;
 pub use keystore::{
     app_attest_client_data_hash, GeneratedKey, KeyAttestation, KeyStorage, PlatformKeyError,
     PlatformKeyStore, PromptText, SessionObserver, SessionSealer, UserVerification,
 };
 pub use model::{
-    LinkedCard, OtpChannel, OtpOption, OtpSent, PasswordPolicy, PasswordRecovery, PasswordRule,
-    PendingContactChange, Profile, SecurityEvent, SecurityEventType, SessionInfo, SignInStep,
-    StepUpReason, TrustedDevice, UserProfile, VerifiedAttestation,
+    AttestationFormat, AuthMethod, LinkedCard, OtpChannel, OtpOption, OtpSent, PasswordPolicy,
+    PasswordRecovery, PasswordRule, PendingContactChange, Profile, SecurityEvent,
+    SecurityEventType, SessionInfo, SignInStep, StepUpReason, TrustedDevice, VerifiedAttestation,
 };
 pub use password::check_password;
 pub use signature::der_to_jws_signature;

@@ -7,8 +7,9 @@
 use crate::model::{PasswordPolicy, PasswordRule};
 
 /// The rules of `policy` that `password` breaks, in the order the server
-/// lists them; empty when the phone sees nothing wrong. `user_id` is the
-/// user ID the password is for (empty if not known yet).
+/// lists them; empty when the phone sees nothing wrong (never `Common` or
+/// `SameAsCurrent`: only the server knows those). `user_id` is the user ID
+/// the password is for (empty if not known yet). Memory only, not async.
 ///
 /// ```
 /// use devicetrust_core::{check_password, PasswordPolicy, PasswordRule};
@@ -17,6 +18,7 @@ use crate::model::{PasswordPolicy, PasswordRule};
 ///            vec![PasswordRule::TooFewClasses, PasswordRule::ContainsUserId]);
 /// assert!(check_password(&policy, "Another strong Passw0rd", "jane.doe").is_empty());
 /// ```
+#[cfg_attr(feature = "uniffi", uniffi::export)]
 pub fn check_password(policy: &PasswordPolicy, password: &str, user_id: &str) -> Vec<PasswordRule> {
     let mut broken = Vec::new();
     let length = password.chars().count();
@@ -54,7 +56,7 @@ fn character_classes(password: &str) -> u32 {
 }
 
 impl PasswordPolicy {
-    /// Same as [`check_password`].
+    /// Same as `check_password`.
     pub fn check(&self, password: &str, user_id: &str) -> Vec<PasswordRule> {
         check_password(self, password, user_id)
     }

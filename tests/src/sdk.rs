@@ -170,7 +170,7 @@ impl Phone {
             dir.join("state").to_str().expect("utf-8"),
         );
         config.allow_insecure_http = true;
-        config.platform = Platform::Android;
+        config.platform = Some(Platform::Android);
         DeviceTrust::new(config, keys).expect("sdk")
     }
 
@@ -181,4 +181,20 @@ impl Phone {
 
 pub fn prompt(title: &str) -> PromptText {
     PromptText::new(title)
+}
+
+/// The session's authentication methods by their wire (RFC 8176) names.
+pub fn amr(session: &SessionInfo) -> Vec<String> {
+    session
+        .auth_methods
+        .iter()
+        .map(|m| match m {
+            AuthMethod::Password => "pwd".to_owned(),
+            AuthMethod::Otp => "otp".to_owned(),
+            AuthMethod::HardwareKey => "hwk".to_owned(),
+            AuthMethod::SoftwareKey => "swk".to_owned(),
+            AuthMethod::Biometric => "bio".to_owned(),
+            AuthMethod::Other { name } => name.clone(),
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use tokio::sync::MutexGuard;
 use super::{map_call, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::{CallError, Repeat};
-use crate::model::{SessionInfo, SignInStep};
+use crate::model::{at, AuthMethod, SessionInfo, SignInStep};
 use crate::wire::WireSession;
 
 /// Refresh the access token when it has less than this left.
@@ -27,23 +27,23 @@ fn active(s: WireSession) -> ActiveSession {
         access_expires_at: now() + s.expires_in,
         info: SessionInfo {
             user_id: s.user_id,
-            amr: s.amr,
-            auth_time: s.auth_time,
+            auth_methods: AuthMethod::list(&s.amr),
+            auth_time: at(s.auth_time),
         },
         access_token: s.access_token,
         refresh_token: s.refresh_token,
     }
 }
 
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
 impl DeviceTrust {
-    /// The current session, if any (no network).
-    pub async fn session(&self) -> Option<SessionInfo> {
+    /// The current session, if any (memory only: no network, no waiting).
+    pub fn session(&self) -> Option<SessionInfo> {
         self.inner
-            .session
+            .session_info
             .lock()
-            .await
-            .as_ref()
-            .map(|s| s.info.clone())
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A valid access token for the app's own API calls, refreshed when it
@@ -60,7 +60,12 @@ impl DeviceTrust {
     /// Signs out: the session is forgotten here at once, then revoked on the
     /// server. Biometric sign-in stays enabled.
     pub async fn sign_out(&self) -> Result<()> {
-        let session = self.inner.session.lock().await.take();
+        let session = {
+            let mut guard = self.inner.session.lock().await;
+            let taken = guard.take();
+            self.keep(&mut guard, None);
+            taken
+        };
         self.clear_pending();
         self.set_contact_change(None);
         let Some(session) = session else {
@@ -84,10 +89,26 @@ impl DeviceTrust {
             Err(e) => Err(map_call(e)),
         }
     }
+}
+
+impl DeviceTrust {
+    /// Replaces the session under its lock, and what `session()` answers.
+    /// Synchronous: nothing can cancel it halfway.
+    fn keep(&self, guard: &mut Option<ActiveSession>, session: Option<ActiveSession>) {
+        let info = session.as_ref().map(|s| s.info.clone());
+        *guard = session;
+        *self
+            .inner
+            .session_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = info;
+    }
 
     /// Forgets the session here without telling the server (it revoked it).
     pub(super) async fn drop_session(&self) {
-        *self.inner.session.lock().await = None;
+        let mut guard = self.inner.session.lock().await;
+        self.keep(&mut guard, None);
+        drop(guard);
         self.set_contact_change(None);
     }
 
@@ -113,11 +134,11 @@ impl DeviceTrust {
         {
             Ok(s) => {
                 let token = s.access_token.clone();
-                **guard = Some(active(s));
+                self.keep(guard, Some(active(s)));
                 Ok(token)
             }
             Err(CallError::Api(e)) if e.status == 401 => {
-                **guard = None;
+                self.keep(guard, None);
                 Err(DeviceTrustError::NotSignedIn)
             }
             Err(e) => Err(map_call(e)),
@@ -150,7 +171,8 @@ impl DeviceTrust {
                 };
                 match http.call(method, path, body, Some(&fresh), repeat).await {
                     Err(CallError::Api(e)) if e.code == "unauthorized" => {
-                        *self.inner.session.lock().await = None;
+                        let mut guard = self.inner.session.lock().await;
+                        self.keep(&mut guard, None);
                         Err(DeviceTrustError::NotSignedIn)
                     }
                     other => other.map_err(map_call),
@@ -160,39 +182,18 @@ impl DeviceTrust {
         }
     }
 
-    /// Keeps the session, then settles what waited for one: device removals
-    /// queued while signed out, and this phone's record.
+    /// Settles what waited for a sign-in (queued device removals, this
+    /// phone's record) with the new session's token, then keeps the session
+    /// as the very last step, with no await after it: if the caller cancels
+    /// the call (drops this future) before it completes, no session is kept
+    /// that no screen knows of.
     pub(super) async fn signed_in(&self, session: WireSession) -> Result<SignInStep> {
-        let info = SessionInfo {
-            user_id: session.user_id.clone(),
-            amr: session.amr.clone(),
-            auth_time: session.auth_time,
-        };
-        *self.inner.session.lock().await = Some(active(session));
-        let state = &self.inner.state;
-        for device_id in state.pending_removals(&info.user_id)? {
-            match self
-                .authed::<Value>(
-                    Method::DELETE,
-                    &format!("/v1/devices/{device_id}"),
-                    None,
-                    Repeat::Once,
-                )
-                .await
-            {
-                Ok(_) | Err(DeviceTrustError::Server { status: 404, .. }) => {
-                    state.removal_done(&device_id)?
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "queued device removal failed; kept for later")
-                }
-            }
-        }
-        if state.device(&info.user_id)?.is_some() {
-            if let Err(e) = self.trusted_devices().await {
-                tracing::warn!(error = %e, "could not refresh this device's trust");
-            }
-        }
+        let session = active(session);
+        self.settle_after_sign_in(&session.info.user_id, &session.access_token)
+            .await?;
+        let info = session.info.clone();
+        let mut guard = self.inner.session.lock().await;
+        self.keep(&mut guard, Some(session));
         Ok(SignInStep::SignedIn { session: info })
     }
 }
