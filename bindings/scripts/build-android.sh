@@ -7,7 +7,7 @@
 #   bindings/scripts/build-android.sh [OUT]     (default: bindings/android)
 #
 # OUT/src/main/jniLibs/<abi>/libdevicetrust_ffi.so
-# OUT/src/main/kotlin/com/devicetrust/{core,sdk}/*.kt
+# OUT/src/main/kotlin/com/devicetrust/sdk/devicetrust.kt
 # Add to the module's build.gradle.kts:
 #   implementation("net.java.dev.jna:jna:5.17.0@aar")
 #   implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.10.2")

@@ -1,8 +1,8 @@
 // swift-tools-version:5.9
-// The devicetrust SDK for iOS: the uniffi-generated Swift of both crates
-// (DeviceTrust.swift, DeviceTrustCore.swift — copied into Sources/DeviceTrust
-// by bindings/scripts/build-xcframework.sh) compiled as one module, over the
-// Rust library and its two C modules in build/DeviceTrustFFI.xcframework.
+// The devicetrust SDK for iOS: the uniffi-generated DeviceTrust.swift
+// (copied into Sources/DeviceTrust by bindings/scripts/build-xcframework.sh)
+// compiled as the module DeviceTrust, over the Rust library and its C module
+// DeviceTrustFFI in build/DeviceTrustFFI.xcframework.
 import PackageDescription
 
 let package = Package(
