@@ -15,7 +15,9 @@ import re
 import sys
 
 # `[`Foo`]`, `[`x`](…)`, `[text](crate::…)`, `[x](Type::y)`, `[x]: …` refs.
-LINK = re.compile(r"\[`[^`\]]*`\]|\]\((?:crate|self|super)?::|\]\([A-Za-z_][\w]*::|\]\(#|^\s*\[[^\]]+\]:\s")
+LINK = re.compile(r"\[`[^`\]]*`\]|\]\((?:crate|self|super)?::|\]\([A-Za-z_][\w]*::|\]\(#|^\s*\[[^\]]+\]:\s"
+                  # Rust-only doc examples (doctests) read as noise too.
+                  r"|devicetrust_core|```no_run|```rust")
 # Markdown links to the web are fine in docs; the check is for rustdoc paths.
 
 
@@ -26,12 +28,14 @@ def kotlin_docs(text):
         if s.startswith("/**"):
             in_doc = True
         if in_doc:
-            yield n, s
-        if in_doc and s.endswith("*/"):
+            # A block may close mid-line (`*/override fun …`): only its text counts.
+            yield n, s.split("*/")[0]
+        if in_doc and "*/" in s:
             in_doc = False
 
 
 def swift_docs(text):
+    yield from kotlin_docs(text)  # uniffi writes `/** … */` blocks in Swift too
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if s.startswith("///"):

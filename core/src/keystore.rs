@@ -78,13 +78,6 @@ pub enum KeyAttestation {
 /// what binds the Secure Enclave signing key (the registered `jwk`) to the
 /// App Attest key, which signs nothing else. `public_key` is the
 /// uncompressed SEC1 point `generate_key` returns (65 bytes).
-///
-/// ```
-/// # use devicetrust_core::app_attest_client_data_hash;
-/// let mut point = vec![4u8];
-/// point.extend([1u8; 64]);
-/// assert_eq!(app_attest_client_data_hash(b"challenge".to_vec(), point).unwrap().len(), 32);
-/// ```
 #[cfg_attr(feature = "uniffi", uniffi::export)]
 pub fn app_attest_client_data_hash(
     challenge: Vec<u8>,
@@ -237,4 +230,21 @@ pub trait SessionSealer: Send + Sync {
 #[cfg_attr(feature = "uniffi", uniffi::export(with_foreign))]
 pub trait SessionObserver: Send + Sync {
     fn session_changed(&self, user_id: String, session: Option<crate::model::SessionInfo>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_data_hash_is_a_sha256() {
+        let mut point = vec![4u8];
+        point.extend([1u8; 64]);
+        let hash = app_attest_client_data_hash(b"challenge".to_vec(), point).unwrap();
+        assert_eq!(hash.len(), 32);
+        assert!(matches!(
+            app_attest_client_data_hash(vec![], vec![1, 2]),
+            Err(PlatformKeyError::Other { .. })
+        ));
+    }
 }

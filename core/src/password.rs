@@ -10,14 +10,6 @@ use crate::model::{PasswordPolicy, PasswordRule};
 /// lists them; empty when the phone sees nothing wrong (never `Common` or
 /// `SameAsCurrent`: only the server knows those). `user_id` is the user ID
 /// the password is for (empty if not known yet). Memory only, not async.
-///
-/// ```
-/// use devicetrust_core::{check_password, PasswordPolicy, PasswordRule};
-/// let policy = PasswordPolicy { min_length: 8, max_length: 128, classes_required: 3, description: String::new() };
-/// assert_eq!(check_password(&policy, "my jane.doe", "Jane.Doe"),
-///            vec![PasswordRule::TooFewClasses, PasswordRule::ContainsUserId]);
-/// assert!(check_password(&policy, "Another strong Passw0rd", "jane.doe").is_empty());
-/// ```
 #[cfg_attr(feature = "uniffi", uniffi::export)]
 pub fn check_password(policy: &PasswordPolicy, password: &str, user_id: &str) -> Vec<PasswordRule> {
     let mut broken = Vec::new();

@@ -774,3 +774,71 @@ async fn safe_requests_are_retried_with_back_off_and_unsafe_ones_are_not() {
     ));
     back.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_sign_in_dropped_during_the_prompt_keeps_no_session() {
+    let srv = TestServer::start().await;
+    let phone = enabled_phone(&srv, "drop.me").await;
+    phone.sdk.sign_out().await.unwrap();
+    phone
+        .keys
+        .set(Behaviour::Slow(std::time::Duration::from_millis(400)));
+    // The app gives up (a cancelled coroutine drops the future the same way).
+    let attempt = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        phone
+            .sdk
+            .sign_in_with_biometric("drop.me", prompt("Sign in")),
+    )
+    .await;
+    assert!(attempt.is_err(), "{attempt:?}");
+    assert_eq!(
+        phone.keys.dropped_signs(),
+        1,
+        "the key store's call was dropped"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(phone.sdk.session(), None);
+    assert_eq!(
+        phone.sdk.access_token().await,
+        Err(DeviceTrustError::NotSignedIn)
+    );
+    // Nothing was left half-done: the next sign-in works.
+    phone.keys.set(Behaviour::Normal);
+    let step = phone
+        .sdk
+        .sign_in_with_biometric("drop.me", prompt("Sign in"))
+        .await
+        .unwrap();
+    assert!(matches!(step, SignInStep::SignedIn { .. }), "{step:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_prompt_times_out() {
+    let srv = TestServer::start().await;
+    let mut phone = enabled_phone(&srv, "slow.prompt").await;
+    phone.sdk.sign_out().await.unwrap();
+    let mut config = Config::new(
+        &srv.base,
+        RP_ID,
+        phone.dir.path().join("state").to_str().unwrap(),
+    );
+    config.allow_insecure_http = true;
+    config.key_store_prompt_timeout_ms = 150;
+    phone.sdk = DeviceTrust::new(config, phone.keys.clone()).unwrap();
+    phone
+        .keys
+        .set(Behaviour::Slow(std::time::Duration::from_secs(30)));
+    let err = phone
+        .sdk
+        .sign_in_with_biometric("slow.prompt", prompt("Sign in"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DeviceTrustError::KeyStoreTimeout { after_ms: 150 });
+    assert_eq!(phone.keys.dropped_signs(), 1);
+    assert_eq!(phone.sdk.session(), None);
+    // The key is kept: a timeout is not a broken key.
+    assert_eq!(phone.keys.key_count(), 1);
+    srv.stop().await;
+}

@@ -128,52 +128,7 @@ struct Inner {
 ///
 /// The calls of the sign-in journey are methods of `DeviceTrust`; account
 /// management is on `account()` and the "forgot user ID / password" flows
-/// on `recovery()`.
-///
-/// The whole first sign-in, then biometric sign-ins:
-///
-/// ```no_run
-/// use std::sync::Arc;
-/// use devicetrust_core::*;
-///
-/// # async fn run(key_store: Arc<dyn PlatformKeyStore>) -> Result<(), DeviceTrustError> {
-/// let config = Config::new("https://auth.example.com", "https://auth.example.com", "/data/app/devicetrust");
-/// let sdk = DeviceTrust::new(config, key_store)?;
-///
-/// let mut step = sdk.sign_in_with_password("jane.doe", "correct horse").await?;
-/// if let SignInStep::EnrolmentRequired { name, email, .. } = &step {
-///     println!("Is this you? {name} <{email}>");
-///     step = sdk.complete_enrolment("135790", Some("+447700900123".into())).await?;
-/// }
-/// if let SignInStep::SecondFactorRequired { otp_options, .. } = &step {
-///     let sent = sdk.send_otp(otp_options[0].channel).await?;
-///     println!("We sent a code to {}", sent.destination);
-///     step = sdk.verify_otp("123456").await?;
-/// }
-/// assert!(matches!(step, SignInStep::SignedIn { .. }));
-///
-/// let prompt = PromptText::new("Turn on fingerprint sign-in");
-/// sdk.enable_biometric_sign_in("Jane's Pixel", UserVerification::Biometric, prompt).await?;
-///
-/// // Next launch: no password, no code.
-/// match sdk.sign_in_with_biometric("jane.doe", PromptText::new("Sign in")).await {
-///     Ok(SignInStep::SignedIn { session }) => println!("welcome back {}", session.user_id),
-///     Ok(SignInStep::SecondFactorRequired { .. }) => { /* risk step-up: send and verify an OTP */ }
-///     Err(DeviceTrustError::BiometricsChanged) => { /* password + OTP, then enable again */ }
-///     Err(DeviceTrustError::ReauthorisationRequired) => { /* password + OTP renews the trust */ }
-///     Err(e) => eprintln!("{e}"),
-///     _ => {}
-/// }
-///
-/// // Account changes want a recent strong sign-in (code or biometric).
-/// match sdk.account().change_password("correct horse", "Another strong Passw0rd").await {
-///     Ok(()) => println!("password changed"),
-///     Err(DeviceTrustError::RecentSignInRequired) => { /* confirm with the biometric, then repeat */ }
-///     Err(DeviceTrustError::PasswordRejected { reasons }) => println!("{reasons:?}"),
-///     Err(e) => eprintln!("{e}"),
-/// }
-/// # Ok(()) }
-/// ```
+/// on `recovery()`. The crate's documentation has a complete example.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 #[derive(Clone)]
 pub struct DeviceTrust {

@@ -149,7 +149,10 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     let SignInStep::SignedIn { session } = sdk.verify_otp(&code).await.map_err(e)? else {
         return Err("expected to be signed in".into());
     };
-    println!("   signed in ({:?})", session.auth_methods);
+    println!(
+        "   signed in (amr {:?})",
+        crate::interactive::amr_names(&session)
+    );
 
     step(5, "Enabling biometric sign-in on this computer…");
     let device = sdk
@@ -179,7 +182,10 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     else {
         return Err("expected to be signed in".into());
     };
-    println!("   signed in ({:?})", session.auth_methods);
+    println!(
+        "   signed in (amr {:?})",
+        crate::interactive::amr_names(&session)
+    );
 
     step(7, "Listing trusted devices…");
     for d in sdk.trusted_devices().await.map_err(e)? {

@@ -581,6 +581,28 @@ pub(crate) fn why(reasons: &[StepUpReason]) -> String {
     }
 }
 
+/// How the user proved themselves, by the short RFC 8176 names ("pwd+otp").
+fn amr(session: &devicetrust_core::SessionInfo) -> String {
+    amr_names(session).join("+")
+}
+
+/// The session's methods by their RFC 8176 names (`pwd`, `otp`, …).
+pub(crate) fn amr_names(session: &devicetrust_core::SessionInfo) -> Vec<String> {
+    use devicetrust_core::AuthMethod as M;
+    session
+        .auth_methods
+        .iter()
+        .map(|m| match m {
+            M::Password => "pwd".to_owned(),
+            M::Otp => "otp".to_owned(),
+            M::HardwareKey => "hwk".to_owned(),
+            M::SoftwareKey => "swk".to_owned(),
+            M::Biometric => "bio".to_owned(),
+            M::Other { name } => name.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod why_tests {
     use super::*;
@@ -599,22 +621,4 @@ mod why_tests {
             "a new network, an unusual time of day and mule pattern"
         );
     }
-}
-
-/// How the user proved themselves, as short names ("password+otp").
-fn amr(session: &devicetrust_core::SessionInfo) -> String {
-    use devicetrust_core::AuthMethod as M;
-    session
-        .auth_methods
-        .iter()
-        .map(|m| match m {
-            M::Password => "password".to_owned(),
-            M::Otp => "code".to_owned(),
-            M::HardwareKey => "hardware key".to_owned(),
-            M::SoftwareKey => "software key".to_owned(),
-            M::Biometric => "biometric".to_owned(),
-            M::Other { name } => name.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join("+")
 }
