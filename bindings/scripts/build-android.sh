@@ -11,7 +11,7 @@
 #   bindings/scripts/build-android.sh [OUT]   (default: bindings/android/devicetrust/generated)
 #
 # OUT/jniLibs/<abi>/libdevicetrust_ffi.so
-# OUT/kotlin/com/devicetrust/{core,sdk}/*.kt
+# OUT/kotlin/com/devicetrust/sdk/devicetrust.kt
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:-bindings/android/devicetrust/generated}"

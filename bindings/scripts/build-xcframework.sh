@@ -12,6 +12,7 @@ rustup target add "${targets[@]}"
 for t in "${targets[@]}"; do
     cargo build --locked --profile mobile -p devicetrust-ffi --target "$t"
 done
+target="${CARGO_TARGET_DIR:-target}"
 
 # Swift sources and headers from an unstripped host build.
 ./bindings/scripts/generate.sh
@@ -20,24 +21,24 @@ pkg=bindings/swift
 build="$pkg/build"
 rm -rf "$build" && mkdir -p "$build/headers" "$build/sim" "$build/macos"
 cp "$gen"/*.h "$build/headers/"
-# One module map declaring both FFI modules (DeviceTrustFFI, DeviceTrustCoreFFI).
-for m in "$gen"/*.modulemap; do cat "$m"; echo; done > "$build/headers/module.modulemap"
+# The one FFI module, DeviceTrustFFI.
+cp "$gen/DeviceTrustFFI.modulemap" "$build/headers/module.modulemap"
 
 lipo -create \
-    target/aarch64-apple-ios-sim/mobile/libdevicetrust_ffi.a \
-    target/x86_64-apple-ios/mobile/libdevicetrust_ffi.a \
+    "$target"/aarch64-apple-ios-sim/mobile/libdevicetrust_ffi.a \
+    "$target"/x86_64-apple-ios/mobile/libdevicetrust_ffi.a \
     -output "$build/sim/libdevicetrust_ffi.a"
 lipo -create \
     target/aarch64-apple-darwin/mobile/libdevicetrust_ffi.a \
     target/x86_64-apple-darwin/mobile/libdevicetrust_ffi.a \
     -output "$build/macos/libdevicetrust_ffi.a"
 xcodebuild -create-xcframework \
-    -library target/aarch64-apple-ios/mobile/libdevicetrust_ffi.a -headers "$build/headers" \
+    -library "$target"/aarch64-apple-ios/mobile/libdevicetrust_ffi.a -headers "$build/headers" \
     -library "$build/sim/libdevicetrust_ffi.a" -headers "$build/headers" \
     -library "$build/macos/libdevicetrust_ffi.a" -headers "$build/headers" \
     -output "$build/DeviceTrustFFI.xcframework"
 
-# Both crates' Swift in one module: the SDK's file uses the core's types unqualified.
-cp "$gen/DeviceTrust.swift" "$gen/DeviceTrustCore.swift" "$pkg/Sources/DeviceTrust/"
+# The SDK's one namespace: one Swift file, the module DeviceTrust.
+cp "$gen/DeviceTrust.swift" "$pkg/Sources/DeviceTrust/"
 echo "XCFramework: $build/DeviceTrustFFI.xcframework; Swift package: $pkg"
 echo "Test on macOS: DEVICETRUST_SERVER=\$PWD/target/debug/devicetrust-server swift test --package-path $pkg"

@@ -5,8 +5,14 @@
 use crate::model::PasswordRule;
 use crate::wire::ServerError;
 
-/// What went wrong, and what the app should offer next.
+/// What went wrong, and what the app should offer next. Every error has a
+/// message in English for logs and as a fallback (Kotlin `message`, Swift
+/// `localizedDescription`, Python `str(e)`); apps show their own words per
+/// variant, with its fields.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
+// Display crosses too: Kotlin `toString()`, Swift `description`; see
+// docs/BINDINGS.md ("Errors") for how `message` and `str(e)` get it.
+#[cfg_attr(feature = "uniffi", uniffi::export(Display))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceTrustError {
     /// The user ID or password is wrong (the server does not say which).
@@ -14,12 +20,12 @@ pub enum DeviceTrustError {
     #[error("the user ID or password is incorrect")]
     InvalidCredentials,
 
-    /// Too many failed attempts. Next: wait `retry_after_s` seconds or call
+    /// Too many failed attempts. Next: wait `retry_after_secs` seconds or call
     /// the number on the card. Biometric sign-in stays available.
     #[error(
-        "too many failed attempts: try again in {retry_after_s} s or call the number on your card"
+        "too many failed attempts: try again in {retry_after_secs} s or call the number on your card"
     )]
-    AccountLocked { retry_after_s: u64 },
+    AccountLocked { retry_after_secs: u64 },
 
     /// The server does not know this phone's device (removed elsewhere, or
     /// unknown). The SDK has already forgotten its key. Next: password sign-in.
@@ -143,9 +149,9 @@ pub enum DeviceTrustError {
     #[error("we couldn't send your code: try again or use another way")]
     DeliveryFailed,
 
-    /// Slow down: retry after `retry_after_s` seconds.
-    #[error("too many requests: try again in {retry_after_s} s")]
-    RateLimited { retry_after_s: u64 },
+    /// Slow down: retry after `retry_after_secs` seconds.
+    #[error("too many requests: try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 
     /// Input the app passed (or the server refused as malformed); `reason`
     /// says which field and why.
@@ -169,6 +175,18 @@ pub enum DeviceTrustError {
     /// The platform key store failed in a way not listed above.
     #[error("secure key storage failed: {reason}")]
     KeyStore { reason: String },
+
+    /// The platform key store did not answer within the configured time
+    /// (`key_store_prompt_timeout_ms` for a prompt, `key_store_timeout_ms`
+    /// otherwise). The SDK dropped the call, which dismisses a prompt still
+    /// shown; nothing changed. Next: offer to try again.
+    #[error("the phone's secure key storage did not answer within {after_ms} ms")]
+    KeyStoreTimeout { after_ms: u64 },
+
+    /// A bug in the SDK (or a Rust key store that panicked), not the user's
+    /// doing; `reason` is for the logs. Nothing was changed by the failed step.
+    #[error("internal error in the sign-in SDK: {reason}")]
+    Internal { reason: String },
 
     /// The SDK's local state could not be read or written.
     #[error("local storage failed: {reason}")]
@@ -209,7 +227,7 @@ pub(crate) fn from_server(e: ServerError) -> DeviceTrustError {
     match e.code.as_str() {
         "invalid_credentials" => E::InvalidCredentials,
         "account_locked" => E::AccountLocked {
-            retry_after_s: e.retry_after_s.unwrap_or(30 * 60),
+            retry_after_secs: e.retry_after_s.unwrap_or(30 * 60),
         },
         // A challenge that expired while the prompt was up is a sign-in to restart.
         "login_expired" | "challenge_invalid" => E::SignInExpired,
@@ -224,7 +242,7 @@ pub(crate) fn from_server(e: ServerError) -> DeviceTrustError {
         "device_limit" => E::DeviceLimitReached,
         "attestation_invalid" => E::AttestationInvalid,
         "rate_limited" => E::RateLimited {
-            retry_after_s: e.retry_after_s.unwrap_or(1),
+            retry_after_secs: e.retry_after_s.unwrap_or(1),
         },
         "password_rejected" => E::PasswordRejected {
             reasons: e
@@ -277,7 +295,9 @@ mod tests {
         };
         assert_eq!(
             from_server(e("account_locked")),
-            DeviceTrustError::AccountLocked { retry_after_s: 120 }
+            DeviceTrustError::AccountLocked {
+                retry_after_secs: 120
+            }
         );
         assert_eq!(
             from_server(e("otp_invalid")),
@@ -373,7 +393,7 @@ mod tests {
                 r#"{"error": {"code": "account_locked", "message": "m", "retry_after_s": 1800}}"#
             ),
             DeviceTrustError::AccountLocked {
-                retry_after_s: 1800
+                retry_after_secs: 1800
             }
         );
     }

@@ -193,7 +193,7 @@ fn transport_error(err: reqwest::Error) -> DeviceTrustError {
 
 impl Http {
     pub fn new(config: &Config) -> Result<Self, DeviceTrustError> {
-        let base = config.server_url.trim_end_matches('/').to_owned();
+        let base = config.base_url().to_owned();
         let is_http = base.starts_with("http://");
         if !(is_http || base.starts_with("https://")) {
             return Err(DeviceTrustError::invalid(

@@ -1,6 +1,6 @@
 //! The platform key store: where the private key lives. Kotlin (Android
 //! Keystore + PromptText) and Swift (Secure Enclave + LocalAuthentication)
-//! implement it; [`SoftwareKeyStore`](crate::SoftwareKeyStore) serves desktop
+//! implement it; `SoftwareKeyStore` serves desktop
 //! apps and tests. The private key never passes through this interface.
 
 use async_trait::async_trait;
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who must be present for the key to sign.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserVerification {
     /// Strong biometrics only; the key dies if biometrics are re-enrolled.
@@ -26,7 +26,7 @@ pub enum UserVerification {
 
 /// Where the key lives, as the platform reports it.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStorage {
     SecureEnclave,
@@ -64,7 +64,7 @@ pub enum KeyAttestation {
     /// Apple App Attest: the App Attest key's identifier (the 32 bytes
     /// `DCAppAttestService.generateKey` returns base64-encoded, decoded)
     /// and the attestation object `attestKey(_:clientDataHash:)` returned,
-    /// with `clientDataHash` = [`app_attest_client_data_hash`] of the
+    /// with `clientDataHash` = `app_attest_client_data_hash` of the
     /// challenge and the signing key.
     AppleAppAttest {
         key_id: Vec<u8>,
@@ -78,13 +78,6 @@ pub enum KeyAttestation {
 /// what binds the Secure Enclave signing key (the registered `jwk`) to the
 /// App Attest key, which signs nothing else. `public_key` is the
 /// uncompressed SEC1 point `generate_key` returns (65 bytes).
-///
-/// ```
-/// # use devicetrust_core::app_attest_client_data_hash;
-/// let mut point = vec![4u8];
-/// point.extend([1u8; 64]);
-/// assert_eq!(app_attest_client_data_hash(b"challenge".to_vec(), point).unwrap().len(), 32);
-/// ```
 #[cfg_attr(feature = "uniffi", uniffi::export)]
 pub fn app_attest_client_data_hash(
     challenge: Vec<u8>,
@@ -138,6 +131,7 @@ impl Default for PromptText {
 
 /// How a key-store operation failed.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
+#[cfg_attr(feature = "uniffi", uniffi::export(Display))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformKeyError {
     /// The user dismissed the prompt.
@@ -179,11 +173,15 @@ pub trait PlatformKeyStore: Send + Sync {
     /// where the platform can with `attestation_challenge` (the server's
     /// registration challenge, raw bytes): Android passes it to
     /// `KeyGenParameterSpec.Builder.setAttestationChallenge` and returns
-    /// [`KeyAttestation::AndroidKey`]; iOS attests the new key with App
-    /// Attest, `clientDataHash` = [`app_attest_client_data_hash`]`(challenge,
-    /// public key)`, and returns [`KeyAttestation::AppleAppAttest`]; a
+    /// `KeyAttestation.AndroidKey`; iOS attests the new key with App
+    /// Attest, `clientDataHash` = `app_attest_client_data_hash(challenge,
+    /// public key)`, and returns `KeyAttestation.AppleAppAttest`; a
     /// software key store returns `attestation: None`. A phone that cannot
     /// attest returns the key with `None` rather than failing.
+    ///
+    /// If the SDK stops waiting (the app cancelled the call, or
+    /// `key_store_timeout_ms` ran out), the call is cancelled: Kotlin's
+    /// coroutine, Python's task (Swift: see docs/BINDINGS.md).
     async fn generate_key(
         &self,
         alias: String,
@@ -193,6 +191,11 @@ pub trait PlatformKeyStore: Send + Sync {
 
     /// Signs `data` with SHA-256/ECDSA after showing `prompt` when the key
     /// needs the user. Returns the signature DER-encoded, as platforms do.
+    ///
+    /// When the app cancels the SDK call, or `key_store_prompt_timeout_ms`
+    /// runs out, this call is cancelled (Kotlin: the coroutine, Python: the
+    /// task): dismiss the prompt then (Android `CancellationSignal`,
+    /// `BiometricPrompt.cancelAuthentication`; iOS `LAContext.invalidate`).
     async fn sign(
         &self,
         alias: String,
@@ -217,7 +220,7 @@ pub trait PlatformKeyStore: Send + Sync {
 pub trait SessionSealer: Send + Sync {
     /// Encrypts and authenticates `plaintext`.
     fn seal(&self, plaintext: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError>;
-    /// Reverses [`seal`](SessionSealer::seal); fails when the key is gone
+    /// Reverses `seal`; fails when the key is gone
     /// (a restored backup, a reinstalled app) or the bytes were altered.
     /// The SDK then deletes the sealed session (the account is signed out),
     /// except on `BiometricUnavailable`, `BiometricLockedOut` or
@@ -231,4 +234,21 @@ pub trait SessionSealer: Send + Sync {
 #[cfg_attr(feature = "uniffi", uniffi::export(with_foreign))]
 pub trait SessionObserver: Send + Sync {
     fn session_changed(&self, user_id: String, session: Option<crate::model::SessionInfo>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_data_hash_is_a_sha256() {
+        let mut point = vec![4u8];
+        point.extend([1u8; 64]);
+        let hash = app_attest_client_data_hash(b"challenge".to_vec(), point).unwrap();
+        assert_eq!(hash.len(), 32);
+        assert!(matches!(
+            app_attest_client_data_hash(vec![], vec![1, 2]),
+            Err(PlatformKeyError::Other { .. })
+        ));
+    }
 }

@@ -1,24 +1,47 @@
 //! The records an app renders: sign-in steps, sessions, devices.
+//!
+//! Doc comments of exported items are copied into the Kotlin, Swift and
+//! Python sources: plain words and `code`, no rustdoc links
+//! (scripts/check-binding-docs fails on them).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::Platform;
+use crate::keystore::{KeyStorage, UserVerification};
+
+/// Unix seconds from the server as a point in time (negative: the epoch).
+pub(crate) fn at(unix_secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix_secs.max(0) as u64)
+}
+
+/// A point in time as Unix seconds (0 before the epoch).
+pub(crate) fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 /// Where a sign-in stands, for the UI to render.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInStep {
-    /// First sign-in: show the pre-filled profile to confirm, ask for a new
-    /// security code (6–9 digits) and optionally a mobile number, then call
-    /// [`complete_enrolment`](crate::DeviceTrust::complete_enrolment).
-    EnrolmentRequired { profile: Profile, expires_at: i64 },
-    /// A second factor is needed: offer the OTP channels
-    /// ([`send_otp`](crate::DeviceTrust::send_otp) then
-    /// [`verify_otp`](crate::DeviceTrust::verify_otp)) and, when
-    /// `this_device_can_approve`, a biometric approval on this phone
-    /// ([`approve_with_this_device`](crate::DeviceTrust::approve_with_this_device)).
+    /// First sign-in: show the name and e-mail on file to confirm (not
+    /// editable here), ask for a new security code (6–9 digits) and
+    /// optionally a mobile number, then call `complete_enrolment`.
+    EnrolmentRequired {
+        name: String,
+        email: String,
+        expires_at: SystemTime,
+    },
+    /// A second factor is needed: offer the OTP channels (`send_otp` then
+    /// `verify_otp`) and, when `this_device_can_approve`, a biometric
+    /// approval on this phone (`approve_with_this_device`).
     SecondFactorRequired {
         otp_options: Vec<OtpOption>,
         this_device_can_approve: bool,
-        expires_at: i64,
+        expires_at: SystemTime,
         /// Why the server's risk engine asked for a code although this
         /// phone could have approved (e.g. a new network); empty for the
         /// ordinary second factor. Show it: "we ask because …".
@@ -68,14 +91,6 @@ impl StepUpReason {
     }
 }
 
-/// Name and e-mail on file, to confirm at enrolment (not editable here).
-#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
-    pub name: String,
-    pub email: String,
-}
-
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,9 +113,47 @@ pub struct OtpOption {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpSent {
     pub destination: String,
-    pub expires_at: i64,
+    pub expires_at: SystemTime,
     /// Seconds before another code can be asked for.
-    pub resend_after_s: u64,
+    pub resend_after_secs: u64,
+}
+
+/// How the user proved themselves in a session (the session's `amr`,
+/// RFC 8176 names on the wire).
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// The password (`pwd`).
+    Password,
+    /// A one-time code by e-mail or SMS (`otp`).
+    Otp,
+    /// A key in the phone's secure hardware (`hwk`).
+    HardwareKey,
+    /// A key the server could not prove is in secure hardware (`swk`).
+    SoftwareKey,
+    /// The user confirmed with a biometric or the phone's passcode (`bio`).
+    Biometric,
+    /// A method this version of the SDK does not know, by its wire name.
+    Other { name: String },
+}
+
+impl AuthMethod {
+    pub(crate) fn from_wire(name: &str) -> Self {
+        match name {
+            "pwd" => AuthMethod::Password,
+            "otp" => AuthMethod::Otp,
+            "hwk" => AuthMethod::HardwareKey,
+            "swk" => AuthMethod::SoftwareKey,
+            "bio" => AuthMethod::Biometric,
+            other => AuthMethod::Other {
+                name: other.to_owned(),
+            },
+        }
+    }
+
+    pub(crate) fn list(names: &[String]) -> Vec<Self> {
+        names.iter().map(|n| Self::from_wire(n)).collect()
+    }
 }
 
 /// The signed-in session, without its tokens.
@@ -108,9 +161,10 @@ pub struct OtpSent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     pub user_id: String,
-    /// How the user proved themselves (RFC 8176): `pwd`, `otp`, `hwk`, `bio`.
-    pub amr: Vec<String>,
-    pub auth_time: i64,
+    /// How the user proved themselves, in the server's order.
+    pub auth_methods: Vec<AuthMethod>,
+    /// When the user last proved themselves (the sign-in, not a refresh).
+    pub auth_time: SystemTime,
 }
 
 /// A trusted device, as listed by the server.
@@ -119,12 +173,16 @@ pub struct SessionInfo {
 pub struct TrustedDevice {
     pub device_id: String,
     pub name: String,
-    pub platform: String,
-    pub key_storage: String,
-    pub user_verification: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub trusted_until: i64,
+    pub platform: Platform,
+    /// Where its key lives; empty when the server names a kind this version
+    /// of the SDK does not know.
+    pub key_storage: Option<KeyStorage>,
+    /// Who must be present for its key to sign; empty when unknown to this
+    /// version of the SDK.
+    pub user_verification: Option<UserVerification>,
+    pub created_at: SystemTime,
+    pub last_used_at: Option<SystemTime>,
+    pub trusted_until: SystemTime,
     /// What the server verified of the key's attestation at registration;
     /// `None` when the device registered without one (or the server does
     /// not check attestations).
@@ -133,33 +191,58 @@ pub struct TrustedDevice {
     pub is_this_device: bool,
 }
 
-/// A key attestation the server verified (`Device.attestation`).
+/// The kind of a key attestation.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AttestationFormat {
+    /// Android Key Attestation (`android-key`).
+    AndroidKey,
+    /// Apple App Attest (`apple-appattest`).
+    AppleAppAttest,
+    /// A format this version of the SDK does not know, by its wire name.
+    Other { name: String },
+}
+
+impl AttestationFormat {
+    pub(crate) fn from_wire(name: &str) -> Self {
+        match name {
+            "android-key" => AttestationFormat::AndroidKey,
+            "apple-appattest" => AttestationFormat::AppleAppAttest,
+            other => AttestationFormat::Other {
+                name: other.to_owned(),
+            },
+        }
+    }
+}
+
+/// A key attestation the server verified (the device's `attestation`).
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedAttestation {
-    /// `android-key` or `apple-appattest`.
-    pub format: String,
-    /// The attested level: `strongbox`, `tee` or `secure_enclave`.
-    pub security_level: Option<String>,
-    /// Unix seconds.
-    pub verified_at: i64,
+    pub format: AttestationFormat,
+    /// The attested level (`Strongbox`, `Tee` or `SecureEnclave`); empty
+    /// when the attestation names none this version of the SDK knows.
+    pub security_level: Option<KeyStorage>,
+    pub verified_at: SystemTime,
 }
 
 /// The signed-in user's profile.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserProfile {
+pub struct Profile {
     pub user_id: String,
     pub name: String,
     pub email: String,
     pub mobile: Option<String>,
+    /// The market the account belongs to (ISO 3166-1 alpha-2, e.g. `GB`).
     pub primary_market: String,
+    /// Whether the one-time enrolment (security code) is done.
     pub enrolled: bool,
 }
 
-/// The server's password rules (`GET /v1/password-policy`), for the screen
-/// where the user picks a password. Check as they type with
-/// [`check_password`](crate::check_password); the server has the last word.
+/// The server's password rules, for the screen where the user picks a
+/// password. Check as they type with `check_password`; the server has the
+/// last word.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordPolicy {
@@ -174,7 +257,7 @@ pub struct PasswordPolicy {
 }
 
 /// A password rule; a rejected password comes back with every rule it
-/// breaks ([`DeviceTrustError::PasswordRejected`](crate::DeviceTrustError::PasswordRejected)).
+/// breaks (the error `PasswordRejected`).
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PasswordRule {
@@ -241,17 +324,16 @@ impl PasswordRule {
 }
 
 /// A password recovery has started: send a code to one of `otp_options`
-/// with [`send_otp`](crate::DeviceTrust::send_otp), then finish with
-/// [`complete_password_recovery`](crate::Recovery::complete_password_recovery).
+/// with `send_otp`, then finish with `complete_password_recovery`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordRecovery {
     pub otp_options: Vec<OtpOption>,
-    pub expires_at: i64,
+    pub expires_at: SystemTime,
 }
 
 /// An e-mail or mobile change waiting for the code sent to the new address;
-/// finish with [`confirm_contact_change`](crate::Account::confirm_contact_change).
+/// finish with `confirm_contact_change`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingContactChange {
@@ -259,7 +341,7 @@ pub struct PendingContactChange {
     pub channel: OtpChannel,
     /// The new address, masked, where the code went.
     pub destination: String,
-    pub expires_at: i64,
+    pub expires_at: SystemTime,
 }
 
 /// A card linked to the signed-in user.
@@ -270,7 +352,7 @@ pub struct LinkedCard {
     pub card_ref: String,
     /// The last four digits, for display.
     pub last4: String,
-    pub linked_at: i64,
+    pub linked_at: SystemTime,
 }
 
 /// What happened on the account, for the "recent activity" screen.
@@ -329,8 +411,7 @@ impl SecurityEventType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEvent {
     pub event_type: SecurityEventType,
-    /// Unix seconds.
-    pub at: i64,
+    pub at: SystemTime,
     /// The client address, where the server recorded one.
     pub ip: Option<String>,
     /// The trusted device involved, if any.

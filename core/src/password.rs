@@ -7,16 +7,10 @@
 use crate::model::{PasswordPolicy, PasswordRule};
 
 /// The rules of `policy` that `password` breaks, in the order the server
-/// lists them; empty when the phone sees nothing wrong. `user_id` is the
-/// user ID the password is for (empty if not known yet).
-///
-/// ```
-/// use devicetrust_core::{check_password, PasswordPolicy, PasswordRule};
-/// let policy = PasswordPolicy { min_length: 8, max_length: 128, classes_required: 3, description: String::new() };
-/// assert_eq!(check_password(&policy, "my jane.doe", "Jane.Doe"),
-///            vec![PasswordRule::TooFewClasses, PasswordRule::ContainsUserId]);
-/// assert!(check_password(&policy, "Another strong Passw0rd", "jane.doe").is_empty());
-/// ```
+/// lists them; empty when the phone sees nothing wrong (never `Common` or
+/// `SameAsCurrent`: only the server knows those). `user_id` is the user ID
+/// the password is for (empty if not known yet). Memory only, not async.
+#[cfg_attr(feature = "uniffi", uniffi::export)]
 pub fn check_password(policy: &PasswordPolicy, password: &str, user_id: &str) -> Vec<PasswordRule> {
     let mut broken = Vec::new();
     let length = password.chars().count();
@@ -54,7 +48,7 @@ fn character_classes(password: &str) -> u32 {
 }
 
 impl PasswordPolicy {
-    /// Same as [`check_password`].
+    /// Same as `check_password`.
     pub fn check(&self, password: &str, user_id: &str) -> Vec<PasswordRule> {
         check_password(self, password, user_id)
     }

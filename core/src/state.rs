@@ -6,12 +6,14 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
 use crate::error::{DeviceTrustError, Result};
 use crate::keystore::{KeyStorage, UserVerification};
+use crate::model::{at, unix_secs};
 
 /// What this phone knows about a user's biometric sign-in, without asking
 /// the server.
@@ -23,9 +25,9 @@ pub struct LocalEnrolment {
     pub device_name: String,
     pub key_storage: KeyStorage,
     pub user_verification: UserVerification,
-    /// When this phone's trust ends (Unix seconds), as last seen from the server.
-    pub trusted_until: i64,
-    pub registered_at: i64,
+    /// When this phone's trust ends, as last seen from the server.
+    pub trusted_until: SystemTime,
+    pub registered_at: SystemTime,
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +62,8 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
             device_name: r.get("name")?,
             key_storage: parse(&r.get::<_, String>("key_storage")?)?,
             user_verification: parse(&r.get::<_, String>("user_verification")?)?,
-            trusted_until: r.get("trusted_until")?,
-            registered_at: r.get("registered_at")?,
+            trusted_until: at(r.get("trusted_until")?),
+            registered_at: at(r.get("registered_at")?),
         },
         key_alias: r.get("key_alias")?,
         public_key: r.get("public_key")?,
@@ -134,8 +136,8 @@ impl LocalState {
                     e.device_name,
                     name(&e.key_storage),
                     name(&e.user_verification),
-                    e.trusted_until,
-                    e.registered_at
+                    unix_secs(e.trusted_until),
+                    unix_secs(e.registered_at)
                 ],
             )
             .map(|_| ())

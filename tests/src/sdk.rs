@@ -23,6 +23,21 @@ pub enum Behaviour {
     LockedOut,
     /// Key generation fails (e.g. no secure hardware).
     GenerateFails,
+    /// The user answers the prompt after this long (then it signs), unless
+    /// the SDK drops the call first (counted in `dropped_signs`).
+    Slow(std::time::Duration),
+}
+
+/// Counts a sign call dropped before it finished (the "platform" would
+/// dismiss its prompt then).
+struct DropWatch<'a>(&'a std::sync::atomic::AtomicUsize, bool);
+
+impl Drop for DropWatch<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// The "platform's" attestation of a new key: given its uncompressed
@@ -38,6 +53,7 @@ pub struct ScriptedKeyStore {
     prompts: Mutex<Vec<String>>,
     attester: Mutex<Option<Arc<Attester>>>,
     challenges: Mutex<Vec<Vec<u8>>>,
+    dropped_signs: std::sync::atomic::AtomicUsize,
 }
 
 impl ScriptedKeyStore {
@@ -49,7 +65,13 @@ impl ScriptedKeyStore {
             prompts: Mutex::new(Vec::new()),
             attester: Mutex::new(None),
             challenges: Mutex::new(Vec::new()),
+            dropped_signs: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Sign calls the SDK dropped (cancelled) before they finished.
+    pub fn dropped_signs(&self) -> usize {
+        self.dropped_signs.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// New keys are reported and attested by `attester` (a hardware
@@ -135,6 +157,12 @@ impl PlatformKeyStore for ScriptedKeyStore {
                 Err(PlatformKeyError::BiometricUnavailable { reason })
             }
             Behaviour::LockedOut => Err(PlatformKeyError::BiometricLockedOut),
+            Behaviour::Slow(after) => {
+                let mut watch = DropWatch(&self.dropped_signs, false);
+                tokio::time::sleep(after).await;
+                watch.1 = true;
+                self.inner.sign(alias, data, prompt).await
+            }
         }
     }
 
@@ -170,7 +198,7 @@ impl Phone {
             dir.join("state").to_str().expect("utf-8"),
         );
         config.allow_insecure_http = true;
-        config.platform = Platform::Android;
+        config.platform = Some(Platform::Android);
         DeviceTrust::new(config, keys).expect("sdk")
     }
 
@@ -181,4 +209,20 @@ impl Phone {
 
 pub fn prompt(title: &str) -> PromptText {
     PromptText::new(title)
+}
+
+/// The session's authentication methods by their wire (RFC 8176) names.
+pub fn amr(session: &SessionInfo) -> Vec<String> {
+    session
+        .auth_methods
+        .iter()
+        .map(|m| match m {
+            AuthMethod::Password => "pwd".to_owned(),
+            AuthMethod::Otp => "otp".to_owned(),
+            AuthMethod::HardwareKey => "hwk".to_owned(),
+            AuthMethod::SoftwareKey => "swk".to_owned(),
+            AuthMethod::Biometric => "bio".to_owned(),
+            AuthMethod::Other { name } => name.clone(),
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Several accounts on one phone, and sessions that survive a restart with
 //! a `SessionSealer`, against the real server.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use devicetrust_core::*;
@@ -56,7 +57,16 @@ struct Recorder {
 impl SessionObserver for Recorder {
     fn session_changed(&self, user_id: String, session: Option<SessionInfo>) {
         if let Some(sdk) = self.sdk.get() {
-            let listed = sdk.accounts().expect("accounts from the observer");
+            // Synchronous context: `accounts()` must answer without waiting
+            // (it never waits on an account's lock).
+            let mut listing = std::pin::pin!(sdk.accounts());
+            let std::task::Poll::Ready(listed) = listing
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+            else {
+                panic!("accounts() waited inside the observer");
+            };
+            let listed = listed.expect("accounts from the observer");
             if let Some(account) = listed.iter().find(|a| a.user_id == user_id) {
                 assert_eq!(account.signed_in, session.is_some(), "told before settled");
             }
@@ -129,7 +139,7 @@ async fn two_accounts_on_one_phone_each_with_its_session_and_biometric_sign_in()
     assert_ne!(sdk.access_token().await.unwrap(), bob_token);
     assert_eq!(sdk.account().profile().await.unwrap().user_id, "ann");
 
-    let listed = sdk.accounts().unwrap();
+    let listed = sdk.accounts().await.unwrap();
     let mut users: Vec<&str> = listed.iter().map(|a| a.user_id.as_str()).collect();
     users.sort();
     assert_eq!(users, vec!["ann", "bob"]);
@@ -161,7 +171,7 @@ async fn two_accounts_on_one_phone_each_with_its_session_and_biometric_sign_in()
 
     // Removing Bob's device (this phone) ends Bob's session only.
     sdk.switch_account("bob").await.unwrap();
-    let bob_device = sdk.local_enrolment("bob").unwrap().unwrap().device_id;
+    let bob_device = sdk.local_enrolment("bob").await.unwrap().unwrap().device_id;
     sdk.remove_device(&bob_device).await.unwrap();
     assert_eq!(sdk.active_account(), None);
     assert_eq!(
@@ -170,19 +180,24 @@ async fn two_accounts_on_one_phone_each_with_its_session_and_biometric_sign_in()
     );
     sdk.switch_account("ann").await.expect("ann kept");
     assert_eq!(sdk.profile().await.unwrap().user_id, "ann");
-    let listed = sdk.accounts().unwrap();
+    let listed = sdk.accounts().await.unwrap();
     let bob = listed.iter().find(|a| a.user_id == "bob").unwrap();
     assert!(!bob.signed_in && !bob.biometric_enabled);
 
     // Sign everyone out; both stay listed for the picker.
     sdk.sign_out_all().await.unwrap();
-    assert!(sdk.accounts().unwrap().iter().all(|a| !a.signed_in));
+    assert!(sdk.accounts().await.unwrap().iter().all(|a| !a.signed_in));
     assert_eq!(srv.wait_for_audit("ann", "logout", 2).await, 2);
 
     // Removing Ann from the phone removes her device on the server too.
     biometric(sdk, "ann").await;
     sdk.remove_account("ann").await.unwrap();
-    assert!(sdk.accounts().unwrap().iter().all(|a| a.user_id != "ann"));
+    assert!(sdk
+        .accounts()
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| a.user_id != "ann"));
     assert_eq!(phone.keys.key_count(), 0);
     assert_eq!(
         srv.sql_i64("SELECT COUNT(*) FROM devices WHERE user_id = 'ann' AND removed_at IS NULL")
@@ -219,7 +234,10 @@ async fn a_restart_restores_the_session_with_a_sealer_and_not_without() {
     assert_eq!(recorder.seen(), vec![("ann".into(), true)]);
     // The same session: its strength and time survive.
     let session = sdk.session().await.unwrap();
-    assert_eq!(session.amr, vec!["pwd", "otp"]);
+    assert_eq!(
+        session.auth_methods,
+        vec![AuthMethod::Password, AuthMethod::Otp]
+    );
 
     // And again: the rotated token was sealed in place of the spent one.
     let again = restart(&srv, &phone, Some(sealer()));
@@ -252,11 +270,11 @@ async fn a_session_revoked_while_the_app_was_closed_is_signed_out_and_told() {
 
     let sdk = restart(&srv, &phone, Some(sealer()));
     let recorder = observe(&sdk);
-    assert!(sdk.accounts().unwrap()[0].signed_in, "not opened yet");
+    assert!(sdk.accounts().await.unwrap()[0].signed_in, "not opened yet");
     assert_eq!(sdk.access_token().await, Err(DeviceTrustError::NotSignedIn));
     assert_eq!(recorder.seen(), vec![("ann".into(), false)]);
     assert_eq!(sdk.active_account(), None);
-    assert!(!sdk.accounts().unwrap()[0].signed_in);
+    assert!(!sdk.accounts().await.unwrap()[0].signed_in);
     // No loop: later calls are signed out without a word to anyone.
     assert_eq!(sdk.profile().await, Err(DeviceTrustError::NotSignedIn));
     assert_eq!(recorder.seen().len(), 1);

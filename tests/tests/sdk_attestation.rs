@@ -86,7 +86,7 @@ async fn biometric_amr(phone: &Phone, user: &str) -> Vec<String> {
         .await
         .expect("biometric sign-in")
     {
-        SignInStep::SignedIn { session } => session.amr,
+        SignInStep::SignedIn { session } => amr(&session),
         other => panic!("expected signed in, got {other:?}"),
     }
 }
@@ -115,12 +115,12 @@ async fn an_attested_android_key_registers_under_require_and_signs_in_with_hwk()
     first_sign_in(&srv, &phone, "att.jane").await;
 
     let device = enable(&phone).await.expect("attested registration");
-    assert_eq!(device.key_storage, "tee");
+    assert_eq!(device.key_storage, Some(KeyStorage::Tee));
     let attestation = device
         .attestation
         .expect("the server's verified attestation");
-    assert_eq!(attestation.format, "android-key");
-    assert_eq!(attestation.security_level.as_deref(), Some("tee"));
+    assert_eq!(attestation.format, AttestationFormat::AndroidKey);
+    assert_eq!(attestation.security_level, Some(KeyStorage::Tee));
     // The key was attested with the registration's challenge: the server's
     // 32 random bytes, fetched before the key was made.
     let challenges = phone.keys.challenges();
@@ -130,8 +130,8 @@ async fn an_attested_android_key_registers_under_require_and_signs_in_with_hwk()
     assert_eq!(biometric_amr(&phone, "att.jane").await, vec!["hwk", "bio"]);
     let devices = phone.sdk.trusted_devices().await.unwrap();
     assert_eq!(
-        devices[0].attestation.as_ref().map(|a| a.format.as_str()),
-        Some("android-key")
+        devices[0].attestation.as_ref().map(|a| a.format.clone()),
+        Some(AttestationFormat::AndroidKey)
     );
 }
 
@@ -153,6 +153,7 @@ async fn require_refuses_a_key_without_attestation_and_deletes_it() {
     assert!(!phone
         .sdk
         .is_biometric_sign_in_available("att.noatt")
+        .await
         .unwrap());
 }
 
@@ -193,7 +194,7 @@ async fn the_software_key_store_registers_under_verify_and_signs_in_with_swk() {
     let phone = Phone::new(&srv.base);
     first_sign_in(&srv, &phone, "att.soft").await;
     let device = enable(&phone).await.expect("software key under verify");
-    assert_eq!(device.key_storage, "software");
+    assert_eq!(device.key_storage, Some(KeyStorage::Software));
     assert_eq!(device.attestation, None);
     assert_eq!(biometric_amr(&phone, "att.soft").await, vec!["swk", "bio"]);
 }
@@ -223,7 +224,7 @@ async fn an_app_attest_object_made_with_the_sdks_client_data_hash_registers() {
     }));
     let mut config = Config::new(&srv.base, RP_ID, dir.path().join("state").to_str().unwrap());
     config.allow_insecure_http = true;
-    config.platform = Platform::Ios;
+    config.platform = Some(Platform::Ios);
     let phone = Phone {
         sdk: DeviceTrust::new(config, keys.clone()).unwrap(),
         keys,
@@ -231,12 +232,9 @@ async fn an_app_attest_object_made_with_the_sdks_client_data_hash_registers() {
     };
     first_sign_in(&srv, &phone, "att.ios").await;
     let device = enable(&phone).await.expect("App Attest registration");
-    assert_eq!(device.key_storage, "secure_enclave");
+    assert_eq!(device.key_storage, Some(KeyStorage::SecureEnclave));
     let attestation = device.attestation.expect("verified");
-    assert_eq!(attestation.format, "apple-appattest");
-    assert_eq!(
-        attestation.security_level.as_deref(),
-        Some("secure_enclave")
-    );
+    assert_eq!(attestation.format, AttestationFormat::AppleAppAttest);
+    assert_eq!(attestation.security_level, Some(KeyStorage::SecureEnclave));
     assert_eq!(biometric_amr(&phone, "att.ios").await, vec!["hwk", "bio"]);
 }

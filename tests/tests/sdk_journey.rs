@@ -65,6 +65,7 @@ async fn the_whole_journey_through_the_sdk() {
     assert!(!phone
         .sdk
         .is_biometric_sign_in_available("jane.doe")
+        .await
         .unwrap());
 
     // Password: enrolment with the pre-filled profile.
@@ -73,16 +74,20 @@ async fn the_whole_journey_through_the_sdk() {
         .sign_in_with_password("Jane.Doe", PASSWORD)
         .await
         .unwrap();
-    let SignInStep::EnrolmentRequired { profile, .. } = step else {
+    let SignInStep::EnrolmentRequired {
+        name,
+        email,
+        expires_at,
+    } = step
+    else {
         panic!("{step:?}")
     };
     assert_eq!(
-        profile,
-        Profile {
-            name: "Jane Doe".into(),
-            email: "jane.doe@example.com".into()
-        }
+        (name.as_str(), email.as_str()),
+        ("Jane Doe", "jane.doe@example.com")
     );
+    // A point in time: a few minutes ahead.
+    assert!(expires_at > std::time::SystemTime::now());
     // Local rule check before any round trip.
     assert!(matches!(
         phone.sdk.complete_enrolment("123456", None).await,
@@ -108,7 +113,7 @@ async fn the_whole_journey_through_the_sdk() {
     );
     let sent = phone.sdk.send_otp(OtpChannel::Sms).await.unwrap();
     assert_eq!(sent.destination, "+44•••••••123");
-    assert_eq!(sent.resend_after_s, 30);
+    assert_eq!(sent.resend_after_secs, 30);
     let step = phone
         .sdk
         .verify_otp(&srv.last_otp("jane.doe"))
@@ -117,7 +122,7 @@ async fn the_whole_journey_through_the_sdk() {
     let SignInStep::SignedIn { session } = step else {
         panic!()
     };
-    assert_eq!(session.amr, vec!["pwd", "otp"]);
+    assert_eq!(amr(&session), vec!["pwd", "otp"]);
     assert_eq!(phone.sdk.profile().await.unwrap().primary_market, "GB");
     // The pending sign-in is finished.
     assert_eq!(
@@ -136,16 +141,22 @@ async fn the_whole_journey_through_the_sdk() {
         .await
         .unwrap();
     assert!(device.is_this_device);
-    assert_eq!(device.key_storage, "software");
-    assert_eq!(device.platform, "android");
+    assert_eq!(device.key_storage, Some(KeyStorage::Software));
+    assert_eq!(device.platform, Platform::Android);
     assert_eq!(phone.keys.prompts(), vec!["Turn on fingerprint sign-in"]);
     assert_eq!(phone.keys.key_count(), 1);
-    let local = phone.sdk.local_enrolment("JANE.DOE").unwrap().unwrap();
+    let local = phone
+        .sdk
+        .local_enrolment("JANE.DOE")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(local.device_id, device.device_id);
     assert_eq!(local.trusted_until, device.trusted_until);
     assert!(phone
         .sdk
         .is_biometric_sign_in_available("jane.doe")
+        .await
         .unwrap());
 
     // Sign out, then biometric sign-in: the app's prompt words pass through.
@@ -163,7 +174,7 @@ async fn the_whole_journey_through_the_sdk() {
         panic!()
     };
     // The software key store's key is no hardware key: `swk` (RFC 8176).
-    assert_eq!(session.amr, vec!["swk", "bio"]);
+    assert_eq!(amr(&session), vec!["swk", "bio"]);
     assert_eq!(phone.keys.prompts().last().unwrap(), "Sign in to Amex");
     let devices = phone.sdk.trusted_devices().await.unwrap();
     assert_eq!(devices.len(), 1);
@@ -192,12 +203,17 @@ async fn the_whole_journey_through_the_sdk() {
     let SignInStep::SignedIn { session } = step else {
         panic!()
     };
-    assert_eq!(session.amr, vec!["pwd", "swk"]);
+    assert_eq!(amr(&session), vec!["pwd", "swk"]);
 
     // Remove this phone: key deleted, local state cleared, session ended.
     phone.sdk.remove_device(&device.device_id).await.unwrap();
     assert_eq!(phone.keys.key_count(), 0);
-    assert!(phone.sdk.local_enrolment("jane.doe").unwrap().is_none());
+    assert!(phone
+        .sdk
+        .local_enrolment("jane.doe")
+        .await
+        .unwrap()
+        .is_none());
     assert!(phone.sdk.session().await.is_none());
     assert_eq!(
         phone
@@ -247,7 +263,9 @@ async fn password_errors_carry_what_the_ui_needs() {
     // Resend too soon.
     assert_eq!(
         phone.sdk.send_otp(OtpChannel::Email).await,
-        Err(DeviceTrustError::RateLimited { retry_after_s: 30 })
+        Err(DeviceTrustError::RateLimited {
+            retry_after_secs: 30
+        })
     );
     // SMS without a mobile on file.
     assert!(matches!(
@@ -258,7 +276,9 @@ async fn password_errors_carry_what_the_ui_needs() {
         let _ = phone.sdk.sign_in_with_password("err", "wrong").await;
     }
     match phone.sdk.sign_in_with_password("err", PASSWORD).await {
-        Err(DeviceTrustError::AccountLocked { retry_after_s }) => assert!(retry_after_s > 1700),
+        Err(DeviceTrustError::AccountLocked { retry_after_secs }) => {
+            assert!(retry_after_secs > 1700)
+        }
         other => panic!("{other:?}"),
     }
     // An expired sign-in is reported and dropped.
@@ -308,7 +328,12 @@ async fn cancel_unavailable_and_lockout_change_nothing() {
                 .await,
             Err(expected)
         );
-        assert!(phone.sdk.local_enrolment("careful").unwrap().is_some());
+        assert!(phone
+            .sdk
+            .local_enrolment("careful")
+            .await
+            .unwrap()
+            .is_some());
         assert_eq!(phone.keys.key_count(), 1);
     }
     phone.keys.set(Behaviour::Normal);
@@ -329,6 +354,7 @@ async fn biometrics_changed_forgets_the_key_and_removes_the_device_at_next_sign_
     let device_id = phone
         .sdk
         .local_enrolment("changed")
+        .await
         .unwrap()
         .unwrap()
         .device_id;
@@ -342,7 +368,12 @@ async fn biometrics_changed_forgets_the_key_and_removes_the_device_at_next_sign_
             .await,
         Err(DeviceTrustError::BiometricsChanged)
     );
-    assert!(phone.sdk.local_enrolment("changed").unwrap().is_none());
+    assert!(phone
+        .sdk
+        .local_enrolment("changed")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(phone.keys.key_count(), 0);
     // Signed out: the server still lists it until the next sign-in...
     assert!(srv
@@ -379,7 +410,13 @@ async fn biometrics_changed_forgets_the_key_and_removes_the_device_at_next_sign_
 async fn biometrics_changed_while_signed_in_removes_the_device_at_once() {
     let srv = TestServer::start().await;
     let phone = enabled_phone(&srv, "now").await;
-    let device_id = phone.sdk.local_enrolment("now").unwrap().unwrap().device_id;
+    let device_id = phone
+        .sdk
+        .local_enrolment("now")
+        .await
+        .unwrap()
+        .unwrap()
+        .device_id;
     // Still signed in (password + OTP): approving a second sign-in hits the dead key.
     phone
         .sdk
@@ -417,7 +454,7 @@ async fn enabling_is_all_or_nothing() {
         .await;
     assert_eq!(r, Err(DeviceTrustError::BiometricCancelled));
     assert_eq!(phone.keys.key_count(), 0);
-    assert!(phone.sdk.local_enrolment("atomic").unwrap().is_none());
+    assert!(phone.sdk.local_enrolment("atomic").await.unwrap().is_none());
     // Key creation fails.
     phone.keys.set(Behaviour::GenerateFails);
     let r = phone
@@ -437,7 +474,7 @@ async fn enabling_is_all_or_nothing() {
         .await;
     assert_eq!(r, Err(DeviceTrustError::DeviceLimitReached));
     assert_eq!(phone.keys.key_count(), 0);
-    assert!(phone.sdk.local_enrolment("atomic").unwrap().is_none());
+    assert!(phone.sdk.local_enrolment("atomic").await.unwrap().is_none());
     // Bad name: refused before a key is made.
     assert!(matches!(
         phone
@@ -464,6 +501,7 @@ async fn a_device_removed_from_another_phone_is_forgotten() {
     let device_id = phone
         .sdk
         .local_enrolment("two.phones")
+        .await
         .unwrap()
         .unwrap()
         .device_id;
@@ -485,7 +523,12 @@ async fn a_device_removed_from_another_phone_is_forgotten() {
             .await,
         Err(DeviceTrustError::DeviceNotRecognized)
     );
-    assert!(phone.sdk.local_enrolment("two.phones").unwrap().is_none());
+    assert!(phone
+        .sdk
+        .local_enrolment("two.phones")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(phone.keys.key_count(), 0);
     srv.stop().await;
 }
@@ -520,10 +563,10 @@ async fn trust_expiry_and_renewal_by_password_and_otp() {
     assert!(!this_device_can_approve, "an expired device cannot approve");
     phone.sdk.send_otp(OtpChannel::Email).await.unwrap();
     phone.sdk.verify_otp(&srv.last_otp("trust")).await.unwrap();
-    let local = phone.sdk.local_enrolment("trust").unwrap().unwrap();
+    let local = phone.sdk.local_enrolment("trust").await.unwrap().unwrap();
     assert_eq!(
         local.trusted_until,
-        srv.now() + 90 * 86400,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs((srv.now() + 90 * 86400) as u64),
         "local record follows the server"
     );
     phone.sdk.sign_out().await.unwrap();
@@ -554,7 +597,12 @@ async fn server_down_and_back() {
         other => panic!("{other:?}"),
     }
     assert!(
-        phone.sdk.local_enrolment("offline").unwrap().is_some(),
+        phone
+            .sdk
+            .local_enrolment("offline")
+            .await
+            .unwrap()
+            .is_some(),
         "an outage forgets nothing"
     );
     srv.resume().await;
@@ -572,14 +620,14 @@ async fn server_down_and_back() {
 async fn local_state_survives_an_app_restart() {
     let srv = TestServer::start().await;
     let mut phone = enabled_phone(&srv, "restart").await;
-    let before = phone.sdk.local_enrolment("restart").unwrap();
+    let before = phone.sdk.local_enrolment("restart").await.unwrap();
     phone.restart(&srv.base);
     assert!(
         phone.sdk.session().await.is_none(),
         "sessions are memory-only"
     );
-    assert_eq!(phone.sdk.local_enrolment("restart").unwrap(), before);
-    assert_eq!(phone.sdk.local_enrolments().unwrap().len(), 1);
+    assert_eq!(phone.sdk.local_enrolment("restart").await.unwrap(), before);
+    assert_eq!(phone.sdk.local_enrolments().await.unwrap().len(), 1);
     assert!(matches!(
         phone
             .sdk
@@ -672,7 +720,7 @@ async fn a_risk_step_up_is_finished_with_an_otp() {
     else {
         panic!()
     };
-    assert_eq!(session.amr, vec!["swk", "bio", "otp"]);
+    assert_eq!(amr(&session), vec!["swk", "bio", "otp"]);
     srv.stop().await;
 }
 
@@ -729,4 +777,72 @@ async fn safe_requests_are_retried_with_back_off_and_unsafe_ones_are_not() {
         })
     ));
     back.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sign_in_dropped_during_the_prompt_keeps_no_session() {
+    let srv = TestServer::start().await;
+    let phone = enabled_phone(&srv, "drop.me").await;
+    phone.sdk.sign_out().await.unwrap();
+    phone
+        .keys
+        .set(Behaviour::Slow(std::time::Duration::from_millis(400)));
+    // The app gives up (a cancelled coroutine drops the future the same way).
+    let attempt = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        phone
+            .sdk
+            .sign_in_with_biometric("drop.me", prompt("Sign in")),
+    )
+    .await;
+    assert!(attempt.is_err(), "{attempt:?}");
+    assert_eq!(
+        phone.keys.dropped_signs(),
+        1,
+        "the key store's call was dropped"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(phone.sdk.session().await, None);
+    assert_eq!(
+        phone.sdk.access_token().await,
+        Err(DeviceTrustError::NotSignedIn)
+    );
+    // Nothing was left half-done: the next sign-in works.
+    phone.keys.set(Behaviour::Normal);
+    let step = phone
+        .sdk
+        .sign_in_with_biometric("drop.me", prompt("Sign in"))
+        .await
+        .unwrap();
+    assert!(matches!(step, SignInStep::SignedIn { .. }), "{step:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_unanswered_prompt_times_out() {
+    let srv = TestServer::start().await;
+    let mut phone = enabled_phone(&srv, "slow.prompt").await;
+    phone.sdk.sign_out().await.unwrap();
+    let mut config = Config::new(
+        &srv.base,
+        RP_ID,
+        phone.dir.path().join("state").to_str().unwrap(),
+    );
+    config.allow_insecure_http = true;
+    config.key_store_prompt_timeout_ms = 150;
+    phone.sdk = DeviceTrust::new(config, phone.keys.clone()).unwrap();
+    phone
+        .keys
+        .set(Behaviour::Slow(std::time::Duration::from_secs(30)));
+    let err = phone
+        .sdk
+        .sign_in_with_biometric("slow.prompt", prompt("Sign in"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DeviceTrustError::KeyStoreTimeout { after_ms: 150 });
+    assert_eq!(phone.keys.dropped_signs(), 1);
+    assert_eq!(phone.sdk.session().await, None);
+    // The key is kept: a timeout is not a broken key.
+    assert_eq!(phone.keys.key_count(), 1);
+    srv.stop().await;
 }

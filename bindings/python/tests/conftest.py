@@ -55,7 +55,8 @@ class Server:
 def start_server(*extra_args):
     """The workspace's server binary on 127.0.0.1; `extra_args`: more
     `serve` flags (e.g. the attestation policy)."""
-    binary = ROOT / "target" / "debug" / "devicetrust-server"
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    binary = target / "debug" / "devicetrust-server"
     assert binary.exists(), "build the server first: cargo build -p devicetrust-server"
     tmp = tempfile.mkdtemp()
     outbox = os.path.join(tmp, "outbox.jsonl")

@@ -9,10 +9,11 @@ import pathlib
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devicetrust_sdk import devicetrust_core as core
+import devicetrust
 
 
-class CryptographyKeyStore(core.PlatformKeyStore):
+
+class CryptographyKeyStore(devicetrust.PlatformKeyStore):
     def __init__(self, folder, password=b"test-key-password"):
         self.folder = pathlib.Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -35,18 +36,18 @@ class CryptographyKeyStore(core.PlatformKeyStore):
         public = key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        return core.GeneratedKey(
-            public_key=public, storage=core.KeyStorage.SOFTWARE, attestation=None)
+        return devicetrust.GeneratedKey(
+            public_key=public, storage=devicetrust.KeyStorage.SOFTWARE, attestation=None)
 
     async def sign(self, alias, data, prompt):
         self.prompts.append(prompt.title)
         if self.mode == "cancel":
-            raise core.PlatformKeyError.Cancelled()
+            raise devicetrust.PlatformKeyError.Cancelled()
         if self.mode == "biometrics_changed":
-            raise core.PlatformKeyError.KeyInvalidated()
+            raise devicetrust.PlatformKeyError.KeyInvalidated()
         path = self._path(alias)
         if not path.exists():
-            raise core.PlatformKeyError.KeyNotFound()
+            raise devicetrust.PlatformKeyError.KeyNotFound()
         key = serialization.load_pem_private_key(path.read_bytes(), self.password)
         return key.sign(bytes(data), ec.ECDSA(hashes.SHA256()))
 

@@ -8,23 +8,22 @@ import tempfile
 
 import pytest
 
-from devicetrust_sdk import devicetrust
-from devicetrust_sdk import devicetrust_core as core
+import devicetrust
 from conftest import PASSWORD, RP_ID
 from keystore import CryptographyKeyStore
+from test_journey import amr
 
 
 def phone(server):
     folder = tempfile.mkdtemp()
     keys = CryptographyKeyStore(folder + "/keys")
-    config = devicetrust.default_config(server.base, RP_ID, folder + "/state")
+    config = devicetrust.Config(server_url=server.base, rp_id=RP_ID, state_dir=folder + "/state")
     config.allow_insecure_http = True
-    config.platform = core.Platform.OTHER
-    return devicetrust.DeviceTrustClient(config, keys), keys
+    return devicetrust.DeviceTrust(config, keys), keys
 
 
 def prompt(title):
-    return core.PromptText(title=title, subtitle=None, cancel_label="Cancel")
+    return devicetrust.PromptText(title=title, subtitle=None, cancel_label="Cancel")
 
 
 async def signed_in(server, sdk, user):
@@ -38,29 +37,27 @@ async def signed_in(server, sdk, user):
 
 def test_require_refuses_a_key_without_attestation(require_server):
     async def run():
-        core.uniffi_set_event_loop(asyncio.get_running_loop())
         sdk, keys = phone(require_server)
         await signed_in(require_server, sdk, "py.unattested")
-        with pytest.raises(core.DeviceTrustError.AttestationInvalid):
+        with pytest.raises(devicetrust.DeviceTrustError.AttestationInvalid):
             await sdk.enable_biometric_sign_in(
-                "Jane's laptop", core.UserVerification.BIOMETRIC, prompt("Turn on"))
+                "Jane's laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on"))
         assert keys.key_count() == 0
-        assert not sdk.is_biometric_sign_in_available("py.unattested")
+        assert not await sdk.is_biometric_sign_in_available("py.unattested")
 
     asyncio.run(run())
 
 
 def test_verify_accepts_a_software_key_without_attestation(server):
     async def run():
-        core.uniffi_set_event_loop(asyncio.get_running_loop())
         sdk, keys = phone(server)
         await signed_in(server, sdk, "py.software")
         device = await sdk.enable_biometric_sign_in(
-            "Jane's laptop", core.UserVerification.BIOMETRIC, prompt("Turn on"))
-        assert device.key_storage == "software"
+            "Jane's laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on"))
+        assert device.key_storage == devicetrust.KeyStorage.SOFTWARE
         assert device.attestation is None
         await sdk.sign_out()
         step = await sdk.sign_in_with_biometric("py.software", prompt("Sign in"))
-        assert step.session.amr == ["swk", "bio"]
+        assert amr(step.session) == ["swk", "bio"]
 
     asyncio.run(run())

@@ -1,4 +1,4 @@
-//! [`Account`]: what a signed-in card holder manages — profile, password,
+//! `Account`: what a signed-in card holder manages — profile, password,
 //! e-mail, mobile, security code, cards, security events.
 
 use reqwest::Method;
@@ -11,24 +11,25 @@ use crate::input;
 use crate::model::*;
 use crate::wire::*;
 
-/// The signed-in user's account, from [`DeviceTrust::account`]. A small
-/// owned handle (a clone of the client): keep it or make a new one per call,
-/// as is convenient; it shares the client's session.
+/// The signed-in user's account, from `DeviceTrust.account()`. A small
+/// handle sharing the DeviceTrust object's session: keep it or get a new one
+/// per call, as is convenient.
 ///
-/// Every call needs a session (`NotSignedIn` otherwise). Changes — password,
-/// e-mail, mobile, security code, linking a card — need a *strong* one: a
+/// Every call needs a session (`NotSignedIn` otherwise). Changes (password,
+/// e-mail, mobile, security code, linking a card) need a strong one: a
 /// sign-in with a one-time code or with this device in the last 10 minutes.
-/// With an older or weaker session they fail with
-/// [`RecentSignInRequired`](DeviceTrustError::RecentSignInRequired): confirm
-/// it is the user (biometric sign-in, or password + code) and repeat.
+/// With an older or weaker session they fail with `RecentSignInRequired`:
+/// confirm it is the user (biometric sign-in, or password + code) and repeat.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 #[derive(Clone)]
 pub struct Account {
     client: DeviceTrust,
 }
 
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
 impl DeviceTrust {
     /// The signed-in user's profile.
-    pub async fn profile(&self) -> Result<UserProfile> {
+    pub async fn profile(&self) -> Result<Profile> {
         let me: WireMe = self
             .authed(Method::GET, "/v1/me", None, Repeat::Safe)
             .await?;
@@ -36,7 +37,9 @@ impl DeviceTrust {
         self.remember_profile(&profile);
         Ok(profile)
     }
+}
 
+impl DeviceTrust {
     pub(super) fn set_contact_change(&self, change: Option<(String, String)>) {
         *self
             .inner
@@ -58,9 +61,12 @@ impl Account {
     pub(super) fn new(client: DeviceTrust) -> Self {
         Account { client }
     }
+}
 
-    /// The signed-in user's profile (as [`DeviceTrust::profile`]).
-    pub async fn profile(&self) -> Result<UserProfile> {
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
+impl Account {
+    /// The signed-in user's profile (as `DeviceTrust.profile()`).
+    pub async fn profile(&self) -> Result<Profile> {
         self.client.profile().await
     }
 
@@ -94,7 +100,7 @@ impl Account {
     }
 
     /// Starts an e-mail change (strong session): a code goes to the new
-    /// address; finish with [`confirm_contact_change`](Account::confirm_contact_change).
+    /// address; finish with `confirm_contact_change`.
     /// A new change replaces one waiting for its code.
     pub async fn change_email(&self, new_email: &str) -> Result<PendingContactChange> {
         let new_email = new_email.trim();
@@ -105,41 +111,12 @@ impl Account {
 
     /// Starts a mobile change (strong session; E.164, e.g. `+447700900123`):
     /// a code goes by SMS to the new number; finish with
-    /// [`confirm_contact_change`](Account::confirm_contact_change).
+    /// `confirm_contact_change`.
     pub async fn change_mobile(&self, new_mobile: &str) -> Result<PendingContactChange> {
         let new_mobile = new_mobile.trim();
         input::mobile(new_mobile)?;
         self.change_contact(OtpChannel::Sms, json!({"mobile": new_mobile}))
             .await
-    }
-
-    async fn change_contact(
-        &self,
-        channel: OtpChannel,
-        body: Value,
-    ) -> Result<PendingContactChange> {
-        let user_id = self
-            .client
-            .session()
-            .await
-            .ok_or(DeviceTrustError::NotSignedIn)?
-            .user_id;
-        let change: WireContactChange = self
-            .client
-            .authed(
-                Method::POST,
-                "/v1/account/contact",
-                Some(&body),
-                Repeat::Once,
-            )
-            .await?;
-        self.client
-            .set_contact_change(Some((user_id, change.change_id)));
-        Ok(PendingContactChange {
-            channel,
-            destination: change.destination,
-            expires_at: change.expires_at,
-        })
     }
 
     /// Confirms the pending e-mail or mobile change with the code sent to the
@@ -148,7 +125,7 @@ impl Account {
     /// Errors: `OtpInvalid { attempts_left }`; `OtpExpired` (the code, or the
     /// change itself, expired or ran out of tries: start the change again);
     /// `InvalidInput` when no change waits for a code.
-    pub async fn confirm_contact_change(&self, code: &str) -> Result<UserProfile> {
+    pub async fn confirm_contact_change(&self, code: &str) -> Result<Profile> {
         let code = input::otp_code(code)?;
         let user_id = self.client.session().await.map(|s| s.user_id);
         let change_id = match self.client.contact_change() {
@@ -220,8 +197,8 @@ impl Account {
     }
 
     /// Links another card in the user's name (strong session). Errors as
-    /// [`DeviceTrust::create_account`]: `CardNotRecognized` (counted per
-    /// card; 5 → `AccountLocked`), `CardNotActivated`, `CardAlreadyEnrolled`.
+    /// `create_account`: `CardNotRecognized` (counted per card; 5 →
+    /// `AccountLocked`), `CardNotActivated`, `CardAlreadyEnrolled`.
     pub async fn link_card(&self, card_number: &str, card_id: &str) -> Result<LinkedCard> {
         let card_number = input::card_number(card_number)?;
         input::card_id(card_id)?;
@@ -253,7 +230,7 @@ impl Account {
             .into_iter()
             .map(|e| SecurityEvent {
                 event_type: SecurityEventType::from_wire(&e.event_type),
-                at: e.at,
+                at: at(e.at),
                 ip: e.ip,
                 device_id: e.device_id,
                 device_name: e.device_name,
@@ -262,10 +239,41 @@ impl Account {
     }
 }
 
+impl Account {
+    async fn change_contact(
+        &self,
+        channel: OtpChannel,
+        body: Value,
+    ) -> Result<PendingContactChange> {
+        let user_id = self
+            .client
+            .session()
+            .await
+            .ok_or(DeviceTrustError::NotSignedIn)?
+            .user_id;
+        let change: WireContactChange = self
+            .client
+            .authed(
+                Method::POST,
+                "/v1/account/contact",
+                Some(&body),
+                Repeat::Once,
+            )
+            .await?;
+        self.client
+            .set_contact_change(Some((user_id, change.change_id)));
+        Ok(PendingContactChange {
+            channel,
+            destination: change.destination,
+            expires_at: at(change.expires_at),
+        })
+    }
+}
+
 fn linked_card(c: WireCard) -> LinkedCard {
     LinkedCard {
         card_ref: c.card_ref,
         last4: c.last4,
-        linked_at: c.linked_at,
+        linked_at: at(c.linked_at),
     }
 }

@@ -26,7 +26,7 @@ use super::{now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::Repeat;
 use crate::keystore::{PlatformKeyError, SessionObserver, SessionSealer};
-use crate::model::{SessionInfo, UserProfile};
+use crate::model::{Profile, SessionInfo};
 use crate::state::LocalEnrolment;
 
 /// The most accounts this phone remembers. A sign-in of one more forgets
@@ -104,11 +104,12 @@ fn system_time(unix_s: i64) -> SystemTime {
 }
 
 /// The public API of several accounts and kept sessions.
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
 impl DeviceTrust {
     /// Every account known on this phone, most recently signed in first:
     /// those that signed in here and those with biometric sign-in here
     /// (no network, opens no sealed session).
-    pub fn accounts(&self) -> Result<Vec<KnownAccount>> {
+    pub async fn accounts(&self) -> Result<Vec<KnownAccount>> {
         let sealed = self.inner.state.sealed_sessions()?;
         let has_sealer = self.sealer().is_some();
         let active = self.active_user();
@@ -131,7 +132,10 @@ impl DeviceTrust {
                 KnownAccount {
                     active: active.as_deref() == Some(k.user_id.as_str()),
                     biometric_enabled: k.device.is_some(),
-                    biometric_available: k.device.as_ref().is_some_and(|d| d.trusted_until > now),
+                    biometric_available: k
+                        .device
+                        .as_ref()
+                        .is_some_and(|d| d.trusted_until > system_time(now)),
                     signed_in,
                     last_sign_in_at: k.last_sign_in_at.map(system_time),
                     name: k.name,
@@ -325,7 +329,7 @@ impl DeviceTrust {
     }
 
     /// Remembers the name and e-mail for the account picker.
-    pub(super) fn remember_profile(&self, profile: &UserProfile) {
+    pub(super) fn remember_profile(&self, profile: &Profile) {
         if let Err(e) = self.inner.state.set_account_profile(
             &profile.user_id.to_ascii_lowercase(),
             &profile.name,
@@ -403,8 +407,8 @@ impl DeviceTrust {
             rp_id: self.inner.config.rp_id.clone(),
             user_id: user_id.to_owned(),
             refresh_token: session.refresh_token.clone(),
-            amr: session.info.amr.clone(),
-            auth_time: session.info.auth_time,
+            amr: session.amr.clone(),
+            auth_time: session.auth_time,
             expires_at: session.expires_at,
         })
         .map_err(|e| e.to_string())?;
@@ -492,11 +496,9 @@ impl DeviceTrust {
             access_expires_at: 0,
             refresh_token: s.refresh_token,
             expires_at: s.expires_at,
-            info: SessionInfo {
-                user_id: s.user_id,
-                amr: s.amr,
-                auth_time: s.auth_time,
-            },
+            info: super::session::session_info(&s.user_id, &s.amr, s.auth_time),
+            amr: s.amr,
+            auth_time: s.auth_time,
         })
     }
 
@@ -619,6 +621,8 @@ mod tests {
             access_expires_at: now() + 900,
             refresh_token: refresh.into(),
             expires_at: Some(now() + 3600),
+            amr: vec!["hwk".into(), "bio".into()],
+            auth_time: 1_700_000_000,
             info: info(user),
         };
         {
@@ -632,11 +636,7 @@ mod tests {
     }
 
     fn info(user: &str) -> SessionInfo {
-        SessionInfo {
-            user_id: user.into(),
-            amr: vec!["hwk".into(), "bio".into()],
-            auth_time: 1_700_000_000,
-        }
+        crate::client::session::session_info(user, &["hwk".into(), "bio".into()], 1_700_000_000)
     }
 
     /// Records every change, and reads the SDK from inside the callback: a
@@ -653,12 +653,16 @@ mod tests {
         fn session_changed(&self, user_id: String, session: Option<SessionInfo>) {
             if let Some(sdk) = self.sdk.get() {
                 let _ = sdk.active_account();
-                if let Some(listed) = sdk
-                    .accounts()
-                    .unwrap()
-                    .iter()
-                    .find(|a| a.user_id == user_id)
-                {
+                // Synchronous context: `accounts()` must answer without
+                // waiting (it never waits on an account's lock).
+                let mut listing = std::pin::pin!(sdk.accounts());
+                let std::task::Poll::Ready(listed) = std::future::Future::poll(
+                    listing.as_mut(),
+                    &mut std::task::Context::from_waker(std::task::Waker::noop()),
+                ) else {
+                    panic!("accounts() waited inside the observer");
+                };
+                if let Some(listed) = listed.unwrap().iter().find(|a| a.user_id == user_id) {
                     assert_eq!(listed.signed_in, session.is_some(), "told before settled");
                 }
             }
@@ -734,7 +738,7 @@ mod tests {
         let plain = sdk_at(dir.path(), SERVER);
         assert_eq!(plain.session().await, None);
         assert_eq!(plain.active_account(), None);
-        assert!(!plain.accounts().unwrap()[0].signed_in);
+        assert!(!plain.accounts().await.unwrap()[0].signed_in);
         assert_eq!(sealed_count(&plain), 1);
         drop(plain);
 
@@ -743,7 +747,7 @@ mod tests {
         let recorder = observe(&sdk);
         sdk.set_session_sealer(sealer(1));
         assert_eq!(sdk.active_account().as_deref(), Some("ann"));
-        let listed = sdk.accounts().unwrap();
+        let listed = sdk.accounts().await.unwrap();
         assert!(listed[0].signed_in && listed[0].active);
         assert_eq!(sdk.session().await, Some(info("ann")));
         assert!(seen(&recorder).is_empty(), "a restore is no change");
@@ -840,7 +844,7 @@ mod tests {
             Err(DeviceTrustError::NotSignedIn)
         );
         assert_eq!(seen(&recorder).len(), 1);
-        assert!(!other.accounts().unwrap()[0].signed_in);
+        assert!(!other.accounts().await.unwrap()[0].signed_in);
 
         // Garbage from `open` is the same.
         let sdk = sdk_at(dir.path(), SERVER);
@@ -924,7 +928,7 @@ mod tests {
 
         assert_eq!(sdk.switch_account("ANN").await, Ok(info("ann")));
         assert_eq!(sdk.access_token().await.unwrap(), "dta_ann");
-        let listed = sdk.accounts().unwrap();
+        let listed = sdk.accounts().await.unwrap();
         assert_eq!(listed.len(), 2);
         assert!(listed.iter().all(|a| a.signed_in));
         assert_eq!(
@@ -966,7 +970,7 @@ mod tests {
             .collect();
         assert_eq!(ends, vec!["bob", "ann"]);
         // Both stay listed, signed out, for the picker.
-        assert_eq!(sdk.accounts().unwrap().len(), 2);
+        assert_eq!(sdk.accounts().await.unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -983,7 +987,7 @@ mod tests {
         assert!(sdk.sign_out_all().await.is_err(), "unreachable server");
         assert_eq!(sealed_count(&sdk), 0);
         assert_eq!(sdk.active_account(), None);
-        assert!(sdk.accounts().unwrap().iter().all(|a| !a.signed_in));
+        assert!(sdk.accounts().await.unwrap().iter().all(|a| !a.signed_in));
     }
 
     fn device(user: &str) -> DeviceRecord {
@@ -994,8 +998,8 @@ mod tests {
                 device_name: "phone".into(),
                 key_storage: KeyStorage::Software,
                 user_verification: UserVerification::None,
-                trusted_until: now() + 86_400,
-                registered_at: now(),
+                trusted_until: crate::model::at(now() + 86_400),
+                registered_at: crate::model::at(now()),
             },
             key_alias: format!("alias-{user}"),
             public_key: vec![4; 65],
@@ -1019,11 +1023,12 @@ mod tests {
         // A known account needs no room; a new one evicts the oldest
         // without biometric sign-in (user1: user0 has it).
         sdk.make_room_for("user3").await;
-        assert_eq!(sdk.accounts().unwrap().len(), MAX_ACCOUNTS);
+        assert_eq!(sdk.accounts().await.unwrap().len(), MAX_ACCOUNTS);
         sdk.check_room_for("newcomer").unwrap();
         sdk.make_room_for("newcomer").await;
         let users: Vec<String> = sdk
             .accounts()
+            .await
             .unwrap()
             .into_iter()
             .map(|a| a.user_id)
@@ -1051,15 +1056,15 @@ mod tests {
             sdk.sign_in_with_password("newcomer", "pw").await,
             Err(DeviceTrustError::InvalidInput { .. })
         ));
-        let listed = sdk.accounts().unwrap();
+        let listed = sdk.accounts().await.unwrap();
         assert!(listed
             .iter()
             .all(|a| a.biometric_enabled && a.biometric_available));
         assert!(listed.iter().all(|a| a.last_sign_in_at.is_none()));
     }
 
-    #[test]
-    fn the_picker_shows_what_this_phone_knows() {
+    #[tokio::test]
+    async fn the_picker_shows_what_this_phone_knows() {
         let dir = tempfile::tempdir().unwrap();
         let sdk = sdk_at(dir.path(), SERVER);
         let state = &sdk.inner.state;
@@ -1069,13 +1074,13 @@ mod tests {
             .set_account_profile("ann", "Ann", "ann@example.com")
             .unwrap();
         let mut expired = device("ann");
-        expired.enrolment.trusted_until = now() - 1;
+        expired.enrolment.trusted_until = crate::model::at(now() - 1);
         state.save_device(&expired).unwrap();
         // A profile for an account never signed in here makes no row.
         state
             .set_account_profile("eve", "Eve", "eve@example.com")
             .unwrap();
-        let listed = sdk.accounts().unwrap();
+        let listed = sdk.accounts().await.unwrap();
         assert_eq!(
             listed,
             vec![

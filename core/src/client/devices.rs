@@ -6,30 +6,37 @@ use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{map_key_error, now, DeviceTrust};
+use super::{map_call, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
+use crate::http::CallError;
 use crate::http::Repeat;
-use crate::keystore::{GeneratedKey, KeyAttestation, PromptText, UserVerification};
-use crate::model::{TrustedDevice, VerifiedAttestation};
+use crate::keystore::{GeneratedKey, KeyAttestation, KeyStorage, PromptText, UserVerification};
+use crate::model::{at, AttestationFormat, TrustedDevice, VerifiedAttestation};
 use crate::signature::{b64, check, der_to_jws_signature, jwk, signing_input};
 use crate::state::{DeviceRecord, LocalEnrolment};
 use crate::wire::*;
 
+/// A wire name (`"tee"`, `"biometric"`, …) as one of the SDK's enums;
+/// `None` for a name this version does not know.
+fn known<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
+}
+
 fn trusted_device(d: WireDevice, is_this_device: bool) -> TrustedDevice {
     TrustedDevice {
+        platform: known(&d.platform).unwrap_or(crate::config::Platform::Other),
+        key_storage: known::<KeyStorage>(&d.key_storage),
+        user_verification: known::<UserVerification>(&d.user_verification),
+        created_at: at(d.created_at),
+        last_used_at: d.last_used_at.map(at),
+        trusted_until: at(d.trusted_until),
+        attestation: d.attestation.map(|a| VerifiedAttestation {
+            format: AttestationFormat::from_wire(&a.format),
+            security_level: a.security_level.as_deref().and_then(known::<KeyStorage>),
+            verified_at: at(a.verified_at),
+        }),
         device_id: d.device_id,
         name: d.name,
-        platform: d.platform,
-        key_storage: d.key_storage,
-        user_verification: d.user_verification,
-        created_at: d.created_at,
-        last_used_at: d.last_used_at,
-        trusted_until: d.trusted_until,
-        attestation: d.attestation.map(|a| VerifiedAttestation {
-            format: a.format,
-            security_level: a.security_level,
-            verified_at: a.verified_at,
-        }),
         is_this_device,
     }
 }
@@ -55,12 +62,13 @@ fn attestation_json(attestation: &KeyAttestation) -> Option<Value> {
     }
 }
 
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
 impl DeviceTrust {
     // ---------- local state, no network ----------
 
     /// Whether `user_id` enabled biometric sign-in on this phone, and until
-    /// when the server trusts it.
-    pub fn local_enrolment(&self, user_id: &str) -> Result<Option<LocalEnrolment>> {
+    /// when the server trusts it (reads the local state, no network).
+    pub async fn local_enrolment(&self, user_id: &str) -> Result<Option<LocalEnrolment>> {
         Ok(self
             .inner
             .state
@@ -68,8 +76,9 @@ impl DeviceTrust {
             .map(|d| d.enrolment))
     }
 
-    /// Every user who enabled biometric sign-in on this phone.
-    pub fn local_enrolments(&self) -> Result<Vec<LocalEnrolment>> {
+    /// Every user who enabled biometric sign-in on this phone (reads the
+    /// local state, no network).
+    pub async fn local_enrolments(&self) -> Result<Vec<LocalEnrolment>> {
         Ok(self
             .inner
             .state
@@ -81,10 +90,11 @@ impl DeviceTrust {
 
     /// Whether to offer biometric sign-in to `user_id` now: enabled here and
     /// still trusted by this phone's clock. (The server has the last word.)
-    pub fn is_biometric_sign_in_available(&self, user_id: &str) -> Result<bool> {
+    pub async fn is_biometric_sign_in_available(&self, user_id: &str) -> Result<bool> {
         Ok(self
-            .local_enrolment(user_id)?
-            .is_some_and(|e| e.trusted_until > now()))
+            .local_enrolment(user_id)
+            .await?
+            .is_some_and(|e| e.trusted_until > std::time::SystemTime::now()))
     }
 
     // ---------- the server's list ----------
@@ -93,10 +103,10 @@ impl DeviceTrust {
     /// creates a P-256 key (biometric-gated per `user_verification`) and
     /// attests it with the server's registration challenge where the
     /// platform can, the user confirms with `prompt`, the server registers
-    /// the public key (and checks the attestation:
-    /// [`DeviceTrustError::AttestationInvalid`] when it fails, or when the
-    /// server requires one and the platform gave none).
-    /// All or nothing: on any failure the new key is deleted.
+    /// the public key (and checks the attestation: `AttestationInvalid` when
+    /// it fails, or when the server requires one and the platform gave
+    /// none). All or nothing: on any failure the new key is deleted. Needs a
+    /// strong session (`RecentSignInRequired`).
     pub async fn enable_biometric_sign_in(
         &self,
         device_name: &str,
@@ -127,11 +137,8 @@ impl DeviceTrust {
             })?;
         let alias = format!("devicetrust/{user_id}/{}", crate::random_id());
         let key = self
-            .inner
-            .keys
-            .generate_key(alias.clone(), user_verification, challenge)
-            .await
-            .map_err(map_key_error)?;
+            .key_generate(&alias, user_verification, challenge)
+            .await?;
         let created = self
             .register_key(
                 &user_id,
@@ -146,92 +153,12 @@ impl DeviceTrust {
         match created {
             Ok(device) => Ok(device),
             Err(e) => {
-                if let Err(k) = self.inner.keys.delete_key(alias).await {
+                if let Err(k) = self.key_delete(&alias).await {
                     tracing::warn!(error = %k, "could not delete the key of a failed registration");
                 }
                 Err(e)
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn register_key(
-        &self,
-        user_id: &str,
-        alias: &str,
-        key: &GeneratedKey,
-        user_verification: UserVerification,
-        device_name: &str,
-        registration: &WireRegistration,
-        prompt: PromptText,
-    ) -> Result<TrustedDevice> {
-        let public_key = key.public_key.as_slice();
-        let storage = key.storage;
-        let header =
-            json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": jwk(public_key)?});
-        let payload = json!({"aud": self.inner.config.rp_id, "sub": user_id, "nonce": registration.challenge});
-        let proof = self
-            .sign_jws(alias, public_key, &header, &payload, prompt)
-            .await?;
-        let mut body = json!({
-            "registration_id": registration.registration_id,
-            "proof": proof,
-            "name": device_name,
-            "platform": self.inner.config.platform,
-            "key_storage": storage,
-            "user_verification": user_verification,
-        });
-        if let Some(attestation) = key.attestation.as_ref().and_then(attestation_json) {
-            body["attestation"] = attestation;
-        }
-        let created: WireDeviceEnvelope = self
-            .authed(Method::POST, "/v1/devices", Some(&body), Repeat::Once)
-            .await?;
-        let d = created.device;
-        let state = &self.inner.state;
-        let previous = state.device(user_id)?;
-        let record = DeviceRecord {
-            enrolment: LocalEnrolment {
-                user_id: user_id.to_owned(),
-                device_id: d.device_id.clone(),
-                device_name: d.name.clone(),
-                key_storage: storage,
-                user_verification,
-                trusted_until: d.trusted_until,
-                registered_at: d.created_at,
-            },
-            key_alias: alias.to_owned(),
-            public_key: public_key.to_vec(),
-        };
-        if let Err(e) = state.save_device(&record) {
-            // Not remembered here means unusable: take it back on the server.
-            let _ = self
-                .authed::<Value>(
-                    Method::DELETE,
-                    &format!("/v1/devices/{}", d.device_id),
-                    None,
-                    Repeat::Once,
-                )
-                .await;
-            return Err(e);
-        }
-        if let Some(old) = previous {
-            // This phone had an older key for the user: retire it.
-            let _ = self.inner.keys.delete_key(old.key_alias.clone()).await;
-            if let Err(e) = self
-                .authed::<Value>(
-                    Method::DELETE,
-                    &format!("/v1/devices/{}", old.enrolment.device_id),
-                    None,
-                    Repeat::Once,
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "old device not removed now; queued");
-                state.queue_removal(user_id, &old.enrolment.device_id, now())?;
-            }
-        }
-        Ok(trusted_device(d, true))
     }
 
     /// The signed-in user's trusted devices. Also brings this phone's local
@@ -241,29 +168,7 @@ impl DeviceTrust {
             .authed(Method::GET, "/v1/devices", None, Repeat::Safe)
             .await?;
         let user_id = self.session().await.map(|s| s.user_id).unwrap_or_default();
-        let local = self.inner.state.device(&user_id)?;
-        if let Some(record) = &local {
-            match list
-                .devices
-                .iter()
-                .find(|d| d.device_id == record.enrolment.device_id)
-            {
-                Some(d) => self
-                    .inner
-                    .state
-                    .set_trusted_until(&user_id, d.trusted_until)?,
-                None => self.forget_device(record).await,
-            }
-        }
-        let this = local.map(|r| r.enrolment.device_id);
-        Ok(list
-            .devices
-            .into_iter()
-            .map(|d| {
-                let mine = this.as_deref() == Some(d.device_id.as_str());
-                trusted_device(d, mine)
-            })
-            .collect())
+        self.sync_this_device(&user_id, list).await
     }
 
     /// Removes a trusted device. Removing this phone also deletes its key and
@@ -302,6 +207,176 @@ impl DeviceTrust {
         }
         Ok(())
     }
+}
+
+impl DeviceTrust {
+    #[allow(clippy::too_many_arguments)]
+    async fn register_key(
+        &self,
+        user_id: &str,
+        alias: &str,
+        key: &GeneratedKey,
+        user_verification: UserVerification,
+        device_name: &str,
+        registration: &WireRegistration,
+        prompt: PromptText,
+    ) -> Result<TrustedDevice> {
+        let public_key = key.public_key.as_slice();
+        let storage = key.storage;
+        let header =
+            json!({"alg": "ES256", "typ": "devicetrust-register+jwt", "jwk": jwk(public_key)?});
+        let payload = json!({"aud": self.inner.config.rp_id, "sub": user_id, "nonce": registration.challenge});
+        let proof = self
+            .sign_jws(alias, public_key, &header, &payload, prompt)
+            .await?;
+        let mut body = json!({
+            "registration_id": registration.registration_id,
+            "proof": proof,
+            "name": device_name,
+            "platform": self.inner.config.platform(),
+            "key_storage": storage,
+            "user_verification": user_verification,
+        });
+        if let Some(attestation) = key.attestation.as_ref().and_then(attestation_json) {
+            body["attestation"] = attestation;
+        }
+        let created: WireDeviceEnvelope = self
+            .authed(Method::POST, "/v1/devices", Some(&body), Repeat::Once)
+            .await?;
+        let d = created.device;
+        let state = &self.inner.state;
+        let previous = state.device(user_id)?;
+        let record = DeviceRecord {
+            enrolment: LocalEnrolment {
+                user_id: user_id.to_owned(),
+                device_id: d.device_id.clone(),
+                device_name: d.name.clone(),
+                key_storage: storage,
+                user_verification,
+                trusted_until: at(d.trusted_until),
+                registered_at: at(d.created_at),
+            },
+            key_alias: alias.to_owned(),
+            public_key: public_key.to_vec(),
+        };
+        if let Err(e) = state.save_device(&record) {
+            // Not remembered here means unusable: take it back on the server.
+            let _ = self
+                .authed::<Value>(
+                    Method::DELETE,
+                    &format!("/v1/devices/{}", d.device_id),
+                    None,
+                    Repeat::Once,
+                )
+                .await;
+            return Err(e);
+        }
+        if let Some(old) = previous {
+            // This phone had an older key for the user: retire it.
+            let _ = self.key_delete(&old.key_alias).await;
+            if let Err(e) = self
+                .authed::<Value>(
+                    Method::DELETE,
+                    &format!("/v1/devices/{}", old.enrolment.device_id),
+                    None,
+                    Repeat::Once,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "old device not removed now; queued");
+                state.queue_removal(user_id, &old.enrolment.device_id, now())?;
+            }
+        }
+        Ok(trusted_device(d, true))
+    }
+
+    /// Brings this phone's record of `user_id` in line with the server's
+    /// device list (trust renewed, or removed from another phone).
+    pub(super) async fn sync_this_device(
+        &self,
+        user_id: &str,
+        list: WireDeviceList,
+    ) -> Result<Vec<TrustedDevice>> {
+        let local = self.inner.state.device(user_id)?;
+        if let Some(record) = &local {
+            match list
+                .devices
+                .iter()
+                .find(|d| d.device_id == record.enrolment.device_id)
+            {
+                Some(d) => self
+                    .inner
+                    .state
+                    .set_trusted_until(user_id, d.trusted_until)?,
+                None => self.forget_device(record).await,
+            }
+        }
+        let this = local.map(|r| r.enrolment.device_id);
+        Ok(list
+            .devices
+            .into_iter()
+            .map(|d| {
+                let mine = this.as_deref() == Some(d.device_id.as_str());
+                trusted_device(d, mine)
+            })
+            .collect())
+    }
+
+    /// What waited for a sign-in of `user_id`, with the new session's
+    /// `access_token` (the session is not kept yet): device removals queued
+    /// while signed out, and this phone's record. Best effort.
+    pub(super) async fn settle_after_sign_in(
+        &self,
+        user_id: &str,
+        access_token: &str,
+    ) -> Result<()> {
+        let state = &self.inner.state;
+        let http = &self.inner.http;
+        for device_id in state.pending_removals(user_id)? {
+            let path = format!("/v1/devices/{device_id}");
+            match http
+                .call::<Value>(
+                    Method::DELETE,
+                    &path,
+                    None,
+                    Some(access_token),
+                    Repeat::Once,
+                )
+                .await
+                .map_err(map_call)
+            {
+                Ok(_) | Err(DeviceTrustError::Server { status: 404, .. }) => {
+                    state.removal_done(&device_id)?
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "queued device removal failed; kept for later")
+                }
+            }
+        }
+        if state.device(user_id)?.is_some() {
+            let list = http
+                .call::<WireDeviceList>(
+                    Method::GET,
+                    "/v1/devices",
+                    None,
+                    Some(access_token),
+                    Repeat::Safe,
+                )
+                .await;
+            match list {
+                Ok(list) => {
+                    self.sync_this_device(user_id, list).await?;
+                }
+                Err(CallError::Api(e)) => {
+                    tracing::warn!(code = %e.code, "could not refresh this device's trust")
+                }
+                Err(CallError::Transport(e)) => {
+                    tracing::warn!(error = %e, "could not refresh this device's trust")
+                }
+            }
+        }
+        Ok(())
+    }
 
     // ---------- internals ----------
 
@@ -317,11 +392,8 @@ impl DeviceTrust {
     ) -> Result<String> {
         let input = signing_input(header, payload);
         let der = self
-            .inner
-            .keys
-            .sign(alias.to_owned(), input.as_bytes().to_vec(), prompt)
-            .await
-            .map_err(map_key_error)?;
+            .key_sign(alias, input.as_bytes().to_vec(), prompt)
+            .await?;
         let sig = der_to_jws_signature(&der)?;
         check(public_key, input.as_bytes(), &sig)?;
         Ok(format!("{input}.{}", crate::signature::b64(sig)))
@@ -329,7 +401,7 @@ impl DeviceTrust {
 
     /// The server no longer knows this device: forget it here.
     pub(super) async fn forget_device(&self, record: &DeviceRecord) {
-        if let Err(e) = self.inner.keys.delete_key(record.key_alias.clone()).await {
+        if let Err(e) = self.key_delete(&record.key_alias).await {
             tracing::warn!(error = %e, "could not delete a forgotten device's key");
         }
         if let Err(e) = self.inner.state.forget_device(&record.enrolment.user_id) {
@@ -405,11 +477,15 @@ mod tests {
         assert_eq!(
             t.attestation,
             Some(VerifiedAttestation {
-                format: "android-key".into(),
-                security_level: Some("tee".into()),
-                verified_at: 3,
+                format: AttestationFormat::AndroidKey,
+                security_level: Some(KeyStorage::Tee),
+                verified_at: at(3),
             })
         );
+        assert_eq!(t.platform, crate::config::Platform::Android);
+        assert_eq!(t.key_storage, Some(KeyStorage::Tee));
+        assert_eq!(t.user_verification, Some(UserVerification::Biometric));
+        assert_eq!(t.trusted_until, at(2));
         // A server before v1.1 sends no `attestation`.
         let old: WireDevice = serde_json::from_value(json!({
             "device_id": "d1", "name": "n", "platform": "android", "key_storage": "tee",

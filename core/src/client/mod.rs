@@ -1,9 +1,12 @@
-//! [`DeviceTrust`]: the one entry point, split by capability the way
+//! `DeviceTrust`: the one entry point, split by capability the way
 //! matrix-rust-sdk splits its `Client`: `DeviceTrust` is a cheap handle on
 //! shared state (`Arc<Inner>`), each capability lives in its own module, and
 //! the newer, grouped capabilities are reached through small owned handles
-//! ([`DeviceTrust::account`], [`DeviceTrust::recovery`]) that hold a clone of
-//! the client, with no lifetimes, so bindings can export them as objects.
+//! (`DeviceTrust::account`, `DeviceTrust::recovery`) that hold a clone of
+//! the client, with no lifetimes. All three are uniffi objects exported where
+//! they live (feature `uniffi`): the bindings crate adds nothing per method.
+//! Doc comments of exported items reach Kotlin, Swift and Python as they
+//! are, so they use no rustdoc links.
 //!
 //! | module | what |
 //! |---|---|
@@ -13,12 +16,14 @@
 //! | `sign_in.rs` | password, enrolment, OTP, biometric sign-in and approval |
 //! | `devices.rs` | enabling biometric sign-in, the device list, removal, local state |
 //! | `onboarding.rs` | password policy, creating an online account from a card |
-//! | `account.rs` | [`Account`]: profile, password/contact/security-code changes, cards, events |
-//! | `recovery.rs` | [`Recovery`]: forgotten user ID, password reset with the security code |
+//! | `account.rs` | `Account`: profile, password/contact/security-code changes, cards, events |
+//! | `recovery.rs` | `Recovery`: forgotten user ID, password reset with the security code |
+//! | `keys.rs` | calls into the platform key store: timeouts, panics, error mapping |
 
 mod account;
 mod accounts;
 mod devices;
+mod keys;
 mod onboarding;
 mod recovery;
 mod session;
@@ -57,7 +62,7 @@ fn map_call(e: CallError) -> DeviceTrustError {
     }
 }
 
-fn map_key_error(e: PlatformKeyError) -> DeviceTrustError {
+pub(crate) fn map_key_error(e: PlatformKeyError) -> DeviceTrustError {
     match e {
         PlatformKeyError::Cancelled => DeviceTrustError::BiometricCancelled,
         PlatformKeyError::KeyInvalidated => DeviceTrustError::BiometricsChanged,
@@ -115,65 +120,28 @@ struct Inner {
 }
 
 /// The on-device client, and the one entry point of the SDK. Create one per
-/// app; it is `Send + Sync` and cheap to clone (clones share the session and
-/// the flow in progress). Every method that talks to the server is async;
-/// the local state queries are not.
+/// app and keep it; it is thread-safe (in Rust `Send + Sync` and cheap to
+/// clone: clones share the session and the flow in progress). Every call
+/// that touches the network or the local state is async; `session()`,
+/// `account()` and `recovery()` only read memory and are not. Cancelling a
+/// call (a Kotlin coroutine, a Swift task, a Python task, a dropped Rust
+/// future) drops the SDK's work: a prompt still shown is dismissed and no
+/// session is kept from it.
 ///
 /// The calls of the sign-in journey are methods of `DeviceTrust`; account
-/// management is on [`account()`](DeviceTrust::account) and the "forgot user
-/// ID / password" flows on [`recovery()`](DeviceTrust::recovery).
-///
-/// The whole first sign-in, then biometric sign-ins:
-///
-/// ```no_run
-/// use std::sync::Arc;
-/// use devicetrust_core::*;
-///
-/// # async fn run(key_store: Arc<dyn PlatformKeyStore>) -> Result<(), DeviceTrustError> {
-/// let config = Config::new("https://auth.example.com", "https://auth.example.com", "/data/app/devicetrust");
-/// let sdk = DeviceTrust::new(config, key_store)?;
-///
-/// let mut step = sdk.sign_in_with_password("jane.doe", "correct horse").await?;
-/// if let SignInStep::EnrolmentRequired { profile, .. } = &step {
-///     println!("Is this you? {} <{}>", profile.name, profile.email);
-///     step = sdk.complete_enrolment("135790", Some("+447700900123")).await?;
-/// }
-/// if let SignInStep::SecondFactorRequired { otp_options, .. } = &step {
-///     let sent = sdk.send_otp(otp_options[0].channel).await?;
-///     println!("We sent a code to {}", sent.destination);
-///     step = sdk.verify_otp("123456").await?;
-/// }
-/// assert!(matches!(step, SignInStep::SignedIn { .. }));
-///
-/// let prompt = PromptText::new("Turn on fingerprint sign-in");
-/// sdk.enable_biometric_sign_in("Jane's Pixel", UserVerification::Biometric, prompt).await?;
-///
-/// // Next launch: no password, no code.
-/// match sdk.sign_in_with_biometric("jane.doe", PromptText::new("Sign in")).await {
-///     Ok(SignInStep::SignedIn { session }) => println!("welcome back {}", session.user_id),
-///     Ok(SignInStep::SecondFactorRequired { .. }) => { /* risk step-up: send and verify an OTP */ }
-///     Err(DeviceTrustError::BiometricsChanged) => { /* password + OTP, then enable again */ }
-///     Err(DeviceTrustError::ReauthorisationRequired) => { /* password + OTP renews the trust */ }
-///     Err(e) => eprintln!("{e}"),
-///     _ => {}
-/// }
-///
-/// // Account changes want a recent strong sign-in (code or biometric).
-/// match sdk.account().change_password("correct horse", "Another strong Passw0rd").await {
-///     Ok(()) => println!("password changed"),
-///     Err(DeviceTrustError::RecentSignInRequired) => { /* confirm with the biometric, then repeat */ }
-///     Err(DeviceTrustError::PasswordRejected { reasons }) => println!("{reasons:?}"),
-///     Err(e) => eprintln!("{e}"),
-/// }
-/// # Ok(()) }
-/// ```
+/// management is on `account()` and the "forgot user ID / password" flows
+/// on `recovery()`. The crate's documentation has a complete example.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 #[derive(Clone)]
 pub struct DeviceTrust {
     inner: Arc<Inner>,
 }
 
+#[cfg_attr(feature = "uniffi", uniffi::export)]
 impl DeviceTrust {
-    /// Opens the local state under `config.state_dir` and prepares HTTPS.
+    /// Opens the local state under `config.state_dir` (creating it) and
+    /// prepares HTTPS; `key_store` is the platform's key store.
+    #[cfg_attr(feature = "uniffi", uniffi::constructor)]
     pub fn new(config: Config, key_store: Arc<dyn PlatformKeyStore>) -> Result<Self> {
         if config.rp_id.trim().is_empty() {
             return Err(DeviceTrustError::invalid("rp_id must not be empty"));
@@ -196,17 +164,21 @@ impl DeviceTrust {
     }
 
     /// The signed-in user's account: profile, password, e-mail, mobile and
-    /// security-code changes, cards, security events.
-    pub fn account(&self) -> Account {
-        Account::new(self.clone())
+    /// security-code changes, cards, security events. A cheap handle sharing
+    /// this object's session; get one per screen or per call.
+    pub fn account(&self) -> Arc<Account> {
+        Arc::new(Account::new(self.clone()))
     }
 
     /// Getting back in without the password or user ID: "forgot user ID" and
-    /// the password reset with the security code.
-    pub fn recovery(&self) -> Recovery {
-        Recovery::new(self.clone())
+    /// the password reset with the security code. A cheap handle sharing
+    /// this object's flow in progress.
+    pub fn recovery(&self) -> Arc<Recovery> {
+        Arc::new(Recovery::new(self.clone()))
     }
+}
 
+impl DeviceTrust {
     // ---------- the flow in progress ----------
 
     fn flow(&self) -> Option<Flow> {
@@ -294,8 +266,8 @@ fn otp_options(methods: &[WireMethod]) -> Vec<OtpOption> {
         .collect()
 }
 
-fn user_profile(me: WireMe) -> UserProfile {
-    UserProfile {
+fn user_profile(me: WireMe) -> Profile {
+    Profile {
         user_id: me.user_id,
         name: me.name,
         email: me.email,

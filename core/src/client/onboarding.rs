@@ -11,10 +11,11 @@ use crate::input;
 use crate::model::PasswordPolicy;
 use crate::wire::{WireAccountCreated, WirePasswordPolicy};
 
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
 impl DeviceTrust {
     /// The server's password rules, to show while the user types (no session
-    /// needed). Pair it with [`check_password`](crate::check_password) for
-    /// live feedback; the server still decides.
+    /// needed). Pair it with `check_password` for live feedback; the server
+    /// still decides.
     pub async fn password_policy(&self) -> Result<PasswordPolicy> {
         let p: WirePasswordPolicy = self
             .inner
@@ -34,8 +35,7 @@ impl DeviceTrust {
     /// the 4-digit card ID, the name as on the card, and the user ID and
     /// password the card holder chooses. Returns the new user ID (as the
     /// server stores it). The user then signs in with
-    /// [`sign_in_with_password`](DeviceTrust::sign_in_with_password), which
-    /// starts the one-time enrolment.
+    /// `sign_in_with_password`, which starts the one-time enrolment.
     ///
     /// Card details are checked here first (length, Luhn, 4-digit ID): a typo
     /// costs no request and no attempt. Wrong details that look right count

@@ -1,4 +1,4 @@
-//! [`Recovery`]: getting back in with the security code — the forgotten
+//! `Recovery`: getting back in with the security code — the forgotten
 //! user ID by e-mail, and a password reset confirmed by a one-time code.
 
 use reqwest::Method;
@@ -11,10 +11,11 @@ use crate::input;
 use crate::model::*;
 use crate::wire::WireRecoveryStarted;
 
-/// "Forgot user ID" and "forgot password", from [`DeviceTrust::recovery`].
-/// No session needed. A small owned handle sharing the client's state: a
-/// password recovery in progress is the client's flow in progress, so
-/// [`DeviceTrust::send_otp`] sends its code, and starting a sign-in drops it.
+/// "Forgot user ID" and "forgot password", from `DeviceTrust.recovery()`.
+/// No session needed. A small handle sharing the DeviceTrust object's state:
+/// a password recovery in progress is its flow in progress, so
+/// `DeviceTrust.send_otp` sends its code too, and starting a sign-in drops it.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 #[derive(Clone)]
 pub struct Recovery {
     client: DeviceTrust,
@@ -24,7 +25,10 @@ impl Recovery {
     pub(super) fn new(client: DeviceTrust) -> Self {
         Recovery { client }
     }
+}
 
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
+impl Recovery {
     /// Asks the server to e-mail the user ID(s) registered with `email` and
     /// `security_code`. Always succeeds when the server answers: it never
     /// says whether anything matched (tell the user "if the details match,
@@ -50,9 +54,8 @@ impl Recovery {
     }
 
     /// Starts a password reset with the user ID and security code. Then send
-    /// a code ([`send_otp`](Recovery::send_otp)) to one of the returned
-    /// channels and finish with
-    /// [`complete_password_recovery`](Recovery::complete_password_recovery).
+    /// a code (`send_otp`) to one of the returned channels and finish with
+    /// `complete_password_recovery`.
     /// Replaces any sign-in in progress.
     ///
     /// Errors: `InvalidCredentials` (user ID or security code wrong: the
@@ -86,12 +89,12 @@ impl Recovery {
         })));
         Ok(PasswordRecovery {
             otp_options: otp_options(&started.methods),
-            expires_at: started.expires_at,
+            expires_at: at(started.expires_at),
         })
     }
 
     /// Sends the recovery's one-time code (the same call as
-    /// [`DeviceTrust::send_otp`], which serves whichever flow is in progress).
+    /// `DeviceTrust.send_otp`, which serves whichever flow is in progress).
     pub async fn send_otp(&self, channel: OtpChannel) -> Result<OtpSent> {
         self.client.pending_recovery()?;
         self.client.send_otp(channel).await

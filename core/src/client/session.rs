@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::{map_call, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::{CallError, Repeat};
-use crate::model::{SessionInfo, SignInStep};
+use crate::model::{at, AuthMethod, SessionInfo, SignInStep};
 use crate::wire::WireSession;
 
 /// Refresh the access token when it has less than this left.
@@ -27,7 +27,19 @@ pub(super) struct ActiveSession {
     pub(super) refresh_token: String,
     /// The session's absolute end as the server said (Unix seconds).
     pub(super) expires_at: Option<i64>,
+    /// The server's `amr` and `auth_time` as sent: what a sealed copy keeps.
+    pub(super) amr: Vec<String>,
+    pub(super) auth_time: i64,
     pub(super) info: SessionInfo,
+}
+
+/// The session as apps see it, from what the server said.
+pub(super) fn session_info(user_id: &str, amr: &[String], auth_time: i64) -> SessionInfo {
+    SessionInfo {
+        user_id: user_id.to_owned(),
+        auth_methods: AuthMethod::list(amr),
+        auth_time: at(auth_time),
+    }
 }
 
 pub(super) fn active(s: WireSession) -> ActiveSession {
@@ -35,11 +47,9 @@ pub(super) fn active(s: WireSession) -> ActiveSession {
     ActiveSession {
         access_expires_at: now + s.expires_in,
         expires_at: s.refresh_expires_in.map(|left| now + left),
-        info: SessionInfo {
-            user_id: s.user_id.to_ascii_lowercase(),
-            amr: s.amr,
-            auth_time: s.auth_time,
-        },
+        info: session_info(&s.user_id.to_ascii_lowercase(), &s.amr, s.auth_time),
+        amr: s.amr,
+        auth_time: s.auth_time,
         access_token: s.access_token,
         refresh_token: s.refresh_token,
     }
@@ -114,13 +124,6 @@ impl DeviceTrust {
         self.sessions().slots.keys().cloned().collect()
     }
 
-    /// The active account's session, if any (no network; restores a sealed
-    /// session on first use).
-    pub async fn session(&self) -> Option<SessionInfo> {
-        let user = self.active_user()?;
-        self.session_of(&user).await
-    }
-
     /// `user_id`'s session, if any (no network).
     pub(super) async fn session_of(&self, user_id: &str) -> Option<SessionInfo> {
         let mut changes = Vec::new();
@@ -130,14 +133,6 @@ impl DeviceTrust {
         };
         self.notify(changes);
         info
-    }
-
-    /// A valid access token of the active account for the app's own API
-    /// calls, refreshed when it has under a minute left. Concurrent callers
-    /// share one refresh.
-    pub async fn access_token(&self) -> Result<String> {
-        let user = self.active_user().ok_or(DeviceTrustError::NotSignedIn)?;
-        self.access_token_of(&user).await
     }
 
     pub(super) async fn access_token_of(&self, user_id: &str) -> Result<String> {
@@ -154,19 +149,6 @@ impl DeviceTrust {
         };
         self.notify(changes);
         result
-    }
-
-    /// Signs the active account out: its session is forgotten here at once
-    /// (and its sealed copy deleted), then revoked on the server. Biometric
-    /// sign-in stays enabled; the other accounts stay signed in, and none of
-    /// them becomes active by itself.
-    pub async fn sign_out(&self) -> Result<()> {
-        self.clear_pending();
-        self.set_contact_change(None);
-        match self.active_user() {
-            Some(user) => self.sign_out_account(&user).await,
-            None => Ok(()),
-        }
     }
 
     /// Ends `user_id`'s session here, then on the server. A session restored
@@ -355,6 +337,12 @@ impl DeviceTrust {
         let info = fresh.info.clone();
         let user = info.user_id.clone();
         self.make_room_for(&user).await;
+        // What waited for a sign-in is settled with the new token first; the
+        // session is kept last, with no await after the slot is taken: a
+        // caller that cancels (drops this future) before then keeps no
+        // session that no screen knows of.
+        self.settle_after_sign_in(&user, &fresh.access_token)
+            .await?;
         {
             let mut slot = self.slot(&user).lock_owned().await;
             // Sealed first: a crash before this line leaves the previous
@@ -368,31 +356,37 @@ impl DeviceTrust {
         }
         self.activate(&user);
         self.notify(vec![(user.clone(), Some(info.clone()))]);
-        let state = &self.inner.state;
-        for device_id in state.pending_removals(&user)? {
-            match self
-                .authed_as::<Value>(
-                    &user,
-                    Method::DELETE,
-                    &format!("/v1/devices/{device_id}"),
-                    None,
-                    Repeat::Once,
-                )
-                .await
-            {
-                Ok(_) | Err(DeviceTrustError::Server { status: 404, .. }) => {
-                    state.removal_done(&device_id)?
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "queued device removal failed; kept for later")
-                }
-            }
-        }
-        if state.device(&user)?.is_some() {
-            if let Err(e) = self.trusted_devices().await {
-                tracing::warn!(error = %e, "could not refresh this device's trust");
-            }
-        }
         Ok(SignInStep::SignedIn { session: info })
+    }
+}
+
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
+impl DeviceTrust {
+    /// The active account's session, if any (no network; restores a sealed
+    /// session on first use).
+    pub async fn session(&self) -> Option<SessionInfo> {
+        let user = self.active_user()?;
+        self.session_of(&user).await
+    }
+
+    /// A valid access token of the active account for the app's own API
+    /// calls, refreshed when it has under a minute left. Concurrent callers
+    /// share one refresh.
+    pub async fn access_token(&self) -> Result<String> {
+        let user = self.active_user().ok_or(DeviceTrustError::NotSignedIn)?;
+        self.access_token_of(&user).await
+    }
+
+    /// Signs the active account out: its session is forgotten here at once
+    /// (and its sealed copy deleted), then revoked on the server. Biometric
+    /// sign-in stays enabled; the other accounts stay signed in, and none of
+    /// them becomes active by itself.
+    pub async fn sign_out(&self) -> Result<()> {
+        self.clear_pending();
+        self.set_contact_change(None);
+        match self.active_user() {
+            Some(user) => self.sign_out_account(&user).await,
+            None => Ok(()),
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::model::*;
 use crate::state::DeviceRecord;
 use crate::wire::*;
 
+#[cfg_attr(feature = "uniffi", uniffi::export(async_runtime = "tokio"))]
 impl DeviceTrust {
     /// Starts a sign-in with user ID and password. If this phone is a
     /// trusted device of the user, the server may offer approval by biometric.
@@ -44,11 +45,12 @@ impl DeviceTrust {
         self.next_step(&user_key, step).await
     }
 
-    /// Finishes the one-time enrolment of the sign-in in progress.
+    /// Finishes the one-time enrolment of the sign-in in progress: the new
+    /// security code (6–9 digits) and optionally a mobile number (E.164).
     pub async fn complete_enrolment(
         &self,
         security_code: &str,
-        mobile: Option<&str>,
+        mobile: Option<String>,
     ) -> Result<SignInStep> {
         input::security_code(security_code)?;
         let pending = self.pending()?;
@@ -70,7 +72,7 @@ impl DeviceTrust {
     }
 
     /// Sends a one-time code for the flow in progress: a sign-in, or a
-    /// password recovery ([`Recovery::start_password_recovery`](crate::Recovery::start_password_recovery)).
+    /// password recovery (started with `recovery().start_password_recovery`).
     pub async fn send_otp(&self, channel: OtpChannel) -> Result<OtpSent> {
         let flow_id = match self.flow() {
             Some(Flow::SignIn(p)) => p.login_id,
@@ -92,8 +94,8 @@ impl DeviceTrust {
             .map_err(|e| self.pending_failed(e))?;
         Ok(OtpSent {
             destination: sent.destination,
-            expires_at: sent.expires_at,
-            resend_after_s: sent.resend_after_s.max(0) as u64,
+            expires_at: at(sent.expires_at),
+            resend_after_secs: sent.resend_after_s.max(0) as u64,
         })
     }
 
@@ -180,7 +182,9 @@ impl DeviceTrust {
             .await?;
         self.redeem(&record, &challenge.challenge_id, &proof).await
     }
+}
 
+impl DeviceTrust {
     /// Builds and signs a login proof; the key store shows the prompt.
     async fn login_proof(
         &self,
@@ -244,7 +248,7 @@ impl DeviceTrust {
                 Ok(SignInStep::SecondFactorRequired {
                     otp_options: otp_options(&e.methods),
                     this_device_can_approve: false,
-                    expires_at: now() + 600,
+                    expires_at: at(now() + 600),
                     reasons: StepUpReason::list(&e.reasons),
                 })
             }
@@ -267,11 +271,9 @@ impl DeviceTrust {
             } => {
                 self.set_pending(login_id, user_id, None);
                 Ok(SignInStep::EnrolmentRequired {
-                    profile: Profile {
-                        name: profile.name,
-                        email: profile.email,
-                    },
-                    expires_at,
+                    name: profile.name,
+                    email: profile.email,
+                    expires_at: at(expires_at),
                 })
             }
             WireStep::SecondFactorRequired {
@@ -292,7 +294,7 @@ impl DeviceTrust {
                 Ok(SignInStep::SecondFactorRequired {
                     otp_options: otp_options(&methods),
                     this_device_can_approve: can_approve,
-                    expires_at,
+                    expires_at: at(expires_at),
                     reasons: StepUpReason::list(&reasons),
                 })
             }

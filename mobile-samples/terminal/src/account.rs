@@ -420,7 +420,17 @@ fn event_name(t: &SecurityEventType) -> String {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
-pub fn utc(ts: i64) -> String {
+/// A point in time from the SDK, in UTC.
+pub fn utc(t: std::time::SystemTime) -> String {
+    let secs = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    utc_secs(secs)
+}
+
+/// Unix seconds in UTC.
+pub fn utc_secs(ts: i64) -> String {
     let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -492,10 +502,10 @@ mod tests {
 
     #[test]
     fn times_are_shown_in_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_767_225_599), "2025-12-31 23:59:59 UTC");
-        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(utc_secs(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_secs(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_secs(1_767_225_599), "2025-12-31 23:59:59 UTC");
+        assert_eq!(utc_secs(-1), "1969-12-31 23:59:59 UTC");
     }
 
     #[test]

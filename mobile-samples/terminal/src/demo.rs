@@ -120,15 +120,12 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     let e = |e: devicetrust_core::DeviceTrustError| e.to_string();
 
     step(2, &format!("Signing in as {USER} with a password…"));
-    let SignInStep::EnrolmentRequired { profile, .. } =
+    let SignInStep::EnrolmentRequired { name, email, .. } =
         sdk.sign_in_with_password(USER, PASSWORD).await.map_err(e)?
     else {
         return Err("expected the one-time enrolment".into());
     };
-    println!(
-        "   first sign-in: please confirm {} <{}>",
-        profile.name, profile.email
-    );
+    println!("   first sign-in: please confirm {name} <{email}>");
 
     step(3, &format!("Enrolling with security code {SECURITY_CODE}…"));
     let SignInStep::SecondFactorRequired { otp_options, .. } = sdk
@@ -152,7 +149,10 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     let SignInStep::SignedIn { session } = sdk.verify_otp(&code).await.map_err(e)? else {
         return Err("expected to be signed in".into());
     };
-    println!("   signed in (amr {:?})", session.amr);
+    println!(
+        "   signed in (amr {:?})",
+        crate::interactive::amr_names(&session)
+    );
 
     step(5, "Enabling biometric sign-in on this computer…");
     let device = sdk
@@ -164,8 +164,10 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
         .await
         .map_err(e)?;
     println!(
-        "   trusted device {} ({}), trusted until {}",
-        device.device_id, device.key_storage, device.trusted_until
+        "   trusted device {} ({:?}), trusted until {}",
+        device.device_id,
+        device.key_storage,
+        crate::account::utc(device.trusted_until)
     );
 
     step(
@@ -180,7 +182,10 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     else {
         return Err("expected to be signed in".into());
     };
-    println!("   signed in (amr {:?})", session.amr);
+    println!(
+        "   signed in (amr {:?})",
+        crate::interactive::amr_names(&session)
+    );
 
     step(7, "Listing trusted devices…");
     for d in sdk.trusted_devices().await.map_err(e)? {
@@ -199,7 +204,7 @@ async fn journey(sdk: &DeviceTrust, outbox: &Path) -> DemoResult<()> {
     sdk.remove_device(&device.device_id).await.map_err(e)?;
     println!(
         "   biometric sign-in available now: {}",
-        sdk.is_biometric_sign_in_available(USER).map_err(e)?
+        sdk.is_biometric_sign_in_available(USER).await.map_err(e)?
     );
     println!("\nDemo complete.");
     Ok(())

@@ -79,9 +79,9 @@ impl From<DeviceTrustError> for Failure {
             _ => exit::FAILED,
         };
         let hint = match &e {
-            E::AccountLocked { retry_after_s } => format!(
+            E::AccountLocked { retry_after_secs } => format!(
                 " (try again in {} min, or call the number on your card)",
-                retry_after_s.div_ceil(60)
+                retry_after_secs.div_ceil(60)
             ),
             E::DeviceNotRecognized | E::ReauthorisationRequired | E::BiometricsChanged => {
                 "; run `devicetrust login` with your password".into()
@@ -190,11 +190,11 @@ pub fn sdk(target: &Target) -> Outcome<DeviceTrust> {
     Ok(DeviceTrust::new(config, Arc::new(keys))?)
 }
 
-pub(crate) fn user_or_ask(sdk: &DeviceTrust, user: Option<String>) -> Outcome<String> {
+pub(crate) async fn user_or_ask(sdk: &DeviceTrust, user: Option<String>) -> Outcome<String> {
     if let Some(u) = user {
         return Ok(u);
     }
-    let enrolled = sdk.local_enrolments()?;
+    let enrolled = sdk.local_enrolments().await?;
     if let [only] = enrolled.as_slice() {
         return Ok(only.user_id.clone());
     }
@@ -220,10 +220,10 @@ pub(crate) async fn password_sign_in_with(
     let mut step = sdk.sign_in_with_password(user, &password).await?;
     loop {
         step = match step {
-            SignInStep::EnrolmentRequired { profile, .. } => {
+            SignInStep::EnrolmentRequired { name, email, .. } => {
                 println!("First sign-in on devicetrust: confirm your details.");
-                println!("  Name:   {}", profile.name);
-                println!("  E-mail: {}", profile.email);
+                println!("  Name:   {name}");
+                println!("  E-mail: {email}");
                 if !ask("Are these correct? [y/N] ")?.eq_ignore_ascii_case("y") {
                     return Err(failed(
                         "please ask your programme administrator to correct your details",
@@ -232,7 +232,7 @@ pub(crate) async fn password_sign_in_with(
                 let code = ask_secret("Create a security code (6-9 digits): ")?;
                 let mobile = ask("Mobile number for codes by SMS (E.164, or empty): ")?;
                 let mobile = (!mobile.is_empty()).then_some(mobile);
-                sdk.complete_enrolment(&code, mobile.as_deref()).await?
+                sdk.complete_enrolment(&code, mobile).await?
             }
             SignInStep::SecondFactorRequired {
                 otp_options,
@@ -272,7 +272,8 @@ pub(crate) async fn password_sign_in_with(
                     let sent = sdk.send_otp(option.channel).await?;
                     println!(
                         "Code sent to {} (valid until {}).",
-                        sent.destination, sent.expires_at
+                        sent.destination,
+                        account::utc(sent.expires_at)
                     );
                     loop {
                         let code = ask_secret("Code: ")?;
@@ -289,11 +290,7 @@ pub(crate) async fn password_sign_in_with(
                 }
             }
             SignInStep::SignedIn { session } => {
-                println!(
-                    "Signed in as {} ({}).",
-                    session.user_id,
-                    session.amr.join("+")
-                );
+                println!("Signed in as {} ({}).", session.user_id, amr(&session));
                 return Ok(());
             }
         }
@@ -308,11 +305,7 @@ pub async fn biometric_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
         .await?
     {
         SignInStep::SignedIn { session } => {
-            println!(
-                "Signed in as {} ({}).",
-                session.user_id,
-                session.amr.join("+")
-            );
+            println!("Signed in as {} ({}).", session.user_id, amr(&session));
             Ok(())
         }
         SignInStep::SecondFactorRequired {
@@ -343,7 +336,7 @@ pub async fn biometric_sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
 
 /// Signs in the best available way: biometric if enabled here, else password.
 pub(crate) async fn sign_in(sdk: &DeviceTrust, user: &str) -> Outcome {
-    if sdk.is_biometric_sign_in_available(user)? {
+    if sdk.is_biometric_sign_in_available(user).await? {
         biometric_sign_in(sdk, user).await
     } else {
         password_sign_in(sdk, user).await
@@ -358,7 +351,7 @@ async fn finish(sdk: &DeviceTrust, result: Outcome) -> Outcome {
 
 pub async fn login(target: &Target, user: Option<String>, enable: bool) -> Outcome {
     let sdk = sdk(target)?;
-    let user = user_or_ask(&sdk, user)?;
+    let user = user_or_ask(&sdk, user).await?;
     login_with(&sdk, &user, None, enable).await
 }
 
@@ -375,7 +368,7 @@ pub(crate) async fn login_with(
         if enable {
             return enable_here(sdk).await;
         }
-        if !sdk.is_biometric_sign_in_available(user)?
+        if !sdk.is_biometric_sign_in_available(user).await?
             && ask("Enable biometric sign-in on this computer? [y/N] ")?.eq_ignore_ascii_case("y")
         {
             enable_here(sdk).await?;
@@ -431,7 +424,7 @@ async fn shell(sdk: &DeviceTrust, user: &str) -> Outcome {
                 }
                 Err(e) => Err(e.into()),
             },
-            (Some("status"), _) => print_status(sdk),
+            (Some("status"), _) => print_status(sdk).await,
             (Some("password"), _) => account::change_password(sdk, user).await,
             (Some("contact"), what) => account::change_contact(sdk, user, what).await,
             (Some("security-code"), _) => account::change_security_code(sdk, user).await,
@@ -475,14 +468,15 @@ async fn enable_here(sdk: &DeviceTrust) -> Outcome {
         .await?;
     println!(
         "Biometric sign-in enabled: device {} trusted until {}.",
-        device.device_id, device.trusted_until
+        device.device_id,
+        account::utc(device.trusted_until)
     );
     Ok(())
 }
 
 pub async fn unlock(target: &Target, user: Option<String>) -> Outcome {
     let sdk = sdk(target)?;
-    let user = user_or_ask(&sdk, user)?;
+    let user = user_or_ask(&sdk, user).await?;
     let result = async {
         biometric_sign_in(&sdk, &user).await?;
         shell(&sdk, &user).await
@@ -493,7 +487,7 @@ pub async fn unlock(target: &Target, user: Option<String>) -> Outcome {
 
 pub async fn devices(target: &Target, user: Option<String>) -> Outcome {
     let sdk = sdk(target)?;
-    let user = user_or_ask(&sdk, user)?;
+    let user = user_or_ask(&sdk, user).await?;
     let result = async {
         sign_in(&sdk, &user).await?;
         list_devices(&sdk).await
@@ -515,7 +509,12 @@ async fn list_devices(sdk: &DeviceTrust) -> Outcome {
         };
         println!(
             "{}  {}  {}  trusted until {}{this}",
-            d.device_id, d.name, d.key_storage, d.trusted_until
+            d.device_id,
+            d.name,
+            d.key_storage
+                .map(|k| format!("{k:?}"))
+                .unwrap_or_else(|| "unknown storage".into()),
+            account::utc(d.trusted_until)
         );
     }
     Ok(())
@@ -523,7 +522,7 @@ async fn list_devices(sdk: &DeviceTrust) -> Outcome {
 
 pub async fn remove_device(target: &Target, user: Option<String>, device_id: String) -> Outcome {
     let sdk = sdk(target)?;
-    let user = user_or_ask(&sdk, user)?;
+    let user = user_or_ask(&sdk, user).await?;
     let result = async {
         sign_in(&sdk, &user).await?;
         sdk.remove_device(&device_id).await?;
@@ -534,23 +533,23 @@ pub async fn remove_device(target: &Target, user: Option<String>, device_id: Str
     finish(&sdk, result).await
 }
 
-pub fn status(target: &Target) -> Outcome {
-    print_status(&sdk(target)?)
+pub async fn status(target: &Target) -> Outcome {
+    print_status(&sdk(target)?).await
 }
 
-fn print_status(sdk: &DeviceTrust) -> Outcome {
-    let enrolled = sdk.local_enrolments()?;
+async fn print_status(sdk: &DeviceTrust) -> Outcome {
+    let enrolled = sdk.local_enrolments().await?;
     if enrolled.is_empty() {
         println!("Biometric sign-in is not enabled on this computer.");
     }
     for e in enrolled {
-        let available = sdk.is_biometric_sign_in_available(&e.user_id)?;
+        let available = sdk.is_biometric_sign_in_available(&e.user_id).await?;
         println!(
             "{}: device {} ({}), trusted until {}{}",
             e.user_id,
             e.device_id,
             e.device_name,
-            e.trusted_until,
+            account::utc(e.trusted_until),
             if available {
                 ""
             } else {
@@ -580,6 +579,28 @@ pub(crate) fn why(reasons: &[StepUpReason]) -> String {
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
+}
+
+/// How the user proved themselves, by the short RFC 8176 names ("pwd+otp").
+fn amr(session: &devicetrust_core::SessionInfo) -> String {
+    amr_names(session).join("+")
+}
+
+/// The session's methods by their RFC 8176 names (`pwd`, `otp`, …).
+pub(crate) fn amr_names(session: &devicetrust_core::SessionInfo) -> Vec<String> {
+    use devicetrust_core::AuthMethod as M;
+    session
+        .auth_methods
+        .iter()
+        .map(|m| match m {
+            M::Password => "pwd".to_owned(),
+            M::Otp => "otp".to_owned(),
+            M::HardwareKey => "hwk".to_owned(),
+            M::SoftwareKey => "swk".to_owned(),
+            M::Biometric => "bio".to_owned(),
+            M::Other { name } => name.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

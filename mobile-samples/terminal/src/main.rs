@@ -93,7 +93,7 @@ async fn main() {
         Command::RemoveDevice { device_id, user } => {
             interactive::remove_device(t, user, device_id).await
         }
-        Command::Status => interactive::status(t),
+        Command::Status => interactive::status(t).await,
         Command::Register => account::register(t).await,
         Command::ForgotUserId => account::forgot_user_id(t).await,
         Command::ForgotPassword { user } => account::forgot_password(t, user).await,

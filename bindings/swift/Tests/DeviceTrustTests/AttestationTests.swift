@@ -16,10 +16,8 @@ final class AttestationTests: XCTestCase {
         try await Self.server.addUser("sw.unattested")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
         let keys = CryptoKitKeyStore()
-        var config = defaultConfig(serverUrl: Self.server.base, rpId: rpId, stateDir: dir.path)
-        config.allowInsecureHttp = true
-        config.platform = .ios
-        let sdk = try DeviceTrustClient(config: config, keyStore: keys)
+        let config = Config(serverUrl: Self.server.base, rpId: rpId, stateDir: dir.path, platform: .ios, allowInsecureHttp: true)
+        let sdk = try DeviceTrust(config: config, keyStore: keys)
         _ = try await sdk.signInWithPassword(userId: "sw.unattested", password: password)
         guard case .secondFactorRequired(let options, _, _, _) = try await sdk.completeEnrolment(securityCode: "135790", mobile: nil) else {
             return XCTFail("expected a second factor")

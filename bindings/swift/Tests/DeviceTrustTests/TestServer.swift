@@ -4,6 +4,20 @@ let adminToken = "swift-tests-admin-token-0123456789abcdef"
 let rpId = "https://rp.swift.test"
 let password = "Correct horse battery 9"
 
+/// The session's methods by their wire (RFC 8176) names.
+func amr(_ session: SessionInfo) -> [String] {
+    session.authMethods.map {
+        switch $0 {
+        case .password: return "pwd"
+        case .otp: return "otp"
+        case .hardwareKey: return "hwk"
+        case .softwareKey: return "swk"
+        case .biometric: return "bio"
+        case .other(let name): return name
+        }
+    }
+}
+
 /// The workspace's real server binary (path in DEVICETRUST_SERVER) on
 /// 127.0.0.1 with an outbox file. macOS only: iOS cannot spawn processes.
 /// Mirrors bindings/kotlin's TestServer.

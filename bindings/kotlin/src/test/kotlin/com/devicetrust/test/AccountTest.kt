@@ -1,17 +1,17 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.PromptText
-import com.devicetrust.core.DeviceTrustException
-import com.devicetrust.core.OtpChannel
-import com.devicetrust.core.PasswordRule
-import com.devicetrust.core.Platform
-import com.devicetrust.core.SecurityEventType
-import com.devicetrust.core.SessionInfo
-import com.devicetrust.core.SignInStep
-import com.devicetrust.core.UserVerification
-import com.devicetrust.sdk.DeviceTrustClient
+import com.devicetrust.sdk.PromptText
+import com.devicetrust.sdk.DeviceTrustException
+import com.devicetrust.sdk.OtpChannel
+import com.devicetrust.sdk.PasswordRule
+import com.devicetrust.sdk.Platform
+import com.devicetrust.sdk.SecurityEventType
+import com.devicetrust.sdk.SessionInfo
+import com.devicetrust.sdk.SignInStep
+import com.devicetrust.sdk.UserVerification
+import com.devicetrust.sdk.DeviceTrust
 import com.devicetrust.sdk.checkPassword
-import com.devicetrust.sdk.defaultConfig
+import com.devicetrust.sdk.Config
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -40,14 +40,14 @@ class AccountTest {
     @BeforeAll fun start() { server = TestServer.start() }
     @AfterAll fun stop() { server.close() }
 
-    private class Phone(val sdk: DeviceTrustClient, val keys: JavaKeyStore)
+    private class Phone(val sdk: DeviceTrust, val keys: JavaKeyStore)
 
     private fun phone(): Phone {
         val dir = Files.createTempDirectory("devicetrust-phone").toFile()
         val keys = JavaKeyStore(File(dir, "keys.p12"))
-        val config = defaultConfig(server.base, RP_ID, File(dir, "state").path)
+        val config = Config(server.base, RP_ID, File(dir, "state").path)
             .copy(allowInsecureHttp = true, platform = Platform.ANDROID)
-        return Phone(DeviceTrustClient(config, keys), keys)
+        return Phone(DeviceTrust(config, keys), keys)
     }
 
     private fun prompt(title: String) = PromptText(title, null, "Cancel")
@@ -100,7 +100,7 @@ class AccountTest {
 
         val started = recovery.startPasswordRecovery("kt.reset", SECURITY_CODE)
         assertEquals(listOf(OtpChannel.EMAIL), started.otpOptions.map { it.channel })
-        assertTrue(started.expiresAt > System.currentTimeMillis() / 1000)
+        assertTrue(started.expiresAt > java.time.Instant.now())
         val sent = recovery.sendOtp(OtpChannel.EMAIL)
         assertEquals(started.otpOptions[0].destination, sent.destination)
         val code = server.lastOtp("kt.reset")
@@ -115,7 +115,7 @@ class AccountTest {
         assertThrows<DeviceTrustException.NoRecoveryInProgress> { recovery.completePasswordRecovery(code, NEW_PASSWORD) }
 
         assertThrows<DeviceTrustException.InvalidCredentials> { phone.sdk.signInWithPassword("kt.reset", PASSWORD) }
-        assertEquals(listOf("pwd", "otp"), signInWithCode(phone, "kt.reset", NEW_PASSWORD).amr)
+        assertEquals(listOf("pwd", "otp"), amr(signInWithCode(phone, "kt.reset", NEW_PASSWORD)))
         val events = phone.sdk.account().securityEvents(50u)
         assertTrue(events.any { it.eventType == SecurityEventType.RecoveryUsed }, "$events")
     }

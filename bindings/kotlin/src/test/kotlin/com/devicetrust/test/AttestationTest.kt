@@ -1,14 +1,15 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.PromptText
-import com.devicetrust.core.DeviceTrustException
-import com.devicetrust.core.KeyAttestation
-import com.devicetrust.core.KeyStorage
-import com.devicetrust.core.Platform
-import com.devicetrust.core.SignInStep
-import com.devicetrust.core.UserVerification
-import com.devicetrust.sdk.DeviceTrustClient
-import com.devicetrust.sdk.defaultConfig
+import com.devicetrust.sdk.PromptText
+import com.devicetrust.sdk.DeviceTrustException
+import com.devicetrust.sdk.AttestationFormat
+import com.devicetrust.sdk.KeyAttestation
+import com.devicetrust.sdk.KeyStorage
+import com.devicetrust.sdk.Platform
+import com.devicetrust.sdk.SignInStep
+import com.devicetrust.sdk.UserVerification
+import com.devicetrust.sdk.DeviceTrust
+import com.devicetrust.sdk.Config
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -39,14 +40,14 @@ class AttestationTest {
 
     @AfterAll fun stop() { server.close() }
 
-    private class Phone(val sdk: DeviceTrustClient, val keys: JavaKeyStore)
+    private class Phone(val sdk: DeviceTrust, val keys: JavaKeyStore)
 
     private fun phone(): Phone {
         val dir = Files.createTempDirectory("devicetrust-phone").toFile()
         val keys = JavaKeyStore(File(dir, "keys.p12"))
-        val config = defaultConfig(server.base, RP_ID, File(dir, "state").path)
+        val config = Config(server.base, RP_ID, File(dir, "state").path)
             .copy(allowInsecureHttp = true, platform = Platform.ANDROID)
-        return Phone(DeviceTrustClient(config, keys), keys)
+        return Phone(DeviceTrust(config, keys), keys)
     }
 
     private fun prompt(title: String) = PromptText(title, null, "Cancel")
@@ -56,7 +57,7 @@ class AttestationTest {
         phone.sdk.signInWithPassword(user, PASSWORD)
         val second = phone.sdk.completeEnrolment("135790", null) as SignInStep.SecondFactorRequired
         phone.sdk.sendOtp(second.otpOptions[0].channel)
-        assertEquals(listOf("pwd", "otp"), (phone.sdk.verifyOtp(server.lastOtp(user)) as SignInStep.SignedIn).session.amr)
+        assertEquals(listOf("pwd", "otp"), amr((phone.sdk.verifyOtp(server.lastOtp(user)) as SignInStep.SignedIn).session))
     }
 
     @Test fun `an attested TEE key registers under require and signs in with hwk`() = runBlocking {
@@ -69,16 +70,16 @@ class AttestationTest {
         signIn(phone, "kt.attested")
 
         val device = phone.sdk.enableBiometricSignIn("Jane's Pixel", UserVerification.BIOMETRIC, prompt("Turn on fingerprint sign-in"))
-        assertEquals("tee", device.keyStorage)
-        assertEquals("android-key", device.attestation?.format)
-        assertEquals("tee", device.attestation?.securityLevel)
+        assertEquals(KeyStorage.TEE, device.keyStorage)
+        assertEquals(AttestationFormat.AndroidKey, device.attestation?.format)
+        assertEquals(KeyStorage.TEE, device.attestation?.securityLevel)
         // The server's registration challenge, 32 bytes, reached the key store.
         assertEquals(listOf(32), challenges.map { it.size })
 
         phone.sdk.signOut()
         val bio = phone.sdk.signInWithBiometric("kt.attested", prompt("Sign in")) as SignInStep.SignedIn
-        assertEquals(listOf("hwk", "bio"), bio.session.amr)
-        assertEquals("android-key", phone.sdk.trustedDevices().single().attestation?.format)
+        assertEquals(listOf("hwk", "bio"), amr(bio.session))
+        assertEquals(AttestationFormat.AndroidKey, phone.sdk.trustedDevices().single().attestation?.format)
     }
 
     @Test fun `require refuses a key without attestation with the typed error`() = runBlocking {

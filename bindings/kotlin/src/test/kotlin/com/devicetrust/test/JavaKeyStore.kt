@@ -1,12 +1,12 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.PromptText
-import com.devicetrust.core.GeneratedKey
-import com.devicetrust.core.KeyAttestation
-import com.devicetrust.core.KeyStorage
-import com.devicetrust.core.PlatformKeyException
-import com.devicetrust.core.PlatformKeyStore
-import com.devicetrust.core.UserVerification
+import com.devicetrust.sdk.PromptText
+import com.devicetrust.sdk.GeneratedKey
+import com.devicetrust.sdk.KeyAttestation
+import com.devicetrust.sdk.KeyStorage
+import com.devicetrust.sdk.PlatformKeyException
+import com.devicetrust.sdk.PlatformKeyStore
+import com.devicetrust.sdk.UserVerification
 import org.bouncycastle.asn1.x500.X500Name
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder
@@ -23,6 +23,7 @@ import java.util.Date
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.awaitCancellation
+import kotlinx.coroutines.delay
 import kotlin.coroutines.cancellation.CancellationException
 
 /** The stand-in platform's key attestation: given the new key's public
@@ -34,8 +35,9 @@ fun interface Attester {
 }
 
 /** What the stand-in "platform" does when asked to sign. HANG: the prompt
- *  stays up until the call is cancelled. */
-enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED, HANG }
+ *  stays up until the call is cancelled; SLOW: the user answers after a
+ *  second (unless the call is cancelled first). */
+enum class Mode { NORMAL, CANCEL, BIOMETRICS_CHANGED, HANG, SLOW }
 
 /**
  * The SDK's key store on java.security, standing in for Android Keystore:
@@ -86,6 +88,15 @@ class JavaKeyStore(private val file: File, private val password: CharArray = "ch
                 promptShown.complete(Unit)
                 try {
                     awaitCancellation()
+                } catch (e: CancellationException) {
+                    promptCancelled.complete(Unit)
+                    throw e
+                }
+            }
+            Mode.SLOW -> {
+                promptShown.complete(Unit)
+                try {
+                    delay(1_000)
                 } catch (e: CancellationException) {
                     promptCancelled.complete(Unit)
                     throw e

@@ -1,14 +1,14 @@
 package com.devicetrust.test
 
-import com.devicetrust.core.PromptText
-import com.devicetrust.core.DeviceTrustException
-import com.devicetrust.core.OtpChannel
-import com.devicetrust.core.Platform
-import com.devicetrust.core.SessionInfo
-import com.devicetrust.core.SignInStep
-import com.devicetrust.core.UserVerification
-import com.devicetrust.sdk.DeviceTrustClient
-import com.devicetrust.sdk.defaultConfig
+import com.devicetrust.sdk.PromptText
+import com.devicetrust.sdk.DeviceTrustException
+import com.devicetrust.sdk.OtpChannel
+import com.devicetrust.sdk.Platform
+import com.devicetrust.sdk.SessionInfo
+import com.devicetrust.sdk.SignInStep
+import com.devicetrust.sdk.UserVerification
+import com.devicetrust.sdk.DeviceTrust
+import com.devicetrust.sdk.Config
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
@@ -33,14 +33,14 @@ class JourneyTest {
     @BeforeAll fun start() { server = TestServer.start() }
     @AfterAll fun stop() { server.close() }
 
-    private class Phone(val sdk: DeviceTrustClient, val keys: JavaKeyStore)
+    private class Phone(val sdk: DeviceTrust, val keys: JavaKeyStore)
 
     private fun phone(): Phone {
         val dir = Files.createTempDirectory("devicetrust-phone").toFile()
         val keys = JavaKeyStore(File(dir, "keys.p12"))
-        val config = defaultConfig(server.base, RP_ID, File(dir, "state").path)
+        val config = Config(server.base, RP_ID, File(dir, "state").path)
             .copy(allowInsecureHttp = true, platform = Platform.ANDROID)
-        return Phone(DeviceTrustClient(config, keys), keys)
+        return Phone(DeviceTrust(config, keys), keys)
     }
 
     private fun prompt(title: String) = PromptText(title, null, "Cancel")
@@ -48,7 +48,7 @@ class JourneyTest {
     private suspend fun firstSignIn(phone: Phone, user: String): SessionInfo {
         val step = phone.sdk.signInWithPassword(user, PASSWORD)
         assertTrue(step is SignInStep.EnrolmentRequired, "$step")
-        assertEquals("Jane Doe", (step as SignInStep.EnrolmentRequired).profile.name)
+        assertEquals("Jane Doe", (step as SignInStep.EnrolmentRequired).name)
         val second = phone.sdk.completeEnrolment("135790", null) as SignInStep.SecondFactorRequired
         assertFalse(second.thisDeviceCanApprove)
         val sent = phone.sdk.sendOtp(second.otpOptions[0].channel)
@@ -60,11 +60,11 @@ class JourneyTest {
     @Test fun `the whole journey`() = runBlocking {
         server.addUser("kt.jane")
         val phone = phone()
-        assertEquals(listOf("pwd", "otp"), firstSignIn(phone, "kt.jane").amr)
+        assertEquals(listOf("pwd", "otp"), amr(firstSignIn(phone, "kt.jane")))
 
         val device = phone.sdk.enableBiometricSignIn("Jane's Pixel", UserVerification.BIOMETRIC, prompt("Turn on fingerprint sign-in"))
         assertTrue(device.isThisDevice)
-        assertEquals("android", device.platform)
+        assertEquals(Platform.ANDROID, device.platform)
         assertEquals(1, phone.keys.keyCount())
         assertTrue(phone.sdk.isBiometricSignInAvailable("kt.jane"))
         assertEquals(device.deviceId, phone.sdk.localEnrolment("kt.jane")!!.deviceId)
@@ -73,7 +73,7 @@ class JourneyTest {
         assertNull(phone.sdk.session())
         val bio = phone.sdk.signInWithBiometric("kt.jane", prompt("Sign in")) as SignInStep.SignedIn
         // A software key (the JVM test key store) signs in with `swk`, not `hwk`.
-        assertEquals(listOf("swk", "bio"), bio.session.amr)
+        assertEquals(listOf("swk", "bio"), amr(bio.session))
         assertEquals(listOf("Turn on fingerprint sign-in", "Sign in"), phone.keys.prompts.toList())
 
         val devices = phone.sdk.trustedDevices()
@@ -83,7 +83,7 @@ class JourneyTest {
         val step = phone.sdk.signInWithPassword("kt.jane", PASSWORD) as SignInStep.SecondFactorRequired
         assertTrue(step.thisDeviceCanApprove)
         val approved = phone.sdk.approveWithThisDevice(prompt("Approve")) as SignInStep.SignedIn
-        assertEquals(listOf("pwd", "swk"), approved.session.amr)
+        assertEquals(listOf("pwd", "swk"), amr(approved.session))
 
         phone.sdk.removeDevice(device.deviceId)
         assertEquals(0, phone.keys.keyCount())
@@ -105,7 +105,7 @@ class JourneyTest {
         assertEquals(4u, otp.attemptsLeft)
         repeat(4) { assertThrows<DeviceTrustException.InvalidCredentials> { phone.sdk.signInWithPassword("kt.err", "wrong") } }
         val locked = assertThrows<DeviceTrustException.AccountLocked> { phone.sdk.signInWithPassword("kt.err", PASSWORD) }
-        assertTrue(locked.retryAfterS > 1700u, "${locked.retryAfterS}")
+        assertTrue(locked.retryAfterSecs > 1700u, "${locked.retryAfterSecs}")
     }
 
     @Test fun `a cancelled prompt changes nothing, changed biometrics forget the key`() = runBlocking {

@@ -9,6 +9,18 @@ import java.nio.file.Files
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
 
+/** The session's methods by their wire (RFC 8176) names. */
+fun amr(session: com.devicetrust.sdk.SessionInfo): List<String> = session.authMethods.map {
+    when (it) {
+        com.devicetrust.sdk.AuthMethod.Password -> "pwd"
+        com.devicetrust.sdk.AuthMethod.Otp -> "otp"
+        com.devicetrust.sdk.AuthMethod.HardwareKey -> "hwk"
+        com.devicetrust.sdk.AuthMethod.SoftwareKey -> "swk"
+        com.devicetrust.sdk.AuthMethod.Biometric -> "bio"
+        is com.devicetrust.sdk.AuthMethod.Other -> it.name
+    }
+}
+
 const val ADMIN_TOKEN = "kotlin-tests-admin-token-0123456789abcdef"
 const val RP_ID = "https://rp.kotlin.test"
 const val PASSWORD = "Correct horse battery 9"
