@@ -482,6 +482,14 @@ async fn session_worker(api: Api, ledger: Shared, h: Holder) {
                 l.stats.signins += 1;
                 family
             }
+            // The risk engine (on by default) may ask a holder for a code:
+            // a burst of sign-ins on a device whose learning a kill cut short
+            // reads as `new_device, velocity`. A decision, not a loss: the
+            // challenge is spent all the same.
+            Ok((401, b)) if b["error"]["code"] == "step_up_required" => {
+                ledger.lock().unwrap().redeemed.push((challenge_id, proof));
+                return;
+            }
             Ok((s, b)) => return anomaly(&ledger, format!("device sign-in: {s} {b}")),
             Err(Fail::NotDelivered) => {
                 ledger.lock().unwrap().pending_challenges.push(Pending {
