@@ -80,7 +80,7 @@ def test_points_in_time_are_datetimes(server):
         assert isinstance(sent.resend_after_secs, int)
         step = await sdk.verify_otp(server.last_otp("py.time"))
         assert abs(step.session.auth_time - now) < datetime.timedelta(minutes=1)
-        assert sdk.session().auth_time == step.session.auth_time
+        assert (await sdk.session()).auth_time == step.session.auth_time
         device = await sdk.enable_biometric_sign_in(
             "Laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on"))
         assert device.trusted_until - device.created_at == datetime.timedelta(days=90)
@@ -120,7 +120,7 @@ def test_cancel_during_a_slow_sign_keeps_no_session(server):
             await task
         await asyncio.sleep(1.5)
         assert cancelled.is_set(), "the key store's sign was not cancelled"
-        assert sdk.session() is None
+        assert (await sdk.session()) is None
         with pytest.raises(devicetrust.DeviceTrustError.NotSignedIn):
             await sdk.access_token()
     asyncio.run(run())
@@ -177,7 +177,7 @@ def test_cancel_during_a_slow_server_keeps_no_session():
                 await task
             await asyncio.sleep(1.5)  # the server has answered by now
             assert slow.answered.is_set()
-            assert sdk.session() is None
+            assert (await sdk.session()) is None
         finally:
             slow.close()
     asyncio.run(run())
@@ -212,5 +212,5 @@ def test_a_prompt_left_unanswered_times_out(server):
         assert e.value.after_ms == 300
         assert "300 ms" in str(e.value)
         await asyncio.wait_for(cancelled.wait(), 5)
-        assert sdk.session() is None
+        assert (await sdk.session()) is None
     asyncio.run(run())

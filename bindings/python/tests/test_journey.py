@@ -72,7 +72,7 @@ def test_journey(server):
         assert local.device_id == device.device_id
 
         await sdk.sign_out()
-        assert sdk.session() is None
+        assert (await sdk.session()) is None
         step = await sdk.sign_in_with_biometric("py.jane", prompt("Sign in"))
         assert step.is_SIGNED_IN()
         # A software key (the test key store) signs in with `swk`, not `hwk`.

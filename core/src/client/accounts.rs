@@ -57,7 +57,7 @@ pub struct KnownAccount {
     /// Biometric sign-in is enabled for this account on this phone.
     pub biometric_enabled: bool,
     /// … and still trusted by this phone's clock: offer it
-    /// ([`sign_in_with_biometric`](DeviceTrust::sign_in_with_biometric)).
+    /// (`sign_in_with_biometric`).
     pub biometric_available: bool,
     /// Has a session here: live, or sealed and not past its end. A sealed
     /// one is opened at its first use and may then turn out revoked.
@@ -244,7 +244,7 @@ impl DeviceTrust {
     /// Keeps sessions across restarts: from now on every session is sealed
     /// with `sealer` and stored in the local state, and sealed sessions are
     /// restored at the first call that needs them. Set it right after
-    /// [`DeviceTrust::new`], before any call (a session already live is
+    /// the `DeviceTrust` constructor, before any call (a session already live is
     /// sealed at its next refresh). Without a sealer sessions live in memory
     /// only, and any sealed copies are left unopened.
     pub fn set_session_sealer(&self, sealer: Arc<dyn SessionSealer>) {

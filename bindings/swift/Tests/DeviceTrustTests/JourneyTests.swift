@@ -57,7 +57,7 @@ final class JourneyTests: XCTestCase {
         XCTAssertTrue(try await phone.sdk.isBiometricSignInAvailable(userId: "sw.jane"))
 
         try await phone.sdk.signOut()
-        let session = phone.sdk.session()
+        let session = await phone.sdk.session()
         XCTAssertNil(session)
         guard case .signedIn(let bio) = try await phone.sdk.signInWithBiometric(userId: "sw.jane", prompt: prompt("Sign in")) else {
             return XCTFail("expected signed in")

@@ -1,13 +1,13 @@
 package com.devicetrust.sample
 
 import android.app.Application
-import com.devicetrust.core.DeviceTrustException
-import com.devicetrust.core.Platform
 import com.devicetrust.sample.flow.BiometricSignIn
 import com.devicetrust.sample.flow.SignInFlow
-import com.devicetrust.sdk.DeviceTrustClient
+import com.devicetrust.sdk.Config
+import com.devicetrust.sdk.DeviceTrust
+import com.devicetrust.sdk.DeviceTrustException
 import com.devicetrust.sdk.android.AndroidKeystoreKeyStore
-import com.devicetrust.sdk.defaultConfig
+import com.devicetrust.sdk.android.AndroidSessionSealer
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
@@ -23,7 +23,11 @@ sealed interface Startup {
     data class Failed(val message: String) : Startup
 }
 
-/** Creates the SDK once per process, with the Android Keystore behind it. */
+/**
+ * Creates the SDK once per process, with the Android Keystore behind it and
+ * sessions sealed by a Keystore key, so the user stays signed in across
+ * restarts.
+ */
 class SampleApp : Application() {
     private val _startup = MutableStateFlow<Startup>(Startup.Opening)
     val startup: StateFlow<Startup> = _startup.asStateFlow()
@@ -35,10 +39,17 @@ class SampleApp : Application() {
                 // The state folder is kept out of backups and device transfers
                 // (res/xml/data_extraction_rules.xml, backup_rules.xml): a
                 // restored phone has none of the Keystore keys it names.
-                val config = defaultConfig(BuildConfig.SERVER_URL, BuildConfig.RP_ID, filesDir.resolve("devicetrust").path)
-                    .copy(platform = Platform.ANDROID, allowInsecureHttp = BuildConfig.DEBUG)
+                val config = Config(
+                    serverUrl = BuildConfig.SERVER_URL,
+                    rpId = BuildConfig.RP_ID,
+                    stateDir = filesDir.resolve("devicetrust").path,
+                    allowInsecureHttp = BuildConfig.DEBUG,
+                )
                 val keyStore = AndroidKeystoreKeyStore(this@SampleApp)
-                val sdk = DeviceTrustClient(config, keyStore)
+                val sdk = DeviceTrust(config, keyStore)
+                // Before any call: sessions are sealed in the local state and
+                // restored at the first call after a restart.
+                sdk.setSessionSealer(AndroidSessionSealer(this@SampleApp))
                 Startup.Ready(SignInFlow(sdk, BiometricSignIn(sdk, keyStore)).also { it.start() })
             } catch (e: DeviceTrustException) {
                 Startup.Failed(e.message ?: e.javaClass.simpleName)

@@ -4,8 +4,8 @@ import android.content.Context
 import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
-import com.devicetrust.core.PlatformKeyException
-import com.devicetrust.core.SessionSealer
+import com.devicetrust.sdk.PlatformKeyException
+import com.devicetrust.sdk.SessionSealer
 import java.security.GeneralSecurityException
 import java.security.KeyStore
 import javax.crypto.AEADBadTagException

@@ -4,7 +4,7 @@ import android.app.KeyguardManager
 import android.content.Context
 import android.hardware.biometrics.BiometricManager
 import android.os.Build
-import com.devicetrust.core.UserVerification
+import com.devicetrust.sdk.UserVerification
 
 /**
  * Whether a key of some [UserVerification] can be created and used on this

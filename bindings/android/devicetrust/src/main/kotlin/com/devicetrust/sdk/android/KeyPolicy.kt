@@ -3,10 +3,10 @@ package com.devicetrust.sdk.android
 import android.hardware.biometrics.BiometricManager.Authenticators
 import android.hardware.biometrics.BiometricPrompt as SystemPrompt
 import android.security.keystore.KeyProperties
-import com.devicetrust.core.KeyStorage
-import com.devicetrust.core.PlatformKeyException
-import com.devicetrust.core.PromptText
-import com.devicetrust.core.UserVerification
+import com.devicetrust.sdk.KeyStorage
+import com.devicetrust.sdk.PlatformKeyException
+import com.devicetrust.sdk.PromptText
+import com.devicetrust.sdk.UserVerification
 
 /**
  * What a key in the Android Keystore actually is, read back from its

@@ -1,7 +1,7 @@
 package com.devicetrust.sdk.android
 
 import android.os.CancellationSignal
-import com.devicetrust.core.PlatformKeyException
+import com.devicetrust.sdk.PlatformKeyException
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.util.concurrent.Executor
 import kotlin.coroutines.resume

@@ -1,6 +1,6 @@
 package com.devicetrust.sdk.android
 
-import com.devicetrust.core.PlatformKeyException
+import com.devicetrust.sdk.PlatformKeyException
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse

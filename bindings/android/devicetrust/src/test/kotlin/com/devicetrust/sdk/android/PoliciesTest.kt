@@ -4,10 +4,10 @@ import android.hardware.biometrics.BiometricManager
 import android.hardware.biometrics.BiometricManager.Authenticators
 import android.hardware.biometrics.BiometricPrompt
 import android.security.keystore.KeyProperties
-import com.devicetrust.core.KeyStorage
-import com.devicetrust.core.PlatformKeyException
-import com.devicetrust.core.PromptText
-import com.devicetrust.core.UserVerification
+import com.devicetrust.sdk.KeyStorage
+import com.devicetrust.sdk.PlatformKeyException
+import com.devicetrust.sdk.PromptText
+import com.devicetrust.sdk.UserVerification
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertInstanceOf
@@ -115,6 +115,8 @@ class PoliciesTest {
         )
         val other = Policies.promptError(BiometricPrompt.BIOMETRIC_ERROR_VENDOR, "vendor said no")
         assertTrue((other as PlatformKeyException.Other).reason.contains("vendor said no"))
+        // The message is the SDK's own wording (Rust's Display), with the reason in it.
+        assertTrue(other.message!!.contains("vendor said no"), other.message)
     }
 
     @Test

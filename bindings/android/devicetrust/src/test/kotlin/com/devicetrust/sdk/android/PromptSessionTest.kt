@@ -1,7 +1,7 @@
 package com.devicetrust.sdk.android
 
 import android.os.CancellationSignal
-import com.devicetrust.core.PlatformKeyException
+import com.devicetrust.sdk.PlatformKeyException
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async

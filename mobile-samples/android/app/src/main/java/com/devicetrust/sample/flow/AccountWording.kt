@@ -1,8 +1,9 @@
 package com.devicetrust.sample.flow
 
-import com.devicetrust.core.PasswordPolicy
-import com.devicetrust.core.PasswordRule
-import com.devicetrust.core.SecurityEventType
+import com.devicetrust.sdk.KnownAccount
+import com.devicetrust.sdk.PasswordPolicy
+import com.devicetrust.sdk.PasswordRule
+import com.devicetrust.sdk.SecurityEventType
 import com.devicetrust.sdk.checkPassword
 
 /** One password rule, as the screen lists it under the field while the user types. */
@@ -47,4 +48,15 @@ fun eventText(type: SecurityEventType): String = when (type) {
     is SecurityEventType.RefreshReuse -> "Suspicious session use: sessions signed out"
     is SecurityEventType.Enrolled -> "Two-step verification set up"
     is SecurityEventType.Other -> "Account activity (${type.name})"
+}
+
+/** An account in the picker: its name when the phone knows it, its user ID, and whether it is signed in here. */
+fun accountLabel(account: KnownAccount): String {
+    val who = account.name?.let { "$it (${account.userId})" } ?: account.userId
+    return when {
+        account.active -> "$who · using now"
+        account.signedIn -> "$who · signed in"
+        account.biometricAvailable -> "$who · fingerprint or face"
+        else -> who
+    }
 }

@@ -1,8 +1,8 @@
 package com.devicetrust.sample.flow
 
-import com.devicetrust.core.DeviceTrustException
-import com.devicetrust.core.PasswordPolicy
-import com.devicetrust.core.PasswordRule
+import com.devicetrust.sdk.DeviceTrustException
+import com.devicetrust.sdk.PasswordPolicy
+import com.devicetrust.sdk.PasswordRule
 
 /** What the card holder can do about a failure. */
 enum class NextStep {
@@ -38,7 +38,7 @@ fun messageFor(e: DeviceTrustException): UiMessage = when (e) {
     is DeviceTrustException.InvalidCredentials ->
         UiMessage("User ID or password incorrect", "Try again carefully, or reset your password.", NextStep.TRY_AGAIN)
     is DeviceTrustException.AccountLocked -> {
-        val minutes = (e.retryAfterS.toLong() + 59) / 60
+        val minutes = (e.retryAfterSecs.toLong() + 59) / 60
         UiMessage("Account temporarily locked", "Too many failed attempts. Wait $minutes minutes or call the number on your card.", NextStep.WAIT_OR_CALL)
     }
     is DeviceTrustException.DeviceNotRecognized ->
@@ -89,7 +89,7 @@ fun messageFor(e: DeviceTrustException): UiMessage = when (e) {
     is DeviceTrustException.DeliveryFailed ->
         UiMessage("Your code didn't go out", "We couldn't send the code. Try again in a moment, use the other way to receive it, or approve on a trusted device.", NextStep.TRY_AGAIN)
     is DeviceTrustException.RateLimited ->
-        UiMessage("Please wait", "Try again in ${e.retryAfterS} seconds.", NextStep.TRY_AGAIN)
+        UiMessage("Please wait", "Try again in ${e.retryAfterSecs} seconds.", NextStep.TRY_AGAIN)
     is DeviceTrustException.InvalidInput ->
         UiMessage("Please check what you entered", e.reason, NextStep.TRY_AGAIN)
     is DeviceTrustException.Network ->
@@ -97,6 +97,10 @@ fun messageFor(e: DeviceTrustException): UiMessage = when (e) {
         else UiMessage("A secure connection could not be made", "Please update the app or try another network.", NextStep.NOTHING)
     is DeviceTrustException.Server ->
         UiMessage("Something went wrong", "Please try again later.", NextStep.TRY_AGAIN)
+    is DeviceTrustException.KeyStoreTimeout ->
+        UiMessage("The fingerprint or face check took too long", "Try again, or sign in with your password.", NextStep.USE_PASSWORD_INSTEAD)
     is DeviceTrustException.KeyStore, is DeviceTrustException.LocalStorage ->
         UiMessage("Something went wrong on this phone", "Sign in with your password.", NextStep.USE_PASSWORD_INSTEAD)
+    is DeviceTrustException.Internal ->
+        UiMessage("Something went wrong", "Please try again later.", NextStep.TRY_AGAIN)
 }

@@ -1,20 +1,20 @@
 package com.devicetrust.sample.flow
 
-import com.devicetrust.core.DeviceTrustException
-import com.devicetrust.core.LinkedCard
-import com.devicetrust.core.OtpChannel
-import com.devicetrust.core.OtpOption
-import com.devicetrust.core.PasswordPolicy
-import com.devicetrust.core.PendingContactChange
-import com.devicetrust.core.Profile
-import com.devicetrust.core.SecurityEvent
-import com.devicetrust.core.SessionInfo
-import com.devicetrust.core.StepUpReason
-import com.devicetrust.core.SignInStep
-import com.devicetrust.core.TrustedDevice
-import com.devicetrust.core.UserProfile
-import com.devicetrust.core.UserVerification
-import com.devicetrust.sdk.DeviceTrustClient
+import com.devicetrust.sdk.DeviceTrust
+import com.devicetrust.sdk.DeviceTrustException
+import com.devicetrust.sdk.KnownAccount
+import com.devicetrust.sdk.LinkedCard
+import com.devicetrust.sdk.OtpChannel
+import com.devicetrust.sdk.OtpOption
+import com.devicetrust.sdk.PasswordPolicy
+import com.devicetrust.sdk.PendingContactChange
+import com.devicetrust.sdk.Profile
+import com.devicetrust.sdk.SecurityEvent
+import com.devicetrust.sdk.SessionInfo
+import com.devicetrust.sdk.StepUpReason
+import com.devicetrust.sdk.SignInStep
+import com.devicetrust.sdk.TrustedDevice
+import com.devicetrust.sdk.UserVerification
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
@@ -27,8 +27,13 @@ sealed interface Screen {
     /** A step of a password reset: "start again" there means the reset, not a sign-in. */
     sealed interface RecoveryArea : Screen
 
-    data class SignIn(val userId: String, val biometricAvailable: Boolean) : Screen
-    data class Enrolment(val profile: Profile) : Screen
+    /**
+     * Log in as [userId] (biometric when [biometricAvailable]), or pick
+     * another of the [accounts] on this phone (a signed-in one is switched
+     * to, without a sign-in).
+     */
+    data class SignIn(val userId: String, val biometricAvailable: Boolean, val accounts: List<KnownAccount> = emptyList()) : Screen
+    data class Enrolment(val name: String, val email: String) : Screen
 
     /** [confirming]: this second factor confirms it's the user for an account change (it can be cancelled). */
     data class SecondFactor(val options: List<OtpOption>, val canApprove: Boolean, val sentTo: String?, val confirming: Boolean = false) : Screen
@@ -44,7 +49,7 @@ sealed interface Screen {
     data class RecoveryNewPassword(val userId: String, val policy: PasswordPolicy?) : RecoveryArea
 
     // Signed in: account settings.
-    data class Settings(val profile: UserProfile) : SignedInArea
+    data class Settings(val profile: Profile) : SignedInArea
     data class ChangePassword(val userId: String, val policy: PasswordPolicy?) : SignedInArea
 
     /** A new e-mail ([OtpChannel.EMAIL]) or mobile number ([OtpChannel.SMS]); [current] is on file now. */
@@ -70,7 +75,7 @@ sealed interface Screen {
  * compile-checked in CI; the Compose screens only render [screen],
  * [message] and [busy].
  */
-class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: BiometricSignIn) {
+class SignInFlow(private val sdk: DeviceTrust, private val biometric: BiometricSignIn) {
     private val _screen = MutableStateFlow<Screen>(Screen.SignIn("", false))
     val screen: StateFlow<Screen> = _screen.asStateFlow()
     private val _message = MutableStateFlow<UiMessage?>(null)
@@ -82,7 +87,7 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: Biom
     private val account by lazy { sdk.account() }
     private val recovery by lazy { sdk.recovery() }
     private var policy: PasswordPolicy? = null
-    private var profile: UserProfile? = null
+    private var profile: Profile? = null
 
     /** The action running now, when "confirm it's you" may repeat it. */
     private var retry: (suspend () -> Unit)? = null
@@ -98,17 +103,29 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: Biom
     /** The contact change asked for, to ask again for a new code. */
     private var contactChange: Pair<OtpChannel, String>? = null
 
-    /** At launch (reads local state: not on the main thread): offer biometric sign-in to the last user who enabled it here. */
-    fun start() {
-        userId = try { biometric.lastUser() } catch (e: DeviceTrustException) { null } ?: ""
+    /**
+     * At launch (reads local state: not on the main thread): home when the
+     * session kept before the restart opens (sealed by the app's
+     * `SessionSealer`), else the log-in screen offering biometric sign-in
+     * to the last user who enabled it here.
+     */
+    suspend fun start() = run { landing() }
+
+    private suspend fun landing() {
         resume = null
         returnTo = null
+        if (sdk.session() != null) return home()
+        userId = try { biometric.lastUser() } catch (e: DeviceTrustException) { null } ?: ""
         _screen.value = signInScreen()
     }
 
-    private fun biometricAvailable(user: String) = biometric.canSignIn(user)
+    private suspend fun biometricAvailable(user: String) = biometric.canSignIn(user)
 
-    private fun signInScreen() = Screen.SignIn(userId, biometricAvailable(userId))
+    /** Every account this phone knows, for the picker (local state only). */
+    private suspend fun knownAccounts(): List<KnownAccount> =
+        try { sdk.accounts() } catch (e: DeviceTrustException) { emptyList() }
+
+    private suspend fun signInScreen() = Screen.SignIn(userId, biometricAvailable(userId), knownAccounts())
 
     /**
      * Runs one user action. [reauth]: the action is an account change that
@@ -129,7 +146,7 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: Biom
         }
     }
 
-    private fun failed(e: DeviceTrustException) {
+    private suspend fun failed(e: DeviceTrustException) {
         val current = _screen.value
         val m = wording(e, current)
         val again = retry
@@ -197,7 +214,7 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: Biom
     private suspend fun show(step: SignInStep) {
         val confirming = resume != null
         when (step) {
-            is SignInStep.EnrolmentRequired -> _screen.value = Screen.Enrolment(step.profile)
+            is SignInStep.EnrolmentRequired -> _screen.value = Screen.Enrolment(step.name, step.email)
             is SignInStep.SecondFactorRequired -> {
                 _screen.value = Screen.SecondFactor(step.otpOptions, step.thisDeviceCanApprove, null, confirming)
                 if (step.reasons.isNotEmpty()) {
@@ -280,15 +297,44 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: Biom
 
     suspend fun removeDevice(deviceId: String) = run {
         sdk.removeDevice(deviceId)
-        if (sdk.session() == null) start() else home()
+        if (sdk.session() == null) landing() else home()
     }
 
+    /** Signs the account in use out; the phone's other accounts stay signed in (the picker lists them). */
     suspend fun signOut() = run {
         sdk.signOut()
-        start()
+        landing()
     }
 
-    fun backToSignIn() {
+    // ---- Several accounts on one phone ----
+
+    /** From home: the picker, to switch to another account or log in with one more; this one stays signed in. */
+    suspend fun openAccounts() = run {
+        freshSignIn()
+        userId = ""
+        _screen.value = signInScreen()
+    }
+
+    /**
+     * An account picked in the list: one signed in here becomes the account
+     * in use (no sign-in); another is offered its log-in, with biometric
+     * sign-in when it has it here.
+     */
+    suspend fun pickAccount(picked: KnownAccount) = run {
+        freshSignIn()
+        userId = picked.userId
+        if (picked.signedIn) {
+            try {
+                sdk.switchAccount(picked.userId)
+                return@run home()
+            } catch (e: DeviceTrustException.NotSignedIn) {
+                // Its kept session had ended (revoked, or it could not be opened): log in again.
+            }
+        }
+        _screen.value = signInScreen()
+    }
+
+    suspend fun backToSignIn() {
         freshSignIn()
         _message.value = null
         _screen.value = signInScreen()
@@ -396,7 +442,7 @@ class SignInFlow(private val sdk: DeviceTrustClient, private val biometric: Biom
     }
 
     /** "Confirm it's you" cancelled: back where the user was, nothing changed. */
-    fun cancelConfirm() {
+    suspend fun cancelConfirm() {
         resume = null
         _message.value = null
         _screen.value = returnTo ?: profile?.let { Screen.Settings(it) } ?: signInScreen()

@@ -23,11 +23,12 @@ import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.unit.dp
-import com.devicetrust.core.OtpChannel
+import com.devicetrust.sdk.OtpChannel
 import com.devicetrust.sample.flow.Screen
 import com.devicetrust.sample.flow.SignInFlow
 import com.devicetrust.sample.flow.eventText
 import java.text.DateFormat
+import java.time.Instant
 import java.util.Date
 
 /** Account settings of the signed-in user, and "confirm it's you" before a change. */
@@ -60,14 +61,14 @@ internal fun AccountScreens(s: Screen, flow: SignInFlow, busy: Boolean, act: (su
             s, busy,
             onBiometric = { act { flow.confirmWithBiometric() } },
             onPassword = { password -> act { flow.confirmWithPassword(password) } },
-            onCancel = flow::cancelConfirm,
+            onCancel = { act { flow.cancelConfirm() } },
         )
         else -> Unit
     }
 }
 
-private fun date(epochSeconds: Long): String =
-    DateFormat.getDateTimeInstance(DateFormat.MEDIUM, DateFormat.SHORT).format(Date(epochSeconds * 1000))
+private fun date(at: Instant): String =
+    DateFormat.getDateTimeInstance(DateFormat.MEDIUM, DateFormat.SHORT).format(Date.from(at))
 
 @Composable
 private fun Settings(

@@ -29,10 +29,12 @@ import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.text.input.PasswordVisualTransformation
 import androidx.compose.ui.unit.dp
 import androidx.lifecycle.compose.collectAsStateWithLifecycle
-import com.devicetrust.core.OtpChannel
+import com.devicetrust.sdk.KnownAccount
+import com.devicetrust.sdk.OtpChannel
 import com.devicetrust.sample.flow.NextStep
 import com.devicetrust.sample.flow.Screen
 import com.devicetrust.sample.flow.SignInFlow
+import com.devicetrust.sample.flow.accountLabel
 import kotlinx.coroutines.launch
 
 /** Renders whatever screen the flow is on, its message and its progress. */
@@ -50,6 +52,7 @@ fun App(flow: SignInFlow) {
                 s, busy,
                 onPassword = { u, p -> act { flow.signInWithPassword(u, p) } },
                 onBiometric = { act { flow.signInWithBiometric() } },
+                onPick = { account -> act { flow.pickAccount(account) } },
                 onCreateAccount = { act { flow.openCreateAccount() } },
                 onForgotUserId = flow::openForgotUserId,
                 onForgotPassword = flow::openForgotPassword,
@@ -60,13 +63,14 @@ fun App(flow: SignInFlow) {
                 onSend = { channel -> act { flow.sendCode(channel) } },
                 onVerify = { code -> act { flow.verify(code) } },
                 onApprove = { act { flow.approveWithThisDevice() } },
-                onCancel = flow::cancelConfirm,
+                onCancel = { act { flow.cancelConfirm() } },
             )
             is Screen.OfferBiometric -> OfferBiometric(s, busy, onEnable = { name -> act { flow.enableBiometric(name) } }, onSkip = { act { flow.skipBiometric() } })
             is Screen.Home -> Home(
                 s, busy,
                 onRemove = { id -> act { flow.removeDevice(id) } },
                 onSettings = { act { flow.openSettings() } },
+                onAccounts = { act { flow.openAccounts() } },
                 onSignOut = { act { flow.signOut() } },
             )
             is Screen.CreateAccount, is Screen.ForgotUserId, is Screen.RecoveryStart, is Screen.RecoveryCode, is Screen.RecoveryNewPassword ->
@@ -108,6 +112,7 @@ private fun SignIn(
     busy: Boolean,
     onPassword: (String, String) -> Unit,
     onBiometric: () -> Unit,
+    onPick: (KnownAccount) -> Unit,
     onCreateAccount: () -> Unit,
     onForgotUserId: () -> Unit,
     onForgotPassword: () -> Unit,
@@ -115,6 +120,13 @@ private fun SignIn(
     var user by remember(s.userId) { mutableStateOf(s.userId) }
     var password by remember { mutableStateOf("") }
     Text("Log in", style = androidx.compose.material3.MaterialTheme.typography.headlineMedium)
+    // Several accounts on this phone: pick one (a signed-in one opens at once), or log in with another below.
+    if (s.accounts.size > 1 || s.accounts.any { it.signedIn }) {
+        s.accounts.forEach { a ->
+            OutlinedButton(onClick = { onPick(a) }, enabled = !busy && a.userId != s.userId, modifier = Modifier.fillMaxWidth()) { Text(accountLabel(a)) }
+        }
+        Text("Or log in with another user ID:")
+    }
     if (s.biometricAvailable) {
         // Offer the biometric at once, as banking apps do at launch.
         LaunchedEffect(s) { onBiometric() }
@@ -143,8 +155,8 @@ private fun Enrolment(s: Screen.Enrolment, busy: Boolean, onEnrol: (String, Stri
     Text("Please check your details. If they are wrong, contact your programme administrator.")
     Card(Modifier.fillMaxWidth()) {
         Column(Modifier.padding(16.dp)) {
-            Text("Name: ${s.profile.name}")
-            Text("E-mail: ${s.profile.email}")
+            Text("Name: ${s.name}")
+            Text("E-mail: ${s.email}")
         }
     }
     OutlinedTextField(
@@ -188,7 +200,7 @@ private fun SecondFactor(s: Screen.SecondFactor, busy: Boolean, onSend: (OtpChan
 private fun OfferBiometric(s: Screen.OfferBiometric, busy: Boolean, onEnable: (String) -> Unit, onSkip: () -> Unit) {
     var name by remember { mutableStateOf(android.os.Build.MODEL ?: "My phone") }
     Text("Sign in faster next time", style = androidx.compose.material3.MaterialTheme.typography.headlineSmall)
-    if (s.policy == com.devicetrust.core.UserVerification.DEVICE_CREDENTIAL) {
+    if (s.policy == com.devicetrust.sdk.UserVerification.DEVICE_CREDENTIAL) {
         Text("Use your phone's screen lock (PIN, pattern or password) instead of your password and a code.")
     } else {
         Text("Use your fingerprint or face instead of your password and a code. Your biometric never leaves this phone.")
@@ -199,7 +211,7 @@ private fun OfferBiometric(s: Screen.OfferBiometric, busy: Boolean, onEnable: (S
 }
 
 @Composable
-private fun Home(s: Screen.Home, busy: Boolean, onRemove: (String) -> Unit, onSettings: () -> Unit, onSignOut: () -> Unit) {
+private fun Home(s: Screen.Home, busy: Boolean, onRemove: (String) -> Unit, onSettings: () -> Unit, onAccounts: () -> Unit, onSignOut: () -> Unit) {
     Text("Welcome, ${s.session.userId}", style = androidx.compose.material3.MaterialTheme.typography.headlineSmall)
     Button(onClick = onSettings, enabled = !busy, modifier = Modifier.fillMaxWidth()) { Text("Account settings") }
     Text("Trusted devices")
@@ -209,12 +221,13 @@ private fun Home(s: Screen.Home, busy: Boolean, onRemove: (String) -> Unit, onSe
                 Row(Modifier.padding(16.dp), horizontalArrangement = Arrangement.SpaceBetween) {
                     Column(Modifier.weight(1f)) {
                         Text(d.name + if (d.isThisDevice) " (this phone)" else "")
-                        Text("${d.platform}, key in ${d.keyStorage}")
+                        Text("${d.platform}, key in ${d.keyStorage ?: "unreported storage"}")
                     }
                     TextButton(onClick = { onRemove(d.deviceId) }, enabled = !busy) { Text("Remove") }
                 }
             }
         }
     }
+    OutlinedButton(onClick = onAccounts, enabled = !busy, modifier = Modifier.fillMaxWidth()) { Text("Switch account or add one") }
     OutlinedButton(onClick = onSignOut, enabled = !busy, modifier = Modifier.fillMaxWidth()) { Text("Log out") }
 }

@@ -22,8 +22,8 @@ import androidx.compose.ui.Modifier
 import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.text.input.PasswordVisualTransformation
 import androidx.compose.ui.unit.dp
-import com.devicetrust.core.OtpChannel
-import com.devicetrust.core.PasswordPolicy
+import com.devicetrust.sdk.OtpChannel
+import com.devicetrust.sdk.PasswordPolicy
 import com.devicetrust.sample.flow.Screen
 import com.devicetrust.sample.flow.SignInFlow
 import com.devicetrust.sample.flow.passwordChecks
@@ -36,17 +36,17 @@ internal fun SignedOutScreens(s: Screen, flow: SignInFlow, busy: Boolean, act: (
         is Screen.CreateAccount -> CreateAccount(
             s, busy,
             onCreate = { number, id, name, user, password -> act { flow.createAccount(number, id, name, user, password) } },
-            onBack = flow::backToSignIn,
+            onBack = { act { flow.backToSignIn() } },
         )
-        is Screen.ForgotUserId -> ForgotUserId(s, busy, onSend = { email, code -> act { flow.forgotUserId(email, code) } }, onBack = flow::backToSignIn)
-        is Screen.RecoveryStart -> RecoveryStart(s, busy, onContinue = { user, code -> act { flow.startPasswordRecovery(user, code) } }, onBack = flow::backToSignIn)
+        is Screen.ForgotUserId -> ForgotUserId(s, busy, onSend = { email, code -> act { flow.forgotUserId(email, code) } }, onBack = { act { flow.backToSignIn() } })
+        is Screen.RecoveryStart -> RecoveryStart(s, busy, onContinue = { user, code -> act { flow.startPasswordRecovery(user, code) } }, onBack = { act { flow.backToSignIn() } })
         is Screen.RecoveryCode -> RecoveryCode(
             s, busy,
             onSend = { channel -> act { flow.sendRecoveryCode(channel) } },
             onContinue = { code -> act { flow.recoveryCodeEntered(code) } },
-            onBack = flow::backToSignIn,
+            onBack = { act { flow.backToSignIn() } },
         )
-        is Screen.RecoveryNewPassword -> RecoveryNewPassword(s, busy, onChange = { password -> act { flow.completePasswordRecovery(password) } }, onBack = flow::backToSignIn)
+        is Screen.RecoveryNewPassword -> RecoveryNewPassword(s, busy, onChange = { password -> act { flow.completePasswordRecovery(password) } }, onBack = { act { flow.backToSignIn() } })
         else -> Unit
     }
 }
