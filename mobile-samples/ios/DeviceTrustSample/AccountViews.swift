@@ -4,13 +4,13 @@ import SwiftUI
 // Account settings of the signed-in user, and "confirm it's you" before a
 // change. Mirrors the Android sample's AccountScreens.kt.
 
-private func date(_ epochSeconds: Int64) -> String {
-    Date(timeIntervalSince1970: TimeInterval(epochSeconds)).formatted(date: .abbreviated, time: .shortened)
+private func date(_ at: Date) -> String {
+    at.formatted(date: .abbreviated, time: .shortened)
 }
 
 struct SettingsView: View {
     @EnvironmentObject var model: SignInModel
-    let profile: UserProfile
+    let profile: Profile
     @State private var confirmRemove = false
 
     var body: some View {
@@ -206,7 +206,7 @@ struct ConfirmItIsYouView: View {
                 SecureField("Password", text: $password).textContentType(.password)
                 Button("Continue with password") { Task { await model.confirmWithPassword(password) } }.disabled(password.isEmpty)
             }
-            Button("Cancel", role: .cancel) { model.cancelConfirm() }
+            Button("Cancel", role: .cancel) { Task { await model.cancelConfirm() } }
         }
         .navigationTitle("Confirm it's you")
     }

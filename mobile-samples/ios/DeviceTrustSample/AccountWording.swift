@@ -49,3 +49,12 @@ func eventText(_ type: SecurityEventType) -> String {
     case .other(let name): return "Account activity (\(name))"
     }
 }
+
+/// An account in the picker: its name when the iPhone knows it, its user ID, and whether it is signed in here.
+func accountLabel(_ account: KnownAccount) -> String {
+    let who = account.name.map { "\($0) (\(account.userId))" } ?? account.userId
+    if account.active { return "\(who) · using now" }
+    if account.signedIn { return "\(who) · signed in" }
+    if account.biometricAvailable { return "\(who) · Face ID or Touch ID" }
+    return who
+}

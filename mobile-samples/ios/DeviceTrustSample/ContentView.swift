@@ -9,10 +9,10 @@ struct ContentView: View {
         NavigationStack {
             Group {
                 switch model.screen {
-                case .signIn(let userId, let biometricAvailable):
-                    SignInView(initialUser: userId, biometricAvailable: biometricAvailable)
-                case .enrolment(let profile):
-                    EnrolmentView(profile: profile)
+                case .signIn(let userId, let biometricAvailable, let accounts):
+                    SignInView(initialUser: userId, biometricAvailable: biometricAvailable, accounts: accounts)
+                case .enrolment(let name, let email):
+                    EnrolmentView(name: name, email: email)
                 case .secondFactor(let options, let canApprove, let sentTo, let confirming):
                     SecondFactorView(options: options, canApprove: canApprove, sentTo: sentTo, confirming: confirming)
                 case .offerBiometric(let offer):
@@ -72,15 +72,26 @@ struct SignInView: View {
     @EnvironmentObject var model: SignInModel
     let initialUser: String
     let biometricAvailable: Bool
+    let accounts: [KnownAccount]
     @State private var user = ""
     @State private var password = ""
 
     var body: some View {
         Form {
+            // Several accounts on this iPhone: pick one (a signed-in one opens at once), or log in with another below.
+            if accounts.count > 1 || accounts.contains(where: { $0.signedIn }) {
+                Section("Your accounts on this iPhone") {
+                    ForEach(accounts, id: \.userId) { a in
+                        Button(accountLabel(a)) { Task { await model.pickAccount(a) } }
+                            .disabled(a.userId == initialUser)
+                    }
+                }
+                Text("Or log in with another user ID:")
+            }
             if biometricAvailable {
                 Button("Sign in with Face ID") { Task { await model.signInWithBiometric() } }
-                    // Offer Face ID at once, as banking apps do at launch.
-                    .task { await model.signInWithBiometric() }
+                    // Offer Face ID at once, as banking apps do at launch (again when another account is picked).
+                    .task(id: initialUser) { await model.signInWithBiometric() }
             }
             TextField("User ID", text: $user).textInputAutocapitalization(.never).autocorrectionDisabled()
             SecureField("Password", text: $password)
@@ -94,20 +105,22 @@ struct SignInView: View {
         }
         .navigationTitle("Log in")
         .onAppear { user = initialUser }
+        .onChange(of: initialUser) { picked in user = picked }
     }
 }
 
 struct EnrolmentView: View {
     @EnvironmentObject var model: SignInModel
-    let profile: Profile
+    let name: String
+    let email: String
     @State private var code = ""
     @State private var mobile = ""
 
     var body: some View {
         Form {
             Section("Please check your details") {
-                LabeledContent("Name", value: profile.name)
-                LabeledContent("E-mail", value: profile.email)
+                LabeledContent("Name", value: name)
+                LabeledContent("E-mail", value: email)
                 Text("If they are wrong, contact your programme administrator.").font(.footnote)
             }
             Section("Security code (6-9 digits)") {
@@ -151,7 +164,7 @@ struct SecondFactorView: View {
                 }
             }
             if confirming {
-                Button("Cancel", role: .cancel) { model.cancelConfirm() }
+                Button("Cancel", role: .cancel) { Task { await model.cancelConfirm() } }
             }
         }
         .navigationTitle("Verify it's you")
@@ -190,11 +203,12 @@ struct HomeView: View {
                 ForEach(devices, id: \.deviceId) { d in
                     VStack(alignment: .leading) {
                         Text(d.name + (d.isThisDevice ? " (this iPhone)" : ""))
-                        Text("\(d.platform), key in \(d.keyStorage)").font(.footnote)
+                        Text("\(d.platform), key in \(d.keyStorage.map { "\($0)" } ?? "unreported storage")").font(.footnote)
                     }
                     .swipeActions { Button("Remove", role: .destructive) { Task { await model.removeDevice(d.deviceId) } } }
                 }
             }
+            Button("Switch account or add one") { Task { await model.openAccounts() } }
             Button("Log out") { Task { await model.signOut() } }
         }
         .navigationTitle("Welcome, \(session.userId)")

@@ -48,8 +48,8 @@ func message(for error: Error) -> UiMessage {
     switch e {
     case .InvalidCredentials:
         return UiMessage(title: "User ID or password incorrect", body: "Try again carefully, or reset your password.", next: .tryAgain)
-    case .AccountLocked(let retryAfterS):
-        return UiMessage(title: "Account temporarily locked", body: "Too many failed attempts. Wait \((retryAfterS + 59) / 60) minutes or call the number on your card.", next: .waitOrCall)
+    case .AccountLocked(let retryAfterSecs):
+        return UiMessage(title: "Account temporarily locked", body: "Too many failed attempts. Wait \((retryAfterSecs + 59) / 60) minutes or call the number on your card.", next: .waitOrCall)
     case .DeviceNotRecognized:
         return UiMessage(title: "We don't recognise this device", body: "Sign in with your password; we'll send a verification code to your e-mail or phone.", next: .signInWithPassword)
     case .ReauthorisationRequired:
@@ -98,8 +98,8 @@ func message(for error: Error) -> UiMessage {
         return UiMessage(title: "That user ID is taken", body: "Choose another one.", next: .tryAgain)
     case .DeliveryFailed:
         return UiMessage(title: "Your code didn't go out", body: "We couldn't send the code. Try again in a moment, use the other way to receive it, or approve on a trusted device.", next: .tryAgain)
-    case .RateLimited(let retryAfterS):
-        return UiMessage(title: "Please wait", body: "Try again in \(retryAfterS) seconds.", next: .tryAgain)
+    case .RateLimited(let retryAfterSecs):
+        return UiMessage(title: "Please wait", body: "Try again in \(retryAfterSecs) seconds.", next: .tryAgain)
     case .InvalidInput(let reason):
         return UiMessage(title: "Please check what you entered", body: reason, next: .tryAgain)
     case .Network(let retryable, _):
@@ -108,7 +108,11 @@ func message(for error: Error) -> UiMessage {
             : UiMessage(title: "A secure connection could not be made", body: "Please update the app or try another network.", next: .nothing)
     case .Server:
         return UiMessage(title: "Something went wrong", body: "Please try again later.", next: .tryAgain)
+    case .KeyStoreTimeout:
+        return UiMessage(title: "Face ID, Touch ID or the passcode took too long", body: "Try again, or sign in with your password.", next: .usePasswordInstead)
     case .KeyStore, .LocalStorage:
         return UiMessage(title: "Something went wrong on this iPhone", body: "Sign in with your password.", next: .usePasswordInstead)
+    case .Internal:
+        return UiMessage(title: "Something went wrong", body: "Please try again later.", next: .tryAgain)
     }
 }

@@ -3,8 +3,11 @@ import Foundation
 
 /// The screen the app shows.
 enum Screen: Equatable {
-    case signIn(userId: String, biometricAvailable: Bool)
-    case enrolment(Profile)
+    /// Log in as `userId` (Face ID when `biometricAvailable`), or pick another
+    /// of the `accounts` on this iPhone (a signed-in one is switched to, without a sign-in).
+    case signIn(userId: String, biometricAvailable: Bool, accounts: [KnownAccount])
+    /// First sign-in: the name and e-mail on file, to check.
+    case enrolment(name: String, email: String)
     /// `confirming`: this second factor confirms it's the user for an account change (it can be cancelled).
     case secondFactor(options: [OtpOption], canApprove: Bool, sentTo: String?, confirming: Bool)
     /// "Sign in faster": Face ID / Touch ID, or the passcode on an iPhone without biometrics.
@@ -19,7 +22,7 @@ enum Screen: Equatable {
     case recoveryNewPassword(userId: String, policy: PasswordPolicy?)
 
     // Signed in: account settings.
-    case settings(UserProfile)
+    case settings(Profile)
     case changePassword(userId: String, policy: PasswordPolicy?)
     /// A new e-mail (`.email`) or mobile number (`.sms`); `current` is on file now.
     case changeContact(channel: OtpChannel, current: String?, draft: String)
@@ -64,15 +67,15 @@ enum Screen: Equatable {
 /// sample's SignInFlow).
 @MainActor
 final class SignInModel: ObservableObject {
-    @Published private(set) var screen: Screen = .signIn(userId: "", biometricAvailable: false)
+    @Published private(set) var screen: Screen = .signIn(userId: "", biometricAvailable: false, accounts: [])
     @Published var message: UiMessage?
     @Published private(set) var busy = false
-    private let sdk: DeviceTrustClient
-    private let account: AccountClient
-    private let recovery: RecoveryClient
+    private let sdk: DeviceTrust
+    private let account: Account
+    private let recovery: Recovery
     private var userId = ""
     private var policy: PasswordPolicy?
-    private var profile: UserProfile?
+    private var profile: Profile?
 
     /// The action running now, when "confirm it's you" may repeat it.
     private var retry: (() async throws -> Void)?
@@ -87,28 +90,40 @@ final class SignInModel: ObservableObject {
     /// The contact change asked for, to ask again for a new code.
     private var contactChange: (channel: OtpChannel, value: String)?
 
-    init(sdk: DeviceTrustClient) {
+    init(sdk: DeviceTrust) {
         self.sdk = sdk
         self.account = sdk.account()
         self.recovery = sdk.recovery()
-        start()
+        Task { await start() }
     }
 
-    func start() {
-        let enrolled = (try? sdk.localEnrolments())?.first
-        userId = enrolled?.userId ?? ""
+    /// At launch: home when the session kept before the restart opens
+    /// (sealed by the app's `KeychainSessionSealer`), else the log-in screen
+    /// offering Face ID to the last user who turned it on here.
+    func start() async { await run { [self] in try await landing() } }
+
+    private func landing() async throws {
         resume = nil
         returnTo = nil
-        screen = signInScreen()
+        if await sdk.session() != nil { return try await home() }
+        let enrolments = (try? await sdk.localEnrolments()) ?? []
+        userId = enrolments.max(by: { $0.registeredAt < $1.registeredAt })?.userId ?? ""
+        screen = await signInScreen()
     }
 
     // biometric-sign-in:begin
-    private func biometricAvailable(_ user: String) -> Bool {
-        !user.isEmpty && ((try? sdk.isBiometricSignInAvailable(userId: user)) ?? false)
+    private func biometricAvailable(_ user: String) async -> Bool {
+        guard !user.isEmpty else { return false }
+        return (try? await sdk.isBiometricSignInAvailable(userId: user)) ?? false
     }
     // biometric-sign-in:end
 
-    private func signInScreen() -> Screen { .signIn(userId: userId, biometricAvailable: biometricAvailable(userId)) }
+    /// Every account this iPhone knows, for the picker (local state only).
+    private func knownAccounts() async -> [KnownAccount] { (try? await sdk.accounts()) ?? [] }
+
+    private func signInScreen() async -> Screen {
+        .signIn(userId: userId, biometricAvailable: await biometricAvailable(userId), accounts: await knownAccounts())
+    }
 
     /// Runs one user action. `reauth`: the action is an account change that
     /// may answer RecentSignInRequired; the model then asks the user to
@@ -124,11 +139,11 @@ final class SignInModel: ObservableObject {
         do {
             try await action()
         } catch {
-            failed(error)
+            await failed(error)
         }
     }
 
-    private func failed(_ error: Error) {
+    private func failed(_ error: Error) async {
         let current = screen
         let m = wording(error, current)
         let e = error as? DeviceTrustError
@@ -136,22 +151,22 @@ final class SignInModel: ObservableObject {
             // The session is fine: confirm it's the user, then repeat. The screen says so.
             resume = again
             if !current.isConfirming { returnTo = current }
-            screen = .confirmItIsYou(userId: userId, biometricAvailable: biometricAvailable(userId))
+            screen = .confirmItIsYou(userId: userId, biometricAvailable: await biometricAvailable(userId))
             return
         }
         if case .NotSignedIn? = e {
             resume = nil
             returnTo = nil
-            screen = signInScreen()
+            screen = await signInScreen()
         } else if resume != nil && (m.next == .signInWithPassword || m.next == .usePasswordInstead) {
             // Confirming it's the user failed in a way that needs the password: stay in "confirm it's you".
-            screen = .confirmItIsYou(userId: userId, biometricAvailable: biometricAvailable(userId))
+            screen = .confirmItIsYou(userId: userId, biometricAvailable: await biometricAvailable(userId))
         } else if m.next == .startRecoveryAgain || (current.isRecoveryArea && m.next == .signInWithPassword) {
             screen = .recoveryStart(userId: userId)
         } else if current.isSignedInArea {
             // Stay: the user fixes what they typed or tries again.
         } else if m.next == .signInWithPassword {
-            screen = signInScreen()
+            screen = await signInScreen()
         }
         if m.next != .nothing || !m.body.isEmpty { message = m }
     }
@@ -195,8 +210,8 @@ final class SignInModel: ObservableObject {
 
     private func show(_ step: SignInStep) async throws {
         switch step {
-        case .enrolmentRequired(let profile, _):
-            screen = .enrolment(profile)
+        case .enrolmentRequired(let name, let email, _):
+            screen = .enrolment(name: name, email: email)
         case .secondFactorRequired(let options, let canApprove, _, let reasons):
             screen = .secondFactor(options: options, canApprove: canApprove, sentTo: nil, confirming: resume != nil)
             if !reasons.isEmpty {
@@ -220,7 +235,7 @@ final class SignInModel: ObservableObject {
                 }
                 returnTo = nil
             // biometric-sign-in:begin
-            } else if !biometricAvailable(session.userId), let offer = BiometricOffer.current() {
+            } else if !(await biometricAvailable(session.userId)), let offer = BiometricOffer.current() {
                 screen = .offerBiometric(offer)
             // biometric-sign-in:end
             } else {
@@ -289,21 +304,50 @@ final class SignInModel: ObservableObject {
     func removeDevice(_ id: String) async {
         await run { [self] in
             try await sdk.removeDevice(deviceId: id)
-            if await sdk.session() == nil { start() } else { try await home() }
+            if await sdk.session() == nil { try await landing() } else { try await home() }
         }
     }
 
+    /// Signs the account in use out; the iPhone's other accounts stay signed in (the picker lists them).
     func signOut() async {
         await run { [self] in
             try await sdk.signOut()
-            start()
+            try await landing()
         }
     }
 
-    func backToSignIn() {
+    // MARK: Several accounts on one iPhone
+
+    /// From home: the picker, to switch to another account or log in with one more; this one stays signed in.
+    func openAccounts() async {
+        freshSignIn()
+        userId = ""
+        await run { [self] in screen = await signInScreen() }
+    }
+
+    /// An account picked in the list: one signed in here becomes the account
+    /// in use (no sign-in); another is offered its log-in, with Face ID when
+    /// it has it here.
+    func pickAccount(_ picked: KnownAccount) async {
+        freshSignIn()
+        userId = picked.userId
+        await run { [self] in
+            if picked.signedIn {
+                do {
+                    _ = try await sdk.switchAccount(userId: picked.userId)
+                    return try await home()
+                } catch DeviceTrustError.NotSignedIn {
+                    // Its kept session had ended (revoked, or it could not be opened): log in again.
+                }
+            }
+            screen = await signInScreen()
+        }
+    }
+
+    func backToSignIn() async {
         freshSignIn()
         message = nil
-        screen = signInScreen()
+        screen = await signInScreen()
     }
 
     /// The password rules, fetched once; nil when they cannot be fetched (the server still checks).
@@ -400,7 +444,7 @@ final class SignInModel: ObservableObject {
             recoveryCodeScreen = nil
             recoveryCode = ""
             // Every session of this user ended; Face ID sign-in comes back after a password + code sign-in.
-            screen = signInScreen()
+            screen = await signInScreen()
             notice("Password changed", "Log in with your new password. We'll ask for a code once, to confirm it's you.")
         }
     }
@@ -428,10 +472,14 @@ final class SignInModel: ObservableObject {
     }
 
     /// "Confirm it's you" cancelled: back where the user was, nothing changed.
-    func cancelConfirm() {
+    func cancelConfirm() async {
         resume = nil
         message = nil
-        screen = returnTo ?? profile.map { Screen.settings($0) } ?? signInScreen()
+        if let back = returnTo ?? profile.map({ Screen.settings($0) }) {
+            screen = back
+        } else {
+            screen = await signInScreen()
+        }
         returnTo = nil
     }
 
@@ -486,7 +534,7 @@ final class SignInModel: ObservableObject {
 
     func confirmContactChange(_ code: String) async {
         await run { [self] in
-            let p: UserProfile
+            let p: Profile
             do {
                 p = try await account.confirmContactChange(code: code)
             } catch DeviceTrustError.OtpExpired {

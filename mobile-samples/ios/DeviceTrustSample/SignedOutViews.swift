@@ -61,7 +61,7 @@ struct CreateAccountView: View {
             }
             .disabled(cardNumber.filter(\.isNumber).count < 12 || cardId.count != 4 || name.isEmpty || user.isEmpty
                 || !newPasswordReady(policy: policy, userId: user, password: password, repeated: repeated))
-            Button("Back to log in", role: .cancel) { model.backToSignIn() }
+            Button("Back to log in", role: .cancel) { Task { await model.backToSignIn() } }
         }
         .navigationTitle("Create online access")
     }
@@ -78,7 +78,7 @@ struct ForgotUserIdView: View {
             if sent {
                 // The server never says whether anything matched.
                 Text("If the details match an account, we've e-mailed your user ID to that address.")
-                Button("Back to log in") { model.backToSignIn() }
+                Button("Back to log in") { Task { await model.backToSignIn() } }
             } else {
                 Section(footer: Text("The security code is the one you chose when you first logged in.")) {
                     TextField("E-mail", text: $email).keyboardType(.emailAddress).textInputAutocapitalization(.never).autocorrectionDisabled()
@@ -86,7 +86,7 @@ struct ForgotUserIdView: View {
                 }
                 Button("E-mail my user ID") { Task { await model.forgotUserId(email: email, securityCode: code) } }
                     .disabled(!email.contains("@") || code.count < 6)
-                Button("Back to log in", role: .cancel) { model.backToSignIn() }
+                Button("Back to log in", role: .cancel) { Task { await model.backToSignIn() } }
             }
         }
         .navigationTitle("Forgot user ID")
@@ -107,7 +107,7 @@ struct RecoveryStartView: View {
             }
             Button("Continue") { Task { await model.startPasswordRecovery(user: user, securityCode: code) } }
                 .disabled(user.isEmpty || code.count < 6)
-            Button("Back to log in", role: .cancel) { model.backToSignIn() }
+            Button("Back to log in", role: .cancel) { Task { await model.backToSignIn() } }
         }
         .navigationTitle("Reset your password")
         .onAppear { user = initialUser }
@@ -133,7 +133,7 @@ struct RecoveryCodeView: View {
                     Button("Continue") { Task { await model.recoveryCodeEntered(code) } }.disabled(code.count != 6)
                 }
             }
-            Button("Cancel", role: .cancel) { model.backToSignIn() }
+            Button("Cancel", role: .cancel) { Task { await model.backToSignIn() } }
         }
         .navigationTitle("Verify it's you")
     }
@@ -152,7 +152,7 @@ struct RecoveryNewPasswordView: View {
             NewPasswordFields(policy: policy, userId: userId, password: $password, repeated: $repeated)
             Button("Change password") { Task { await model.completePasswordRecovery(newPassword: password) } }
                 .disabled(!newPasswordReady(policy: policy, userId: userId, password: password, repeated: repeated))
-            Button("Cancel", role: .cancel) { model.backToSignIn() }
+            Button("Cancel", role: .cancel) { Task { await model.backToSignIn() } }
         }
         .navigationTitle("New password")
     }
