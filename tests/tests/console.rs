@@ -766,3 +766,266 @@ async fn search_is_paged() {
     assert_eq!(bad.status, 200);
     assert!(bad.body.contains("4 digits"));
 }
+
+// ---- outside penetration test findings ----------------------------------
+
+/// The console on its own listener (`--console-listen`), as `serve` starts
+/// it: `console::router` on `http_server::run_with_tls`, sharing the state.
+async fn own_listener(
+    s: &TestServer,
+    limits: devicetrust_server::http_server::ConnectionLimits,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = devicetrust_server::console::router(
+        s.state().clone(),
+        devicetrust_server::console::Mount::OwnListener,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(devicetrust_server::http_server::run(
+        router,
+        listener,
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+/// Finding: the console's own listener has none of the API router's
+/// request layers, among them the body timeout. A client that sends the
+/// headers of a POST and never its body holds the connection (and a
+/// `max_connections` slot) forever: 4096 such sockets and nobody can open
+/// the console. The API's listener answers 408 after `body_timeout`.
+#[tokio::test]
+async fn own_listener_cuts_off_a_half_sent_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server().await;
+    let (addr, _stop) = own_listener(
+        &s,
+        devicetrust_server::http_server::ConnectionLimits {
+            body_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"POST /console/sign-in HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncsrf=",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the console's own listener kept a half-sent body open for 5 s (body_timeout 1 s)")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Finding: requests on the console's own listener do not run to
+/// completion (`app::run_to_completion` wraps only the API's router). A
+/// caller check whose client goes away while the security code is being
+/// hashed has been counted against the card holder's recovery limit (and
+/// the operator's cap) but is never audited: `caller_verify_failed` lines
+/// no longer add up to the checks spent, and five such drops stop a card
+/// holder's recovery for a day without a single caller-check line. The
+/// same drop between a commit and its audit/alert (unlock, device removal,
+/// an e-mail correction) leaves a change nobody is told about.
+#[tokio::test]
+async fn own_listener_audits_a_caller_check_whose_client_went_away() {
+    use tokio::io::AsyncWriteExt;
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    s.add_user("jane", "GB", None).await;
+    s.sign_in_with_otp("jane", None).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let csrf = b.csrf("/console/holders/jane").await;
+    let session = b.jar["__Secure-dtc_session"].clone();
+    let (addr, _stop) = own_listener(&s, Default::default()).await;
+
+    // The same session on the console's own listener (its cookie name).
+    let body = format!("csrf={}&security_code=246813", enc(&csrf));
+    let req = format!(
+        "POST /console/holders/jane/verify HTTP/1.1\r\nHost: x\r\n\
+         Cookie: __Host-dtc_session={session}\r\nSec-Fetch-Site: same-origin\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(req.as_bytes()).await.unwrap();
+    // Counted (both reservations come before the hash); now hashing.
+    let hasher = s.state().hasher();
+    let start = std::time::Instant::now();
+    while hasher.queued() == 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no hash seen");
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    drop(c); // the operator's browser goes away mid-hash
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    // One more wrong check, to completion: how many are left tells how
+    // many were counted.
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    let left: i64 = between(&r.body, "No match. ", " more")
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .parse()
+        .unwrap();
+    let counted = 5 - left;
+    let lines = s
+        .store
+        .audit_page(
+            &devicetrust_server::storage::AuditFilter {
+                user_id: Some("jane".into()),
+                event: Some("caller_verify_failed".into()),
+                ..Default::default()
+            },
+            50,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        lines.len() as i64,
+        counted,
+        "{counted} caller checks were counted against jane's recovery limit, \
+         {} audited",
+        lines.len()
+    );
+}
+
+/// Finding: the console's sign-in form is not under the per-IP limit
+/// (`--ip-rate-limit`) that every card holder's sign-in endpoint is. Each
+/// POST costs an argon2id hash on the pool the card holders share (a dummy
+/// one for unknown names), writes an `operator:NAME` attempts row that
+/// lives for a day, and an audit line: one client can keep the hashing
+/// pool full (card holders' password sign-ins are turned away), grow the
+/// attempts and audit tables at hashing speed, and lock every guessable
+/// operator name, all from one address.
+#[tokio::test]
+async fn console_sign_in_is_under_the_per_ip_limit() {
+    let s = TestServer::start_with(Options {
+        settings: Settings {
+            rp_id: devicetrust_e2e::RP_ID.into(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ip_rate_limit_per_minute: 3,
+            console_shared: true,
+            ..Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let mut b = Browser::new(&s);
+        let r = b.password(&format!("ghost{i}"), "not the password 1").await;
+        statuses.push(r.status);
+    }
+    assert!(
+        statuses.contains(&429),
+        "8 console sign-ins from one address within a minute, limit 3: {statuses:?}"
+    );
+}
+
+/// Finding: the lockout key of a malformed operator name is meant to be
+/// cut at 64 bytes (`raw_name.get(..64)`), but `get` is `None` when byte
+/// 64 falls inside a multi-byte character and then the whole name is the
+/// key: a 16 KiB name is stored in full in `attempts` (and each distinct
+/// one is a new row for a day).
+#[tokio::test]
+async fn operator_lockout_keys_are_bounded_for_any_name() {
+    let s = server().await;
+    let long = format!("{}é{}", "a".repeat(63), "b".repeat(10_000));
+    for _ in 0..5 {
+        let mut b = Browser::new(&s);
+        let r = b.password(&long, "not the password 1").await;
+        assert!(r.status == 401 || r.status == 423, "{}", r.status);
+    }
+    let full_key = format!("operator:{}", long.to_ascii_lowercase());
+    assert!(
+        s.store
+            .locked_until(&full_key, s.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the whole 10 KB name is a lockout key"
+    );
+}
+
+/// Finding: sessions stopped at the password (stage `totp`/`enrol`) count
+/// towards the cap of 5 sessions per operator, and the cap ends the oldest,
+/// signed-in ones first. Whoever knows only an operator's password (not
+/// the second factor) signs the operator out at will, without a lockout (a
+/// right password is refunded) and without an audit line.
+#[tokio::test]
+async fn password_only_sign_ins_do_not_end_an_operators_signed_in_session() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    assert_eq!(b.get("/console/").await.status, 200);
+    for _ in 0..5 {
+        s.clock.advance(1);
+        let mut attacker = Browser::new(&s);
+        let r = attacker.password("alice", OP_PASSWORD).await;
+        assert_eq!(r.status, 303);
+        assert!(r.location.ends_with("/sign-in/code"), "{}", r.location);
+    }
+    assert_eq!(
+        b.get("/console/").await.status,
+        200,
+        "five password-only sign-ins ended alice's signed-in session"
+    );
+}
+
+/// Finding (the documented residual, judged): "unlock ... also clears the
+/// security-code counts (the operator has verified the caller)" — nothing
+/// checks that the caller was verified. The card-holder page offers no
+/// Unlock button when only security-code checks are stopped, but a crafted
+/// POST to /unlock lifts that stop, so a rogue operator alternates wrong
+/// checks and unlocks (bounded only by their own 20 a day), and a social
+/// engineer gets a locked-out holder's recovery allowance back by phone.
+#[tokio::test]
+async fn unlock_without_a_verified_caller_keeps_the_security_code_stop() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    s.add_user("jane", "GB", None).await;
+    s.sign_in_with_otp("jane", None).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let csrf = b.csrf("/console/holders/jane").await;
+    for _ in 0..5 {
+        b.post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    }
+    let page = b.get("/console/holders/jane").await;
+    assert!(page.body.contains("checks) stopped until"), "{}", page.body);
+    assert!(!page.body.contains("/unlock"), "no Unlock button is offered");
+    // The crafted POST the page does not offer.
+    b.post("/console/holders/jane/unlock", &[("csrf", &csrf)])
+        .await;
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    assert!(
+        r.body.contains("Too many failed attempts"),
+        "an unlock with no verified caller gave the code checks back: {}",
+        r.body
+    );
+}
