@@ -679,7 +679,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let user_id =
                 validate::user_id(&user_id).map_err(|e| CliError::Usage(e.to_string()))?;
             let store = storage::open(&cli.database).await?;
-            store.unlock(&user_id).await?;
+            store.unlock(&user_id, storage::UnlockScope::Both).await?;
             println!("unlocked {user_id}");
             Ok(())
         }

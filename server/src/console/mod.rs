@@ -90,6 +90,11 @@ impl Failure {
                         format!("Password rejected: {}", reasons.join(", "))
                     }
                     ApiError::Unavailable => "The database is unavailable; try again.".into(),
+                    ApiError::MethodNotAllowed => "That page cannot be used this way.".into(),
+                    ApiError::RequestTimeout => {
+                        "The form did not arrive in time; try again.".into()
+                    }
+                    ApiError::PayloadTooLarge => "The form is too large.".into(),
                     _ => "Something went wrong; it was logged.".into(),
                 };
                 (e.status(), text)
@@ -98,11 +103,29 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Seconds until a retry can succeed (423, 429).
+    fn retry_after(&self) -> Option<i64> {
+        match self {
+            Failure::Api(
+                ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s },
+            ) => Some((*retry_after_s).max(1)),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let (status, text) = self.status_and_text();
         let body = html_page("Could not do that", &text);
-        (status, Html(body)).into_response()
+        let mut res = (status, Html(body)).into_response();
+        if let Some(s) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
     }
 }
 
@@ -116,12 +139,22 @@ fn html_page(title: &str, text: &str) -> String {
 }
 
 /// The console on its own listener: `/console/...`, and `/` sends there.
+/// The same request layers as the API's router (`app::request_layers`:
+/// run to completion, body cap, panic catcher, request ids, tracing); the
+/// accept loop adds the body timeout.
 pub fn router(state: AppState, mount: Mount) -> Router {
-    Router::new()
+    let metrics = state.metrics().clone();
+    let router = Router::new()
         .nest_service(PREFIX, service(state, mount))
         .route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
         .fallback(|| async { Failure::Api(ApiError::NotFound) })
-        .layer(middleware::from_fn(guard))
+        .method_not_allowed_fallback(|| async { Failure::Api(ApiError::MethodNotAllowed) })
+        .layer(middleware::from_fn(guard));
+    crate::app::request_layers(router, metrics, internal_error_page)
+}
+
+fn internal_error_page() -> Response {
+    Failure::Api(ApiError::Internal).into_response()
 }
 
 /// The console's routes (to be nested under `/console`) for `mount`.
@@ -135,6 +168,7 @@ pub fn service(state: AppState, mount: Mount) -> Router {
         .route("/sign-out", post(sign_out))
         .route("/holders/{user_id}", get(holder_page))
         .route("/holders/{user_id}/unlock", post(unlock))
+        .route("/holders/{user_id}/code-checks/lift", post(lift_code_stop))
         .route("/holders/{user_id}/verify", post(verify))
         .route("/holders/{user_id}/devices/remove", post(remove_device))
         .route(
@@ -147,6 +181,7 @@ pub fn service(state: AppState, mount: Mount) -> Router {
         .route("/operators", get(operators_page))
         .route("/operators/{action}", post(operator_action))
         .fallback(|| async { Failure::Api(ApiError::NotFound) })
+        .method_not_allowed_fallback(|| async { Failure::Api(ApiError::MethodNotAllowed) })
         .layer(middleware::from_fn(guard))
         .layer(Extension(mount))
         .layer(DefaultBodyLimit::max(crate::app::MAX_BODY))
@@ -210,6 +245,12 @@ fn render(c: &Chrome<'_>, title: &str, notice: Option<&Notice>, body: maud::Mark
 fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, Failure> {
     match f {
         Ok(Form(v)) => Ok(v),
+        // A body that stopped arriving (the accept loop's body timeout) or
+        // was too large is not a malformed form.
+        Err(e) if crate::extract::timed_out(&e) => Err(ApiError::RequestTimeout.into()),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::PayloadTooLarge.into())
+        }
         Err(e) => Err(Failure::BadForm(format!(
             "The form was not understood: {}",
             e.body_text()
@@ -259,6 +300,9 @@ async fn sign_in(
     headers: HeaderMap,
     f: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, Failure> {
+    // The card holders' per-IP limit (`--ip-rate-limit`): each attempt
+    // costs an argon2id hash on the shared pool, a row and an audit line.
+    app.rate.check(ip)?;
     let f = form(f)?;
     let nonce = session::pre_session_sent(&headers, mount).ok_or(Failure::Csrf)?;
     if !session::csrf_ok(&app, "pre", &nonce, &f.csrf) {
@@ -375,6 +419,7 @@ async fn finish_sign_in(
     f: CodeForm,
     stage: &str,
 ) -> Result<Response, Failure> {
+    app.rate.check(ip)?;
     let Some((token, s)) = pending(&app, &headers, mount, stage).await? else {
         return Ok(Redirect::to(&url(mount, "/sign-in")).into_response());
     };
@@ -506,6 +551,22 @@ async fn unlock(
     who.check_csrf(&app, &form(f)?.csrf)?;
     support::unlock(&app, &who.actor, &user_id, ip).await?;
     let notice = Notice::Ok("Unlocked; the card holder was told by e-mail.".into());
+    show_holder(&app, mount, &who, &user_id, Some(notice)).await
+}
+
+async fn lift_code_stop(
+    State(app): State<AppState>,
+    Extension(mount): Extension<Mount>,
+    ClientIp(ip): ClientIp,
+    who: session::SignedIn,
+    Path(user_id): Path<String>,
+    f: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, Failure> {
+    who.check_csrf(&app, &form(f)?.csrf)?;
+    support::lift_code_stop(&app, &who.actor, &user_id, ip).await?;
+    let notice = Notice::Ok(
+        "Security-code checks allowed again; the card holder was told by e-mail.".into(),
+    );
     show_holder(&app, mount, &who, &user_id, Some(notice)).await
 }
 
@@ -780,7 +841,7 @@ async fn operator_action(
         }
         "reset-totp" => {
             operators::reset_totp(&app, actor, &f.name, ip).await?;
-            "will enrol a new second factor at next sign-in"
+            "will enrol a new second factor at next sign-in; their sessions ended"
         }
         _ => return Err(ApiError::NotFound.into()),
     };

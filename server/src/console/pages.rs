@@ -222,6 +222,9 @@ pub fn holder(c: &Chrome<'_>, h: &Holder) -> Markup {
                 }
                 @if let Some(until) = h.code_checks_blocked_until {
                     p.state.locked { "Security-code checks (recovery and caller checks) stopped until " (when(until)) "." }
+                    @if c.actor.is_some_and(|a| a.role == Role::Admin) {
+                        (post_button(c.mount, c.csrf, &format!("{base}/code-checks/lift"), "Allow security-code checks again", None))
+                    }
                 }
                 h3 { "Verify a caller" }
                 form.inline method="post" action=(url(c.mount, &format!("{base}/verify"))) autocomplete="off" {

@@ -12,7 +12,12 @@
 //!   constant time, and each step at most once (`Store::use_totp_step`):
 //!   a code seen over a shoulder cannot be replayed in the same 30 s.
 //! - Wrong passwords and wrong codes count together per lower-cased name
-//!   (existing or not): 5 lock it for 15 minutes; every lock has an end.
+//!   (existing or not) and client network (an IPv4 address, an IPv6 /64):
+//!   5 lock that name from that network for 15 minutes. Across networks,
+//!   20 lock the name everywhere for 15 minutes (a guesser spread over many
+//!   addresses). One outsider cannot lock an operator out of the console
+//!   from elsewhere: their own network's lock stops them after 5. Every lock
+//!   has an end.
 
 use std::net::IpAddr;
 
@@ -76,7 +81,8 @@ pub const TOTP_STEP_S: i64 = 30;
 const TOTP_DIGITS: usize = 6;
 const SECRET_BYTES: usize = 20;
 
-fn lockout_policy() -> LockoutPolicy {
+/// Failures of one name from one client network.
+fn network_policy() -> LockoutPolicy {
     LockoutPolicy {
         threshold: 5,
         duration_s: 15 * 60,
@@ -84,8 +90,58 @@ fn lockout_policy() -> LockoutPolicy {
     }
 }
 
-fn lockout_key(name: &str) -> String {
-    format!("operator:{}", name.to_ascii_lowercase())
+/// Failures of one name from every network together.
+fn name_policy() -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: 20,
+        duration_s: 15 * 60,
+        memory_s: 24 * 3600,
+    }
+}
+
+/// The lockout keys of a sign-in attempt: per name, and per name and
+/// client network. Bounded whatever was typed: a well-formed name is at
+/// most 32 ASCII bytes; anything else is keyed by its SHA-256 (never the
+/// raw text, which may be 16 KiB or cut inside a character).
+pub(crate) struct LockKeys {
+    name: String,
+    network: String,
+}
+
+pub(crate) fn lock_keys(raw_name: &str, ip: IpAddr) -> LockKeys {
+    let name = match name(raw_name) {
+        Ok(n) => format!("operator:{n}"),
+        Err(_) => {
+            use base64::Engine;
+            let digest = crate::secrets::token_hash(&raw_name.to_lowercase());
+            format!(
+                "operator:~{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
+            )
+        }
+    };
+    let network = format!("{name}@{}", crate::ratelimit::client_network(ip));
+    LockKeys { name, network }
+}
+
+/// Counts an attempt on both keys (the network's first: a locked network
+/// is refused without counting against the name everywhere).
+async fn reserve(app: &AppState, keys: &LockKeys) -> Result<(i64, i64), ApiError> {
+    let on_network = app
+        .reserve_attempt_with(&keys.network, network_policy())
+        .await?;
+    match app.reserve_attempt_with(&keys.name, name_policy()).await {
+        Ok(on_name) => Ok((on_network, on_name)),
+        Err(e) => {
+            app.refund_attempt(&keys.network).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn refund(app: &AppState, keys: &LockKeys) -> Result<(), ApiError> {
+    app.refund_attempt(&keys.network).await?;
+    app.refund_attempt(&keys.name).await
 }
 
 /// An operator name: 1–32 of `a-z 0-9 . _ -` (any case in, lower-case out).
@@ -156,8 +212,8 @@ pub async fn check_password(
 ) -> Result<PasswordOutcome, ApiError> {
     // A malformed name is counted like any other: the answer must not
     // differ from a well-formed unknown one.
-    let key = lockout_key(raw_name.get(..64).unwrap_or(raw_name));
-    let count = app.reserve_attempt_with(&key, lockout_policy()).await?;
+    let keys = lock_keys(raw_name, ip);
+    let count = reserve(app, &keys).await?;
     let operator = match name(raw_name) {
         Ok(n) => app.store().operator(&n).await?,
         Err(_) => None,
@@ -166,17 +222,28 @@ pub async fn check_password(
     let ok = match app.hasher().verify(stored, password).await {
         Ok(ok) => ok,
         Err(e) => {
-            app.refund_attempt(&key).await?;
+            refund(app, &keys).await?;
             return Err(e);
         }
     };
     let operator = match operator {
         Some(op) if ok && op.disabled_at.is_none() => op,
         op => {
-            return Err(fail(app, &key, count, op.as_ref(), ip, "operator_password").await);
+            return Err(fail(app, &keys, count, op.as_ref(), ip, "operator_password").await);
         }
     };
-    app.refund_attempt(&key).await?;
+    refund(app, &keys).await?;
+    // Audited (never the password): a right password without the second
+    // factor is a sign the password is known to someone.
+    app.audit_by(
+        &operator.name,
+        "operator_password_accepted",
+        None,
+        None,
+        Some(ip),
+        None,
+    )
+    .await?;
     if operator.totp_enrolled && operator.totp_sealed.is_some() {
         return Ok(PasswordOutcome::CodeNext(operator));
     }
@@ -201,13 +268,12 @@ pub async fn check_password(
 /// (only when one exists), and at the limit a lock with an end.
 async fn fail(
     app: &AppState,
-    key: &str,
-    count: i64,
+    keys: &LockKeys,
+    (on_network, on_name): (i64, i64),
     operator: Option<&Operator>,
     ip: IpAddr,
     reason: &str,
 ) -> ApiError {
-    let policy = lockout_policy();
     let actor = operator.map(|o| o.name.as_str()).unwrap_or("-");
     let mut outcome = app
         .audit_by(
@@ -219,11 +285,19 @@ async fn fail(
             Some(reason),
         )
         .await;
-    if count >= policy.threshold && outcome.is_ok() {
+    let locks = [
+        (&keys.network, on_network, network_policy(), "network"),
+        (&keys.name, on_name, name_policy(), "all_networks"),
+    ];
+    for (key, count, policy, scope) in locks {
+        if count < policy.threshold || outcome.is_err() {
+            continue;
+        }
         let until = app.now() + policy.duration_s;
         outcome = match app.store().lock(key, until).await {
             Ok(()) => {
-                app.audit_by(actor, "operator_locked", None, None, Some(ip), Some(reason))
+                let why = format!("{reason} scope={scope}");
+                app.audit_by(actor, "operator_locked", None, None, Some(ip), Some(&why))
                     .await
             }
             Err(e) => Err(e.into()),
@@ -280,12 +354,12 @@ pub async fn check_code(
     if code.len() != TOTP_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::invalid("the code is 6 digits"));
     }
-    let key = lockout_key(operator_name);
-    let count = app.reserve_attempt_with(&key, lockout_policy()).await?;
+    let keys = lock_keys(operator_name, ip);
+    let count = reserve(app, &keys).await?;
     let operator = app.store().operator(operator_name).await?;
     let operator = match operator {
         Some(op) if op.disabled_at.is_none() && op.totp_enrolled != enrolling => op,
-        op => return Err(fail(app, &key, count, op.as_ref(), ip, "operator_totp").await),
+        op => return Err(fail(app, &keys, count, op.as_ref(), ip, "operator_totp").await),
     };
     let secret = open(app, &operator)?;
     let now = app.now();
@@ -300,7 +374,7 @@ pub async fn check_code(
         } else {
             "operator_totp"
         };
-        return Err(fail(app, &key, count, Some(&operator), ip, reason).await);
+        return Err(fail(app, &keys, count, Some(&operator), ip, reason).await);
     }
     if enrolling {
         app.store()
@@ -316,7 +390,8 @@ pub async fn check_code(
         )
         .await?;
     }
-    app.store().reset_attempts(&key, now).await?;
+    app.store().reset_attempts(&keys.network, now).await?;
+    app.store().reset_attempts(&keys.name, now).await?;
     app.audit_by(
         &operator.name,
         "operator_signed_in",
@@ -435,7 +510,8 @@ pub async fn set_disabled(
     .await
 }
 
-/// Admin: the operator enrols TOTP again at next sign-in (a lost phone).
+/// Admin: the operator enrols TOTP again at next sign-in (a lost phone);
+/// their console sessions end at once (like disabling).
 pub async fn reset_totp(
     app: &AppState,
     actor: &Actor,
@@ -448,13 +524,14 @@ pub async fn reset_totp(
         return Err(ApiError::NotFound);
     }
     app.store().set_operator_totp(&target, None, false).await?;
+    let ended = app.store().end_operator_sessions(&target).await?;
     app.audit_by(
         &actor.name,
         "operator_totp_reset",
         None,
         None,
         Some(ip),
-        Some(&format!("operator={target}")),
+        Some(&format!("operator={target} sessions={ended}")),
     )
     .await
 }

@@ -1020,13 +1020,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn unlock(&self, key: &str) -> Result<(), StorageError> {
+    async fn unlock(&self, key: &str, scope: UnlockScope) -> Result<(), StorageError> {
         let c = self.client().await?;
         c.exec(
-            "DELETE FROM attempts WHERE user_key IN (
-                 $1::TEXT, 'recovery:user:' || $1::TEXT,
-                 (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = $1::TEXT))",
-            &[&key],
+            "DELETE FROM attempts WHERE ($2::BOOLEAN AND user_key = $1::TEXT)
+                OR ($3::BOOLEAN AND user_key IN (
+                 'recovery:user:' || $1::TEXT,
+                 (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = $1::TEXT)))",
+            &[&key, &scope.sign_in(), &scope.code_checks()],
         )
         .await?;
         Ok(())
@@ -2190,15 +2191,28 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
+            // Signed-in and pending sessions are capped apart: a password
+            // alone never ends a signed-in session.
             tx.exec(
-                "DELETE FROM console_sessions WHERE operator = $1 AND session_hash NOT IN (
-                     SELECT session_hash FROM console_sessions WHERE operator = $1
+                "DELETE FROM console_sessions
+                  WHERE operator = $1 AND (stage = 'full') = ($3::TEXT = 'full')
+                    AND session_hash NOT IN (
+                     SELECT session_hash FROM console_sessions
+                      WHERE operator = $1 AND (stage = 'full') = ($3::TEXT = 'full')
                       ORDER BY created_at DESC, session_hash LIMIT $2)",
-                &[&s.operator, &CONSOLE_SESSIONS_PER_OPERATOR],
+                &[&s.operator, &CONSOLE_SESSIONS_PER_OPERATOR, &s.stage],
             )
             .await?;
             Ok(End::Commit(()))
         })
+    }
+
+    async fn end_operator_sessions(&self, name: &str) -> Result<usize, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec("DELETE FROM console_sessions WHERE operator = $1", &[&name])
+            .await?;
+        Ok(n as usize)
     }
 
     async fn console_session(
@@ -2237,12 +2251,27 @@ impl Store for PostgresStore {
     ) -> Result<Vec<User>, StorageError> {
         let c = self.client().await?;
         let after = after.unwrap_or("");
+        if let UserSearch::UserIdPrefix(prefix) = search {
+            // A bounded range in byte order (`COLLATE "C"`, served by the
+            // index `users_by_user_id_c`): a locale's collation would not
+            // keep a prefix's strings together, and without the upper bound
+            // a rare prefix reads to the end of the table.
+            let end = prefix_end(prefix);
+            let rows = c
+                .rows(
+                    r#"SELECT * FROM users
+                        WHERE user_id COLLATE "C" >= $1
+                          AND ($4::TEXT IS NULL OR user_id COLLATE "C" < $4::TEXT)
+                          AND left(user_id, length($1)) = $1
+                          AND user_id COLLATE "C" > $2
+                        ORDER BY user_id COLLATE "C" LIMIT $3"#,
+                    &[prefix, &after, &limit, &end],
+                )
+                .await?;
+            return Ok(all_map(rows, user_from_row)?);
+        }
         let (sql, value) = match search {
-            UserSearch::UserIdPrefix(prefix) => (
-                "SELECT * FROM users WHERE left(user_id, length($1)) = $1
-                   AND user_id > $2 ORDER BY user_id LIMIT $3",
-                prefix,
-            ),
+            UserSearch::UserIdPrefix(_) => unreachable!("answered above"),
             UserSearch::Email(email) => (
                 "SELECT * FROM users WHERE lower(email) = lower($1)
                    AND user_id > $2 ORDER BY user_id LIMIT $3",
