@@ -57,6 +57,8 @@ struct Browser<'a> {
     http: reqwest::Client,
     jar: HashMap<String, String>,
     secret: Option<String>,
+    /// Sent as `X-Forwarded-For` (a server that trusts 127.0.0.1 as its proxy).
+    forwarded_for: Option<String>,
 }
 
 impl<'a> Browser<'a> {
@@ -69,6 +71,7 @@ impl<'a> Browser<'a> {
                 .expect("client"),
             jar: HashMap::new(),
             secret: None,
+            forwarded_for: None,
         }
     }
 
@@ -118,6 +121,10 @@ impl<'a> Browser<'a> {
             .http
             .get(format!("{}{path}", self.s.base))
             .header("cookie", self.cookie_header())
+            .header(
+                "x-forwarded-for",
+                self.forwarded_for.as_deref().unwrap_or("192.0.2.1"),
+            )
             .send()
             .await
             .expect("get");
@@ -135,6 +142,10 @@ impl<'a> Browser<'a> {
             .post(format!("{}{path}", self.s.base))
             .header("cookie", self.cookie_header())
             .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "x-forwarded-for",
+                self.forwarded_for.as_deref().unwrap_or("192.0.2.1"),
+            )
             .body(body);
         if let Some(site) = site {
             req = req.header("sec-fetch-site", site);
@@ -864,7 +875,10 @@ async fn own_listener_audits_a_caller_check_whose_client_went_away() {
     let hasher = s.state().hasher();
     let start = std::time::Instant::now();
     while hasher.queued() == 0 {
-        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no hash seen");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no hash seen"
+        );
         tokio::time::sleep(std::time::Duration::from_micros(200)).await;
     }
     drop(c); // the operator's browser goes away mid-hash
@@ -1013,7 +1027,10 @@ async fn unlock_without_a_verified_caller_keeps_the_security_code_stop() {
     }
     let page = b.get("/console/holders/jane").await;
     assert!(page.body.contains("checks) stopped until"), "{}", page.body);
-    assert!(!page.body.contains("/unlock"), "no Unlock button is offered");
+    assert!(
+        !page.body.contains("/unlock"),
+        "no Unlock button is offered"
+    );
     // The crafted POST the page does not offer.
     b.post("/console/holders/jane/unlock", &[("csrf", &csrf)])
         .await;
@@ -1028,4 +1045,190 @@ async fn unlock_without_a_verified_caller_keeps_the_security_code_stop() {
         "an unlock with no verified caller gave the code checks back: {}",
         r.body
     );
+}
+
+// ---- design weaknesses of the review, fixed -----------------------------
+
+/// An admin's "reset second factor" ends the operator's sessions at once
+/// (like disabling): whoever holds a session of a lost phone's owner is out.
+/// A right password at the password step is audited (never the password).
+#[tokio::test]
+async fn resetting_the_second_factor_ends_the_operators_sessions() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    add_operator(&s, "ada", Role::Admin).await;
+    let mut alice = Browser::new(&s);
+    alice.sign_in("alice").await;
+    assert_eq!(alice.get("/console/").await.status, 200);
+    let mut ada = Browser::new(&s);
+    ada.sign_in("ada").await;
+    let csrf = ada.csrf("/console/operators").await;
+    let r = ada
+        .post(
+            "/console/operators/reset-totp",
+            &[("csrf", &csrf), ("name", "alice")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("their sessions ended"), "{}", r.body);
+    assert_eq!(
+        alice.get("/console/").await.status,
+        303,
+        "alice's session outlived the reset of her second factor"
+    );
+    let lines = s
+        .store
+        .audit_page(
+            &devicetrust_server::storage::AuditFilter {
+                actor: Some("alice".into()),
+                event: Some("operator_password_accepted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1, "alice's one password step is audited");
+    assert!(!lines[0]
+        .1
+        .reason
+        .clone()
+        .unwrap_or_default()
+        .contains(OP_PASSWORD));
+}
+
+/// A user-ID prefix is the range [prefix, successor): neighbours just
+/// outside it (the successor itself, a longer id after it) are not found.
+#[tokio::test]
+async fn user_id_prefix_search_is_a_bounded_range() {
+    assert_eq!(
+        devicetrust_server::storage::prefix_end("zz-").as_deref(),
+        Some("zz.")
+    );
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    for id in ["zz,a", "zz-1", "zz-2", "zz.a", "zz.1", "zz0a"] {
+        if devicetrust_server::validate::user_id(id).is_ok() {
+            s.add_user(id, "GB", None).await;
+        }
+    }
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let page = b.get("/console/?by=user_id&q=zz-").await;
+    assert_eq!(page.status, 200);
+    for id in ["zz-1", "zz-2"] {
+        assert!(
+            page.body.contains(&format!("/holders/{id}\"")),
+            "{id}: {}",
+            page.body
+        );
+    }
+    for id in ["zz.a", "zz.1", "zz0a"] {
+        assert!(
+            !page.body.contains(&format!("/holders/{id}\"")),
+            "{id}: {}",
+            page.body
+        );
+    }
+}
+
+/// Lockout is per (name, client network) at 5, per name across networks at
+/// 20: failures from one network lock the name there, not for the operator
+/// signing in from elsewhere.
+#[tokio::test]
+async fn one_network_cannot_lock_an_operator_out_from_elsewhere() {
+    let s = TestServer::start_with(Options {
+        settings: Settings {
+            rp_id: devicetrust_e2e::RP_ID.into(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ip_rate_limit_per_minute: 0,
+            console_shared: true,
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()],
+            ..Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    add_operator(&s, "alice", Role::Support).await;
+    for _ in 0..6 {
+        let mut outsider = Browser::new(&s);
+        outsider.forwarded_for = Some("203.0.113.7".into());
+        let r = outsider.password("alice", "not the password 1").await;
+        assert!(r.status == 401 || r.status == 423, "{}", r.status);
+    }
+    let mut outsider = Browser::new(&s);
+    outsider.forwarded_for = Some("203.0.113.7".into());
+    let r = outsider.password("alice", OP_PASSWORD).await;
+    assert_eq!(r.status, 423, "the outsider's network is locked");
+    let mut alice = Browser::new(&s);
+    alice.forwarded_for = Some("198.51.100.20".into());
+    alice.sign_in("alice").await;
+    assert_eq!(alice.get("/console/").await.status, 200);
+}
+
+/// The security-code stop is lifted only by an admin's own action
+/// (audited, the holder told); an unlock right after this operator's match
+/// clears the count below the stop.
+#[tokio::test]
+async fn an_admin_lifts_a_security_code_stop() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    add_operator(&s, "ada", Role::Admin).await;
+    s.add_user("jane", "GB", None).await;
+    s.sign_in_with_otp("jane", None).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let csrf = b.csrf("/console/holders/jane").await;
+    // Two wrong, one right, then an unlock: the count starts again.
+    for code in ["246813", "246813", SECURITY_CODE] {
+        b.post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", code)],
+        )
+        .await;
+    }
+    b.post("/console/holders/jane/unlock", &[("csrf", &csrf)])
+        .await;
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    assert!(r.body.contains("No match. 4 more"), "{}", r.body);
+    for _ in 0..4 {
+        b.post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    }
+    // Support cannot lift the stop, even by a crafted POST.
+    let r = b
+        .post("/console/holders/jane/code-checks/lift", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let mut ada = Browser::new(&s);
+    ada.sign_in("ada").await;
+    let page = ada.get("/console/holders/jane").await;
+    assert!(page.body.contains("/code-checks/lift"), "{}", page.body);
+    let csrf_ada = field(&page.body, "csrf").unwrap();
+    let r = ada
+        .post(
+            "/console/holders/jane/code-checks/lift",
+            &[("csrf", &csrf_ada)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(s
+        .audit_events("jane")
+        .await
+        .contains(&"code_checks_lifted".to_owned()));
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", SECURITY_CODE)],
+        )
+        .await;
+    assert!(r.body.contains("Match"), "{}", r.body);
 }
