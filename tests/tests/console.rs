@@ -8,12 +8,14 @@ use std::collections::HashMap;
 
 use devicetrust_e2e::{Options, TestServer, ADMIN_TOKEN, SECURITY_CODE};
 use devicetrust_server::app::Settings;
-use devicetrust_server::flows::operators::{code_at, new_operator, Role};
+use devicetrust_server::flows::operators::{code_at, enrolment_code_hash, new_operator, Role};
 use devicetrust_server::password_policy::PasswordPolicy;
 use devicetrust_server::secrets::Secret;
 use serde_json::json;
 
 const OP_PASSWORD: &str = "Operator pass 4 the console";
+/// The one-time enrolment code of every operator `add_operator` makes.
+const ENROL_CODE: &str = "TEST-ENRO-LCOD-E234";
 
 async fn server() -> TestServer {
     TestServer::start_with(Options {
@@ -30,7 +32,7 @@ async fn server() -> TestServer {
 }
 
 async fn add_operator(s: &TestServer, name: &str, role: Role) {
-    let op = new_operator(
+    let (mut op, _shown_once) = new_operator(
         s.state().hasher(),
         &PasswordPolicy::default(),
         s.now(),
@@ -40,6 +42,8 @@ async fn add_operator(s: &TestServer, name: &str, role: Role) {
     )
     .await
     .expect("operator");
+    // A code the tests know (the real one is shown once, to the admin).
+    op.enrolment_code_hash = Some(enrolment_code_hash(ENROL_CODE));
     s.store.create_operator(op).await.expect("stored");
 }
 
@@ -180,6 +184,9 @@ impl<'a> Browser<'a> {
         assert_eq!(r.status, 303, "password: {}", r.body);
         self.s.clock.advance(30);
         let stage = if r.location.ends_with("/enrol") {
+            let r = self.enrolment_code(ENROL_CODE).await;
+            assert_eq!(r.status, 303, "enrolment code: {}", r.body);
+            assert!(r.location.ends_with("/sign-in/enrol"), "{}", r.location);
             let page = self.get("/console/sign-in/enrol").await;
             let secret = between(&page.body, "id=\"totp-secret\">", "<").expect("secret");
             assert!(
@@ -197,6 +204,23 @@ impl<'a> Browser<'a> {
         let r = self.post(stage, &[("csrf", &csrf), ("code", &code)]).await;
         assert_eq!(r.status, 303, "code: {}", r.body);
         assert_eq!(r.location, "/console/");
+    }
+
+    /// The enrolment-code step of a first sign-in.
+    async fn enrolment_code(&mut self, code: &str) -> Reply {
+        let page = self.get("/console/sign-in/enrol").await;
+        assert!(
+            !page.body.contains("totp-secret"),
+            "no key before the enrolment code"
+        );
+        let csrf = field(&page.body, "csrf").expect("csrf");
+        let r = self
+            .post(
+                "/console/sign-in/enrol-code",
+                &[("csrf", &csrf), ("enrolment_code", code)],
+            )
+            .await;
+        r
     }
 
     fn code(&self) -> String {
@@ -269,6 +293,7 @@ async fn cookies_are_locked_down_and_sign_in_rotates_the_session() {
     assert_eq!(b.get("/console/").await.status, 303);
 
     s.clock.advance(30);
+    b.enrolment_code(ENROL_CODE).await;
     let enrol = b.get("/console/sign-in/enrol").await;
     b.secret = between(&enrol.body, "id=\"totp-secret\">", "<");
     let csrf = field(&enrol.body, "csrf").unwrap();
@@ -1231,4 +1256,78 @@ async fn an_admin_lifts_a_security_code_stop() {
         )
         .await;
     assert!(r.body.contains("Match"), "{}", r.body);
+}
+
+/// A password alone does not enrol a second factor: the first sign-in (and
+/// the one after a reset) needs the one-time enrolment code, which is
+/// counted like a password, expires, is spent by the enrolment, and is
+/// issued anew (shown once) by an admin's reset.
+#[tokio::test]
+async fn enrolling_a_second_factor_needs_the_one_time_enrolment_code() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    add_operator(&s, "ada", Role::Admin).await;
+    // Password right, enrolment code wrong: no key shown, counted.
+    let mut attacker = Browser::new(&s);
+    let r = attacker.password("alice", OP_PASSWORD).await;
+    assert!(r.location.ends_with("/sign-in/enrol"), "{}", r.location);
+    let r = attacker.enrolment_code("AAAA-BBBB-CCCC-DDDD").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(!r.body.contains("totp-secret"));
+    assert!(
+        !s.store
+            .operator("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_enrolled
+    );
+    // The right one (any case, spaces for dashes) leads to the key.
+    let mut alice = Browser::new(&s);
+    alice.sign_in("alice").await;
+    let accepted = s
+        .store
+        .audit_page(
+            &devicetrust_server::storage::AuditFilter {
+                actor: Some("alice".into()),
+                event: Some("operator_enrolment_code_accepted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.len(), 1);
+    let op = s.store.operator("alice").await.unwrap().unwrap();
+    assert!(
+        op.totp_enrolled && op.enrolment_code_hash.is_none(),
+        "spent"
+    );
+
+    // An admin's reset issues a new code, shown once; the old one is dead.
+    let mut ada = Browser::new(&s);
+    ada.sign_in("ada").await;
+    let csrf = ada.csrf("/console/operators").await;
+    let r = ada
+        .post(
+            "/console/operators/reset-totp",
+            &[("csrf", &csrf), ("name", "alice")],
+        )
+        .await;
+    let code = between(&r.body, "the enrolment code ", " (shown only now").expect("the code");
+    let mut again = Browser::new(&s);
+    again.password("alice", OP_PASSWORD).await;
+    assert_eq!(again.enrolment_code(ENROL_CODE).await.status, 401);
+    let r = again
+        .enrolment_code(&code.to_lowercase().replace('-', " "))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+
+    // Expired after 24 hours.
+    add_operator(&s, "bob", Role::Support).await;
+    s.clock.advance(24 * 3600 + 1);
+    let mut late = Browser::new(&s);
+    late.password("bob", OP_PASSWORD).await;
+    let r = late.enrolment_code(ENROL_CODE).await;
+    assert_eq!(r.status, 401, "{}", r.body);
 }

@@ -165,6 +165,7 @@ pub fn service(state: AppState, mount: Mount) -> Router {
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-in/code", get(code_page).post(code))
         .route("/sign-in/enrol", get(enrol_page).post(enrol))
+        .route("/sign-in/enrol-code", post(enrolment_code))
         .route("/sign-out", post(sign_out))
         .route("/holders/{user_id}", get(holder_page))
         .route("/holders/{user_id}/unlock", post(unlock))
@@ -326,7 +327,7 @@ async fn sign_in(
     };
     let (operator, stage, next) = match outcome {
         PasswordOutcome::CodeNext(op) => (op, "totp", "/sign-in/code"),
-        PasswordOutcome::EnrolNext(op) => (op, "enrol", "/sign-in/enrol"),
+        PasswordOutcome::EnrolmentCodeNext(op) => (op, "enrol-code", "/sign-in/enrol"),
     };
     let token = session::start(&app, &operator.name, stage, session::PENDING_S).await?;
     let mut res = Redirect::to(&url(mount, next)).into_response();
@@ -364,6 +365,16 @@ async fn enrol_page(
     Extension(mount): Extension<Mount>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
+    if let Some((token, _)) = pending(&app, &headers, mount, "enrol-code").await? {
+        let csrf = session::csrf_token(&app, "csrf", &token);
+        let c = chrome(&app, mount, None);
+        return Ok(render(
+            &c,
+            "Set up your second factor",
+            None,
+            pages::enrolment_code(&csrf, mount),
+        ));
+    }
     let Some((token, s)) = pending(&app, &headers, mount, "enrol").await? else {
         return Ok(Redirect::to(&url(mount, "/sign-in")).into_response());
     };
@@ -383,6 +394,58 @@ async fn enrol_page(
         None,
         pages::enrol(&csrf, mount, &secret, &qr),
     ))
+}
+
+#[derive(Deserialize)]
+struct EnrolmentCodeForm {
+    csrf: String,
+    enrolment_code: Secret,
+}
+
+/// The one-time enrolment code (first sign-in, or after a reset of the
+/// second factor); a right one moves to a new session at stage `enrol`,
+/// whose page shows the authenticator key.
+async fn enrolment_code(
+    State(app): State<AppState>,
+    Extension(mount): Extension<Mount>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    f: Result<Form<EnrolmentCodeForm>, FormRejection>,
+) -> Result<Response, Failure> {
+    app.rate.check(ip)?;
+    let f = form(f)?;
+    let Some((token, s)) = pending(&app, &headers, mount, "enrol-code").await? else {
+        return Ok(Redirect::to(&url(mount, "/sign-in")).into_response());
+    };
+    if !session::csrf_ok(&app, "csrf", &token, &f.csrf) {
+        return Err(Failure::Csrf);
+    }
+    match operators::check_enrolment_code(&app, &s.operator, &f.enrolment_code, ip).await {
+        Ok(_) => {}
+        Err(e @ (ApiError::InvalidCredentials | ApiError::AccountLocked { .. })) => {
+            let (status, text) = Failure::Api(e).status_and_text();
+            let c = chrome(&app, mount, None);
+            let text = format!(
+                "{text} An enrolment code is valid for 24 hours; an admin can issue a new one \
+                 (reset second factor)."
+            );
+            let body = pages::enrolment_code(&session::csrf_token(&app, "csrf", &token), mount);
+            let mut res = render(
+                &c,
+                "Set up your second factor",
+                Some(&Notice::Warn(text)),
+                body,
+            );
+            *res.status_mut() = status;
+            return Ok(res);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    session::end(&app, &headers, mount).await?;
+    let token = session::start(&app, &s.operator, "enrol", session::PENDING_S).await?;
+    let mut res = Redirect::to(&url(mount, "/sign-in/enrol")).into_response();
+    mount.set_session(res.headers_mut(), &token, session::PENDING_S);
+    Ok(res)
 }
 
 #[derive(Deserialize)]
@@ -833,15 +896,20 @@ async fn operator_action(
     let done = match action.as_str() {
         "disable" => {
             operators::set_disabled(&app, actor, &f.name, true, ip).await?;
-            "disabled; their sessions ended"
+            "disabled; their sessions ended".to_owned()
         }
         "enable" => {
             operators::set_disabled(&app, actor, &f.name, false, ip).await?;
-            "enabled"
+            "enabled".to_owned()
         }
         "reset-totp" => {
-            operators::reset_totp(&app, actor, &f.name, ip).await?;
-            "will enrol a new second factor at next sign-in; their sessions ended"
+            let code = operators::reset_totp(&app, actor, &f.name, ip).await?;
+            // Shown once, in the answer to this POST only (no-store).
+            format!(
+                "their sessions ended; they enrol a new second factor at next sign-in with \
+                 their password and the enrolment code {} (shown only now, valid 24 hours)",
+                code.expose()
+            )
         }
         _ => return Err(ApiError::NotFound.into()),
     };

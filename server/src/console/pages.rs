@@ -113,6 +113,19 @@ pub fn code(csrf: &str, mount: Mount) -> Markup {
     }
 }
 
+pub fn enrolment_code(csrf: &str, mount: Mount) -> Markup {
+    html! {
+        p { "First sign-in (or a new second factor): type the one-time enrolment code the admin gave you with your password." }
+        form.card method="post" action=(url(mount, "/sign-in/enrol-code")) autocomplete="off" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Enrolment code"
+                input name="enrolment_code" maxlength="64" required autocomplete="off" spellcheck="false";
+            }
+            button type="submit" { "Continue" }
+        }
+    }
+}
+
 pub fn enrol(csrf: &str, mount: Mount, secret: &str, qr_data_uri: &str) -> Markup {
     html! {
         p { "First sign-in: add the console to an authenticator app. Scan the code, or type the key." }

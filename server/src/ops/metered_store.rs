@@ -111,6 +111,7 @@ metered! {
     fn operator(&self, name: &str) -> Result<Option<Operator>, StorageError>;
     fn operators(&self) -> Result<Vec<Operator>, StorageError>;
     fn set_operator_totp(&self, name: &str, sealed: Option<Vec<u8>>, enrolled: bool) -> Result<(), StorageError>;
+    fn set_operator_enrolment(&self, name: &str, code_hash: Option<Vec<u8>>, expires_at: Option<i64>) -> Result<bool, StorageError>;
     fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError>;
     fn set_operator_disabled(&self, name: &str, disabled_at: Option<i64>) -> Result<bool, StorageError>;
     fn create_console_session(&self, session: ConsoleSession) -> Result<(), StorageError>;

@@ -416,6 +416,12 @@ pub struct Operator {
     pub totp_last_step: i64,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
+    /// SHA-256 of the one-time enrolment code (`operator add`, an admin's
+    /// reset of the second factor), needed with the password to enrol TOTP;
+    /// cleared once TOTP is enrolled.
+    pub enrolment_code_hash: Option<Vec<u8>>,
+    /// The enrolment code is refused from then on.
+    pub enrolment_expires_at: Option<i64>,
 }
 
 /// A browser session of the console; only the hash of its id is kept.
@@ -775,6 +781,14 @@ pub trait Store: Send + Sync + 'static {
         sealed: Option<Vec<u8>>,
         enrolled: bool,
     ) -> Result<(), StorageError>;
+    /// Sets (or with `None` clears) the operator's one-time enrolment code;
+    /// false when there is no such operator.
+    async fn set_operator_enrolment(
+        &self,
+        name: &str,
+        code_hash: Option<Vec<u8>>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError>;
     /// Accepts TOTP step `step` once: true when it is later than the last
     /// accepted one (and records it), false for a replay.
     async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError>;

@@ -631,6 +631,8 @@ fn operator_from_row(r: &Row) -> Result<Operator, PgError> {
         totp_last_step: r.try_get("totp_last_step")?,
         disabled_at: r.try_get("disabled_at")?,
         created_at: r.try_get("created_at")?,
+        enrolment_code_hash: r.try_get("enrolment_code_hash")?,
+        enrolment_expires_at: r.try_get("enrolment_expires_at")?,
     })
 }
 
@@ -2095,8 +2097,9 @@ impl Store for PostgresStore {
         let n = c
             .exec(
                 "INSERT INTO operators (name, role, password_hash, totp_sealed, totp_enrolled,
-                                        totp_last_step, disabled_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                                        totp_last_step, disabled_at, created_at,
+                                        enrolment_code_hash, enrolment_expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING",
                 &[
                     &o.name,
                     &o.role,
@@ -2106,6 +2109,8 @@ impl Store for PostgresStore {
                     &o.totp_last_step,
                     &o.disabled_at,
                     &o.created_at,
+                    &o.enrolment_code_hash,
+                    &o.enrolment_expires_at,
                 ],
             )
             .await?;
@@ -2142,6 +2147,23 @@ impl Store for PostgresStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn set_operator_enrolment(
+        &self,
+        name: &str,
+        code_hash: Option<Vec<u8>>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec(
+                "UPDATE operators SET enrolment_code_hash = $2, enrolment_expires_at = $3
+                  WHERE name = $1",
+                &[&name, &code_hash, &expires_at],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError> {

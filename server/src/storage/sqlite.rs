@@ -274,6 +274,8 @@ fn operator_from_row(r: &Row<'_>) -> rusqlite::Result<Operator> {
         totp_last_step: r.get("totp_last_step")?,
         disabled_at: r.get("disabled_at")?,
         created_at: r.get("created_at")?,
+        enrolment_code_hash: r.get("enrolment_code_hash")?,
+        enrolment_expires_at: r.get("enrolment_expires_at")?,
     })
 }
 
@@ -1716,8 +1718,9 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let n = c.execute(
                 "INSERT INTO operators (name, role, password_hash, totp_sealed, totp_enrolled,
-                                        totp_last_step, disabled_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
+                                        totp_last_step, disabled_at, created_at,
+                                        enrolment_code_hash, enrolment_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (name) DO NOTHING",
                 params![
                     o.name,
                     o.role,
@@ -1726,7 +1729,9 @@ impl Store for SqliteStore {
                     o.totp_enrolled,
                     o.totp_last_step,
                     o.disabled_at,
-                    o.created_at
+                    o.created_at,
+                    o.enrolment_code_hash,
+                    o.enrolment_expires_at
                 ],
             )?;
             if n == 0 {
@@ -1774,6 +1779,24 @@ impl Store for SqliteStore {
                 params![name, sealed, enrolled],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn set_operator_enrolment(
+        &self,
+        name: &str,
+        code_hash: Option<Vec<u8>>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE operators SET enrolment_code_hash = ?2, enrolment_expires_at = ?3
+                  WHERE name = ?1",
+                params![name, code_hash, expires_at],
+            )?;
+            Ok(n == 1)
         })
         .await
     }

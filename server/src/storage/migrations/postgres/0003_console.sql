@@ -8,7 +8,9 @@ CREATE TABLE operators (
     totp_enrolled  BOOLEAN NOT NULL DEFAULT FALSE,
     totp_last_step BIGINT NOT NULL DEFAULT 0,
     disabled_at    BIGINT,
-    created_at     BIGINT NOT NULL
+    created_at     BIGINT NOT NULL,
+    enrolment_code_hash  BYTEA,
+    enrolment_expires_at BIGINT
 );
 
 CREATE TABLE console_sessions (
