@@ -13,7 +13,6 @@ use axum::Router;
 use ring::hmac;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 use utoipa::OpenApi;
@@ -672,21 +671,44 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    router
+    let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(run_to_completion))
-        .layer(RequestBodyTimeoutLayer::new(
-            state.settings.connections.body_timeout,
-        ))
-        .layer(axum::Extension(doc))
+        .layer(axum::Extension(doc));
+    let metrics = state.metrics.clone();
+    request_layers(router.with_state(state), metrics, internal_error)
+}
+
+fn internal_error() -> AxumResponse {
+    ApiError::Internal.into_response()
+}
+
+/// The layers around every request of every listener's router: the API's
+/// (`router`) and the console's own (`console::router`), so neither can
+/// forget one. Innermost first:
+///
+/// - run to completion: the handler runs in a task of its own, whatever the
+///   client does (a counted attempt always reaches its audit line);
+/// - the 16 KiB body cap;
+/// - a panic becomes `internal` (500), answered by `internal`;
+/// - metrics, request ids and a trace span with method, path and id only.
+///
+/// The body timeout (408 after `body_timeout`) is the accept loop's
+/// (`http_server::run_with_tls`), with the listener's limits, so it covers
+/// whatever router is served. Method-not-allowed and not-found answers are
+/// each router's own (JSON for the API, a page for the console).
+pub fn request_layers(
+    router: Router,
+    metrics: Arc<crate::ops::metrics::Metrics>,
+    internal: fn() -> AxumResponse,
+) -> Router {
+    router
+        .layer(middleware::from_fn_with_state(internal, run_to_completion))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal.into_response()
-        }))
+        .layer(CatchPanicLayer::custom(move |_| internal()))
         // Inside the router, where the matched route template is known.
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
+            metrics,
             crate::ops::metrics::track,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -714,20 +736,23 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(drop_unsafe_request_id))
-        .with_state(state)
 }
 
 /// Each request runs in a task of its own, to completion, even when its
 /// client disconnects and hyper drops the connection's future: a counted
 /// attempt always reaches its failure handler and its audit line, and a
 /// consumed challenge always gets its session or its error recorded.
-async fn run_to_completion(req: axum::extract::Request, next: Next) -> AxumResponse {
+async fn run_to_completion(
+    axum::extract::State(internal): axum::extract::State<fn() -> AxumResponse>,
+    req: axum::extract::Request,
+    next: Next,
+) -> AxumResponse {
     let task = tokio::spawn(next.run(req).instrument(tracing::Span::current()));
     match task.await {
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = %e, "request task failed");
-            ApiError::Internal.into_response()
+            internal()
         }
     }
 }

@@ -679,7 +679,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let user_id =
                 validate::user_id(&user_id).map_err(|e| CliError::Usage(e.to_string()))?;
             let store = storage::open(&cli.database).await?;
-            store.unlock(&user_id).await?;
+            store.unlock(&user_id, storage::UnlockScope::Both).await?;
             println!("unlocked {user_id}");
             Ok(())
         }
@@ -697,7 +697,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 RoleArg::Support => Role::Support,
                 RoleArg::Admin => Role::Admin,
             };
-            let operator = new_operator(
+            let (operator, enrolment_code) = new_operator(
                 &hasher,
                 &policy,
                 SystemClock.now(),
@@ -733,9 +733,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     actor: Some("cli".into()),
                 })
                 .await?;
+            // Shown once: only its hash is stored.
             println!(
-                "added operator {name} ({}); the second factor is enrolled at first sign-in",
-                role.as_str()
+                "added operator {name} ({}); the second factor is enrolled at first sign-in, \
+                 with the password and this one-time enrolment code (valid 24 hours, shown \
+                 only now): {}",
+                role.as_str(),
+                enrolment_code.expose()
             );
             Ok(())
         }

@@ -35,7 +35,7 @@ where
 }
 
 /// Whether a body error was the body timeout (a client that stopped sending).
-fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
         if e.is::<tower_http::timeout::TimeoutError>() {

@@ -3,8 +3,10 @@
 //!
 //! `axum::serve` has none of these knobs, so connections are served here
 //! with hyper directly: a client that trickles its headers is cut off after
-//! `header_timeout`, a body that stops arriving after `body_timeout` (see
-//! the router's layer), connections beyond `max_connections` are closed on
+//! `header_timeout`, a body that stops arriving after `body_timeout` (a
+//! layer put around whatever router is served, so the API's and the
+//! console's own listener alike; the router's extractor answers 408),
+//! connections beyond `max_connections` are closed on
 //! accept, and on shutdown in-flight requests get `shutdown_grace` to finish
 //! before the process stops waiting for them.
 
@@ -20,6 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +98,9 @@ pub async fn run_with_tls(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = app
-            .clone()
+        let service = tower::ServiceBuilder::new()
+            .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+            .service(app.clone())
             .map_request(move |mut req: axum::extract::Request<_>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req

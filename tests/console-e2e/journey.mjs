@@ -1,6 +1,7 @@
 // The support console end to end, in headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core): an operator signs in with
-// password + TOTP (enrolled from the page's key, the code computed here),
+// password + TOTP (enrolled from the page's key after the one-time
+// enrolment code `operator add` printed, the code computed here),
 // finds a locked card holder, verifies the caller's security code, unlocks,
 // removes a device; the card holder then signs in over the JSON API.
 //
@@ -117,7 +118,10 @@ const steps = [
   ['set up a card holder, a market and an operator with the CLI', async () => {
     cli(['user', 'add', '--user-id', 'jane', '--name', 'Jane Doe', '--email', 'jane@example.com', '--market', 'GB'], `${HOLDER_PASSWORD}\n`);
     cli(['market', 'set', 'GB', '--second-factor', 'required']);
-    cli(['operator', 'add', '--name', 'alice', '--role', 'support'], `${OPERATOR_PASSWORD}\n`);
+    const added = cli(['operator', 'add', '--name', 'alice', '--role', 'support'], `${OPERATOR_PASSWORD}\n`);
+    const code = /enrolment code .*: ([A-Z2-7]{4}(?:-[A-Z2-7]{4}){5})\s*$/.exec(added);
+    expect(code, `the CLI shows the enrolment code once: ${added}`);
+    state.enrolmentCode = code[1];
     server = spawn(binary, ['--database', db, 'serve', '--listen', `127.0.0.1:${apiPort}`,
       '--console-listen', `127.0.0.1:${consolePort}`, '--rp-id', api, '--outbox', outbox,
       '--ip-rate-limit', '0', '--risk', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -164,6 +168,11 @@ const steps = [
     await shot('sign-in');
     await page.click('button:has-text("Continue")');
     await page.waitForURL('**/console/sign-in/enrol');
+    expect(!(await page.isVisible('#totp-secret')), 'no key before the enrolment code');
+    await page.fill('input[name=enrolment_code]', state.enrolmentCode);
+    await shot('enrolment-code');
+    await page.click('button:has-text("Continue")');
+    await page.waitForSelector('#totp-secret');
     const secret = (await page.textContent('#totp-secret')).trim();
     expect(/^[A-Z2-7]{32}$/.test(secret), `a base32 key: ${secret}`);
     expect(await page.isVisible('img.qr'), 'the QR code is shown');

@@ -8,12 +8,14 @@ use std::collections::HashMap;
 
 use devicetrust_e2e::{Options, TestServer, ADMIN_TOKEN, SECURITY_CODE};
 use devicetrust_server::app::Settings;
-use devicetrust_server::flows::operators::{code_at, new_operator, Role};
+use devicetrust_server::flows::operators::{code_at, enrolment_code_hash, new_operator, Role};
 use devicetrust_server::password_policy::PasswordPolicy;
 use devicetrust_server::secrets::Secret;
 use serde_json::json;
 
 const OP_PASSWORD: &str = "Operator pass 4 the console";
+/// The one-time enrolment code of every operator `add_operator` makes.
+const ENROL_CODE: &str = "TEST-ENRO-LCOD-E234";
 
 async fn server() -> TestServer {
     TestServer::start_with(Options {
@@ -30,7 +32,7 @@ async fn server() -> TestServer {
 }
 
 async fn add_operator(s: &TestServer, name: &str, role: Role) {
-    let op = new_operator(
+    let (mut op, _shown_once) = new_operator(
         s.state().hasher(),
         &PasswordPolicy::default(),
         s.now(),
@@ -40,6 +42,8 @@ async fn add_operator(s: &TestServer, name: &str, role: Role) {
     )
     .await
     .expect("operator");
+    // A code the tests know (the real one is shown once, to the admin).
+    op.enrolment_code_hash = Some(enrolment_code_hash(ENROL_CODE));
     s.store.create_operator(op).await.expect("stored");
 }
 
@@ -57,6 +61,8 @@ struct Browser<'a> {
     http: reqwest::Client,
     jar: HashMap<String, String>,
     secret: Option<String>,
+    /// Sent as `X-Forwarded-For` (a server that trusts 127.0.0.1 as its proxy).
+    forwarded_for: Option<String>,
 }
 
 impl<'a> Browser<'a> {
@@ -69,6 +75,7 @@ impl<'a> Browser<'a> {
                 .expect("client"),
             jar: HashMap::new(),
             secret: None,
+            forwarded_for: None,
         }
     }
 
@@ -118,6 +125,10 @@ impl<'a> Browser<'a> {
             .http
             .get(format!("{}{path}", self.s.base))
             .header("cookie", self.cookie_header())
+            .header(
+                "x-forwarded-for",
+                self.forwarded_for.as_deref().unwrap_or("192.0.2.1"),
+            )
             .send()
             .await
             .expect("get");
@@ -135,6 +146,10 @@ impl<'a> Browser<'a> {
             .post(format!("{}{path}", self.s.base))
             .header("cookie", self.cookie_header())
             .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "x-forwarded-for",
+                self.forwarded_for.as_deref().unwrap_or("192.0.2.1"),
+            )
             .body(body);
         if let Some(site) = site {
             req = req.header("sec-fetch-site", site);
@@ -169,6 +184,9 @@ impl<'a> Browser<'a> {
         assert_eq!(r.status, 303, "password: {}", r.body);
         self.s.clock.advance(30);
         let stage = if r.location.ends_with("/enrol") {
+            let r = self.enrolment_code(ENROL_CODE).await;
+            assert_eq!(r.status, 303, "enrolment code: {}", r.body);
+            assert!(r.location.ends_with("/sign-in/enrol"), "{}", r.location);
             let page = self.get("/console/sign-in/enrol").await;
             let secret = between(&page.body, "id=\"totp-secret\">", "<").expect("secret");
             assert!(
@@ -186,6 +204,23 @@ impl<'a> Browser<'a> {
         let r = self.post(stage, &[("csrf", &csrf), ("code", &code)]).await;
         assert_eq!(r.status, 303, "code: {}", r.body);
         assert_eq!(r.location, "/console/");
+    }
+
+    /// The enrolment-code step of a first sign-in.
+    async fn enrolment_code(&mut self, code: &str) -> Reply {
+        let page = self.get("/console/sign-in/enrol").await;
+        assert!(
+            !page.body.contains("totp-secret"),
+            "no key before the enrolment code"
+        );
+        let csrf = field(&page.body, "csrf").expect("csrf");
+        let r = self
+            .post(
+                "/console/sign-in/enrol-code",
+                &[("csrf", &csrf), ("enrolment_code", code)],
+            )
+            .await;
+        r
     }
 
     fn code(&self) -> String {
@@ -258,6 +293,7 @@ async fn cookies_are_locked_down_and_sign_in_rotates_the_session() {
     assert_eq!(b.get("/console/").await.status, 303);
 
     s.clock.advance(30);
+    b.enrolment_code(ENROL_CODE).await;
     let enrol = b.get("/console/sign-in/enrol").await;
     b.secret = between(&enrol.body, "id=\"totp-secret\">", "<");
     let csrf = field(&enrol.body, "csrf").unwrap();
@@ -765,4 +801,533 @@ async fn search_is_paged() {
     let bad = b.get("/console/?by=last4&q=12a4").await;
     assert_eq!(bad.status, 200);
     assert!(bad.body.contains("4 digits"));
+}
+
+// ---- outside penetration test findings ----------------------------------
+
+/// The console on its own listener (`--console-listen`), as `serve` starts
+/// it: `console::router` on `http_server::run_with_tls`, sharing the state.
+async fn own_listener(
+    s: &TestServer,
+    limits: devicetrust_server::http_server::ConnectionLimits,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = devicetrust_server::console::router(
+        s.state().clone(),
+        devicetrust_server::console::Mount::OwnListener,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(devicetrust_server::http_server::run(
+        router,
+        listener,
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+/// Finding: the console's own listener has none of the API router's
+/// request layers, among them the body timeout. A client that sends the
+/// headers of a POST and never its body holds the connection (and a
+/// `max_connections` slot) forever: 4096 such sockets and nobody can open
+/// the console. The API's listener answers 408 after `body_timeout`.
+#[tokio::test]
+async fn own_listener_cuts_off_a_half_sent_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server().await;
+    let (addr, _stop) = own_listener(
+        &s,
+        devicetrust_server::http_server::ConnectionLimits {
+            body_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"POST /console/sign-in HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncsrf=",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the console's own listener kept a half-sent body open for 5 s (body_timeout 1 s)")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Finding: requests on the console's own listener do not run to
+/// completion (`app::run_to_completion` wraps only the API's router). A
+/// caller check whose client goes away while the security code is being
+/// hashed has been counted against the card holder's recovery limit (and
+/// the operator's cap) but is never audited: `caller_verify_failed` lines
+/// no longer add up to the checks spent, and five such drops stop a card
+/// holder's recovery for a day without a single caller-check line. The
+/// same drop between a commit and its audit/alert (unlock, device removal,
+/// an e-mail correction) leaves a change nobody is told about.
+#[tokio::test]
+async fn own_listener_audits_a_caller_check_whose_client_went_away() {
+    use tokio::io::AsyncWriteExt;
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    s.add_user("jane", "GB", None).await;
+    s.sign_in_with_otp("jane", None).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let csrf = b.csrf("/console/holders/jane").await;
+    let session = b.jar["__Secure-dtc_session"].clone();
+    let (addr, _stop) = own_listener(&s, Default::default()).await;
+
+    // The same session on the console's own listener (its cookie name).
+    let body = format!("csrf={}&security_code=246813", enc(&csrf));
+    let req = format!(
+        "POST /console/holders/jane/verify HTTP/1.1\r\nHost: x\r\n\
+         Cookie: __Host-dtc_session={session}\r\nSec-Fetch-Site: same-origin\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(req.as_bytes()).await.unwrap();
+    // Counted (both reservations come before the hash); now hashing.
+    let hasher = s.state().hasher();
+    let start = std::time::Instant::now();
+    while hasher.queued() == 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no hash seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    drop(c); // the operator's browser goes away mid-hash
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    // One more wrong check, to completion: how many are left tells how
+    // many were counted.
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    let left: i64 = between(&r.body, "No match. ", " more")
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .parse()
+        .unwrap();
+    let counted = 5 - left;
+    let lines = s
+        .store
+        .audit_page(
+            &devicetrust_server::storage::AuditFilter {
+                user_id: Some("jane".into()),
+                event: Some("caller_verify_failed".into()),
+                ..Default::default()
+            },
+            50,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        lines.len() as i64,
+        counted,
+        "{counted} caller checks were counted against jane's recovery limit, \
+         {} audited",
+        lines.len()
+    );
+}
+
+/// Finding: the console's sign-in form is not under the per-IP limit
+/// (`--ip-rate-limit`) that every card holder's sign-in endpoint is. Each
+/// POST costs an argon2id hash on the pool the card holders share (a dummy
+/// one for unknown names), writes an `operator:NAME` attempts row that
+/// lives for a day, and an audit line: one client can keep the hashing
+/// pool full (card holders' password sign-ins are turned away), grow the
+/// attempts and audit tables at hashing speed, and lock every guessable
+/// operator name, all from one address.
+#[tokio::test]
+async fn console_sign_in_is_under_the_per_ip_limit() {
+    let s = TestServer::start_with(Options {
+        settings: Settings {
+            rp_id: devicetrust_e2e::RP_ID.into(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ip_rate_limit_per_minute: 3,
+            console_shared: true,
+            ..Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let mut b = Browser::new(&s);
+        let r = b.password(&format!("ghost{i}"), "not the password 1").await;
+        statuses.push(r.status);
+    }
+    assert!(
+        statuses.contains(&429),
+        "8 console sign-ins from one address within a minute, limit 3: {statuses:?}"
+    );
+}
+
+/// Finding: the lockout key of a malformed operator name is meant to be
+/// cut at 64 bytes (`raw_name.get(..64)`), but `get` is `None` when byte
+/// 64 falls inside a multi-byte character and then the whole name is the
+/// key: a 16 KiB name is stored in full in `attempts` (and each distinct
+/// one is a new row for a day).
+#[tokio::test]
+async fn operator_lockout_keys_are_bounded_for_any_name() {
+    let s = server().await;
+    let long = format!("{}é{}", "a".repeat(63), "b".repeat(10_000));
+    for _ in 0..5 {
+        let mut b = Browser::new(&s);
+        let r = b.password(&long, "not the password 1").await;
+        assert!(r.status == 401 || r.status == 423, "{}", r.status);
+    }
+    let full_key = format!("operator:{}", long.to_ascii_lowercase());
+    assert!(
+        s.store
+            .locked_until(&full_key, s.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the whole 10 KB name is a lockout key"
+    );
+}
+
+/// Finding: sessions stopped at the password (stage `totp`/`enrol`) count
+/// towards the cap of 5 sessions per operator, and the cap ends the oldest,
+/// signed-in ones first. Whoever knows only an operator's password (not
+/// the second factor) signs the operator out at will, without a lockout (a
+/// right password is refunded) and without an audit line.
+#[tokio::test]
+async fn password_only_sign_ins_do_not_end_an_operators_signed_in_session() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    assert_eq!(b.get("/console/").await.status, 200);
+    for _ in 0..5 {
+        s.clock.advance(1);
+        let mut attacker = Browser::new(&s);
+        let r = attacker.password("alice", OP_PASSWORD).await;
+        assert_eq!(r.status, 303);
+        assert!(r.location.ends_with("/sign-in/code"), "{}", r.location);
+    }
+    assert_eq!(
+        b.get("/console/").await.status,
+        200,
+        "five password-only sign-ins ended alice's signed-in session"
+    );
+}
+
+/// Finding (the documented residual, judged): "unlock ... also clears the
+/// security-code counts (the operator has verified the caller)" — nothing
+/// checks that the caller was verified. The card-holder page offers no
+/// Unlock button when only security-code checks are stopped, but a crafted
+/// POST to /unlock lifts that stop, so a rogue operator alternates wrong
+/// checks and unlocks (bounded only by their own 20 a day), and a social
+/// engineer gets a locked-out holder's recovery allowance back by phone.
+#[tokio::test]
+async fn unlock_without_a_verified_caller_keeps_the_security_code_stop() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    s.add_user("jane", "GB", None).await;
+    s.sign_in_with_otp("jane", None).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let csrf = b.csrf("/console/holders/jane").await;
+    for _ in 0..5 {
+        b.post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    }
+    let page = b.get("/console/holders/jane").await;
+    assert!(page.body.contains("checks) stopped until"), "{}", page.body);
+    assert!(
+        !page.body.contains("/unlock"),
+        "no Unlock button is offered"
+    );
+    // The crafted POST the page does not offer.
+    b.post("/console/holders/jane/unlock", &[("csrf", &csrf)])
+        .await;
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    assert!(
+        r.body.contains("Too many failed attempts"),
+        "an unlock with no verified caller gave the code checks back: {}",
+        r.body
+    );
+}
+
+// ---- design weaknesses of the review, fixed -----------------------------
+
+/// An admin's "reset second factor" ends the operator's sessions at once
+/// (like disabling): whoever holds a session of a lost phone's owner is out.
+/// A right password at the password step is audited (never the password).
+#[tokio::test]
+async fn resetting_the_second_factor_ends_the_operators_sessions() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    add_operator(&s, "ada", Role::Admin).await;
+    let mut alice = Browser::new(&s);
+    alice.sign_in("alice").await;
+    assert_eq!(alice.get("/console/").await.status, 200);
+    let mut ada = Browser::new(&s);
+    ada.sign_in("ada").await;
+    let csrf = ada.csrf("/console/operators").await;
+    let r = ada
+        .post(
+            "/console/operators/reset-totp",
+            &[("csrf", &csrf), ("name", "alice")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("their sessions ended"), "{}", r.body);
+    assert_eq!(
+        alice.get("/console/").await.status,
+        303,
+        "alice's session outlived the reset of her second factor"
+    );
+    let lines = s
+        .store
+        .audit_page(
+            &devicetrust_server::storage::AuditFilter {
+                actor: Some("alice".into()),
+                event: Some("operator_password_accepted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1, "alice's one password step is audited");
+    assert!(!lines[0]
+        .1
+        .reason
+        .clone()
+        .unwrap_or_default()
+        .contains(OP_PASSWORD));
+}
+
+/// A user-ID prefix is the range [prefix, successor): neighbours just
+/// outside it (the successor itself, a longer id after it) are not found.
+#[tokio::test]
+async fn user_id_prefix_search_is_a_bounded_range() {
+    assert_eq!(
+        devicetrust_server::storage::prefix_end("zz-").as_deref(),
+        Some("zz.")
+    );
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    for id in ["zz,a", "zz-1", "zz-2", "zz.a", "zz.1", "zz0a"] {
+        if devicetrust_server::validate::user_id(id).is_ok() {
+            s.add_user(id, "GB", None).await;
+        }
+    }
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let page = b.get("/console/?by=user_id&q=zz-").await;
+    assert_eq!(page.status, 200);
+    for id in ["zz-1", "zz-2"] {
+        assert!(
+            page.body.contains(&format!("/holders/{id}\"")),
+            "{id}: {}",
+            page.body
+        );
+    }
+    for id in ["zz.a", "zz.1", "zz0a"] {
+        assert!(
+            !page.body.contains(&format!("/holders/{id}\"")),
+            "{id}: {}",
+            page.body
+        );
+    }
+}
+
+/// Lockout is per (name, client network) at 5, per name across networks at
+/// 20: failures from one network lock the name there, not for the operator
+/// signing in from elsewhere.
+#[tokio::test]
+async fn one_network_cannot_lock_an_operator_out_from_elsewhere() {
+    let s = TestServer::start_with(Options {
+        settings: Settings {
+            rp_id: devicetrust_e2e::RP_ID.into(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ip_rate_limit_per_minute: 0,
+            console_shared: true,
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()],
+            ..Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    add_operator(&s, "alice", Role::Support).await;
+    for _ in 0..6 {
+        let mut outsider = Browser::new(&s);
+        outsider.forwarded_for = Some("203.0.113.7".into());
+        let r = outsider.password("alice", "not the password 1").await;
+        assert!(r.status == 401 || r.status == 423, "{}", r.status);
+    }
+    let mut outsider = Browser::new(&s);
+    outsider.forwarded_for = Some("203.0.113.7".into());
+    let r = outsider.password("alice", OP_PASSWORD).await;
+    assert_eq!(r.status, 423, "the outsider's network is locked");
+    let mut alice = Browser::new(&s);
+    alice.forwarded_for = Some("198.51.100.20".into());
+    alice.sign_in("alice").await;
+    assert_eq!(alice.get("/console/").await.status, 200);
+}
+
+/// The security-code stop is lifted only by an admin's own action
+/// (audited, the holder told); an unlock right after this operator's match
+/// clears the count below the stop.
+#[tokio::test]
+async fn an_admin_lifts_a_security_code_stop() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    add_operator(&s, "ada", Role::Admin).await;
+    s.add_user("jane", "GB", None).await;
+    s.sign_in_with_otp("jane", None).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice").await;
+    let csrf = b.csrf("/console/holders/jane").await;
+    // Two wrong, one right, then an unlock: the count starts again.
+    for code in ["246813", "246813", SECURITY_CODE] {
+        b.post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", code)],
+        )
+        .await;
+    }
+    b.post("/console/holders/jane/unlock", &[("csrf", &csrf)])
+        .await;
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    assert!(r.body.contains("No match. 4 more"), "{}", r.body);
+    for _ in 0..4 {
+        b.post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", "246813")],
+        )
+        .await;
+    }
+    // Support cannot lift the stop, even by a crafted POST.
+    let r = b
+        .post("/console/holders/jane/code-checks/lift", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let mut ada = Browser::new(&s);
+    ada.sign_in("ada").await;
+    let page = ada.get("/console/holders/jane").await;
+    assert!(page.body.contains("/code-checks/lift"), "{}", page.body);
+    let csrf_ada = field(&page.body, "csrf").unwrap();
+    let r = ada
+        .post(
+            "/console/holders/jane/code-checks/lift",
+            &[("csrf", &csrf_ada)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(s
+        .audit_events("jane")
+        .await
+        .contains(&"code_checks_lifted".to_owned()));
+    let r = b
+        .post(
+            "/console/holders/jane/verify",
+            &[("csrf", &csrf), ("security_code", SECURITY_CODE)],
+        )
+        .await;
+    assert!(r.body.contains("Match"), "{}", r.body);
+}
+
+/// A password alone does not enrol a second factor: the first sign-in (and
+/// the one after a reset) needs the one-time enrolment code, which is
+/// counted like a password, expires, is spent by the enrolment, and is
+/// issued anew (shown once) by an admin's reset.
+#[tokio::test]
+async fn enrolling_a_second_factor_needs_the_one_time_enrolment_code() {
+    let s = server().await;
+    add_operator(&s, "alice", Role::Support).await;
+    add_operator(&s, "ada", Role::Admin).await;
+    // Password right, enrolment code wrong: no key shown, counted.
+    let mut attacker = Browser::new(&s);
+    let r = attacker.password("alice", OP_PASSWORD).await;
+    assert!(r.location.ends_with("/sign-in/enrol"), "{}", r.location);
+    let r = attacker.enrolment_code("AAAA-BBBB-CCCC-DDDD").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(!r.body.contains("totp-secret"));
+    assert!(
+        !s.store
+            .operator("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_enrolled
+    );
+    // The right one (any case, spaces for dashes) leads to the key.
+    let mut alice = Browser::new(&s);
+    alice.sign_in("alice").await;
+    let accepted = s
+        .store
+        .audit_page(
+            &devicetrust_server::storage::AuditFilter {
+                actor: Some("alice".into()),
+                event: Some("operator_enrolment_code_accepted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.len(), 1);
+    let op = s.store.operator("alice").await.unwrap().unwrap();
+    assert!(
+        op.totp_enrolled && op.enrolment_code_hash.is_none(),
+        "spent"
+    );
+
+    // An admin's reset issues a new code, shown once; the old one is dead.
+    let mut ada = Browser::new(&s);
+    ada.sign_in("ada").await;
+    let csrf = ada.csrf("/console/operators").await;
+    let r = ada
+        .post(
+            "/console/operators/reset-totp",
+            &[("csrf", &csrf), ("name", "alice")],
+        )
+        .await;
+    let code = between(&r.body, "the enrolment code ", " (shown only now").expect("the code");
+    let mut again = Browser::new(&s);
+    again.password("alice", OP_PASSWORD).await;
+    assert_eq!(again.enrolment_code(ENROL_CODE).await.status, 401);
+    let r = again
+        .enrolment_code(&code.to_lowercase().replace('-', " "))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+
+    // Expired after 24 hours.
+    add_operator(&s, "bob", Role::Support).await;
+    s.clock.advance(24 * 3600 + 1);
+    let mut late = Browser::new(&s);
+    late.password("bob", OP_PASSWORD).await;
+    let r = late.enrolment_code(ENROL_CODE).await;
+    assert_eq!(r.status, 401, "{}", r.body);
 }

@@ -97,7 +97,11 @@ pub async fn unlock_user(
     _body: EmptyBody,
 ) -> Result<StatusCode, ApiError> {
     let user_id = validate::user_id(&user_id)?;
-    app.store().unlock(&user_id).await?;
+    // The back office's admin token: the sign-in lock and the
+    // security-code stops alike (docs/SECURITY.md).
+    app.store()
+        .unlock(&user_id, crate::storage::UnlockScope::Both)
+        .await?;
     app.audit("unlocked", Some(&user_id), None, None, Some("admin_api"))
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -90,6 +90,11 @@ impl Failure {
                         format!("Password rejected: {}", reasons.join(", "))
                     }
                     ApiError::Unavailable => "The database is unavailable; try again.".into(),
+                    ApiError::MethodNotAllowed => "That page cannot be used this way.".into(),
+                    ApiError::RequestTimeout => {
+                        "The form did not arrive in time; try again.".into()
+                    }
+                    ApiError::PayloadTooLarge => "The form is too large.".into(),
                     _ => "Something went wrong; it was logged.".into(),
                 };
                 (e.status(), text)
@@ -98,11 +103,29 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Seconds until a retry can succeed (423, 429).
+    fn retry_after(&self) -> Option<i64> {
+        match self {
+            Failure::Api(
+                ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s },
+            ) => Some((*retry_after_s).max(1)),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let (status, text) = self.status_and_text();
         let body = html_page("Could not do that", &text);
-        (status, Html(body)).into_response()
+        let mut res = (status, Html(body)).into_response();
+        if let Some(s) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
     }
 }
 
@@ -116,12 +139,22 @@ fn html_page(title: &str, text: &str) -> String {
 }
 
 /// The console on its own listener: `/console/...`, and `/` sends there.
+/// The same request layers as the API's router (`app::request_layers`:
+/// run to completion, body cap, panic catcher, request ids, tracing); the
+/// accept loop adds the body timeout.
 pub fn router(state: AppState, mount: Mount) -> Router {
-    Router::new()
+    let metrics = state.metrics().clone();
+    let router = Router::new()
         .nest_service(PREFIX, service(state, mount))
         .route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
         .fallback(|| async { Failure::Api(ApiError::NotFound) })
-        .layer(middleware::from_fn(guard))
+        .method_not_allowed_fallback(|| async { Failure::Api(ApiError::MethodNotAllowed) })
+        .layer(middleware::from_fn(guard));
+    crate::app::request_layers(router, metrics, internal_error_page)
+}
+
+fn internal_error_page() -> Response {
+    Failure::Api(ApiError::Internal).into_response()
 }
 
 /// The console's routes (to be nested under `/console`) for `mount`.
@@ -132,9 +165,11 @@ pub fn service(state: AppState, mount: Mount) -> Router {
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-in/code", get(code_page).post(code))
         .route("/sign-in/enrol", get(enrol_page).post(enrol))
+        .route("/sign-in/enrol-code", post(enrolment_code))
         .route("/sign-out", post(sign_out))
         .route("/holders/{user_id}", get(holder_page))
         .route("/holders/{user_id}/unlock", post(unlock))
+        .route("/holders/{user_id}/code-checks/lift", post(lift_code_stop))
         .route("/holders/{user_id}/verify", post(verify))
         .route("/holders/{user_id}/devices/remove", post(remove_device))
         .route(
@@ -147,6 +182,7 @@ pub fn service(state: AppState, mount: Mount) -> Router {
         .route("/operators", get(operators_page))
         .route("/operators/{action}", post(operator_action))
         .fallback(|| async { Failure::Api(ApiError::NotFound) })
+        .method_not_allowed_fallback(|| async { Failure::Api(ApiError::MethodNotAllowed) })
         .layer(middleware::from_fn(guard))
         .layer(Extension(mount))
         .layer(DefaultBodyLimit::max(crate::app::MAX_BODY))
@@ -210,6 +246,12 @@ fn render(c: &Chrome<'_>, title: &str, notice: Option<&Notice>, body: maud::Mark
 fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, Failure> {
     match f {
         Ok(Form(v)) => Ok(v),
+        // A body that stopped arriving (the accept loop's body timeout) or
+        // was too large is not a malformed form.
+        Err(e) if crate::extract::timed_out(&e) => Err(ApiError::RequestTimeout.into()),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::PayloadTooLarge.into())
+        }
         Err(e) => Err(Failure::BadForm(format!(
             "The form was not understood: {}",
             e.body_text()
@@ -259,6 +301,9 @@ async fn sign_in(
     headers: HeaderMap,
     f: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, Failure> {
+    // The card holders' per-IP limit (`--ip-rate-limit`): each attempt
+    // costs an argon2id hash on the shared pool, a row and an audit line.
+    app.rate.check(ip)?;
     let f = form(f)?;
     let nonce = session::pre_session_sent(&headers, mount).ok_or(Failure::Csrf)?;
     if !session::csrf_ok(&app, "pre", &nonce, &f.csrf) {
@@ -282,7 +327,7 @@ async fn sign_in(
     };
     let (operator, stage, next) = match outcome {
         PasswordOutcome::CodeNext(op) => (op, "totp", "/sign-in/code"),
-        PasswordOutcome::EnrolNext(op) => (op, "enrol", "/sign-in/enrol"),
+        PasswordOutcome::EnrolmentCodeNext(op) => (op, "enrol-code", "/sign-in/enrol"),
     };
     let token = session::start(&app, &operator.name, stage, session::PENDING_S).await?;
     let mut res = Redirect::to(&url(mount, next)).into_response();
@@ -320,6 +365,16 @@ async fn enrol_page(
     Extension(mount): Extension<Mount>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
+    if let Some((token, _)) = pending(&app, &headers, mount, "enrol-code").await? {
+        let csrf = session::csrf_token(&app, "csrf", &token);
+        let c = chrome(&app, mount, None);
+        return Ok(render(
+            &c,
+            "Set up your second factor",
+            None,
+            pages::enrolment_code(&csrf, mount),
+        ));
+    }
     let Some((token, s)) = pending(&app, &headers, mount, "enrol").await? else {
         return Ok(Redirect::to(&url(mount, "/sign-in")).into_response());
     };
@@ -339,6 +394,58 @@ async fn enrol_page(
         None,
         pages::enrol(&csrf, mount, &secret, &qr),
     ))
+}
+
+#[derive(Deserialize)]
+struct EnrolmentCodeForm {
+    csrf: String,
+    enrolment_code: Secret,
+}
+
+/// The one-time enrolment code (first sign-in, or after a reset of the
+/// second factor); a right one moves to a new session at stage `enrol`,
+/// whose page shows the authenticator key.
+async fn enrolment_code(
+    State(app): State<AppState>,
+    Extension(mount): Extension<Mount>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    f: Result<Form<EnrolmentCodeForm>, FormRejection>,
+) -> Result<Response, Failure> {
+    app.rate.check(ip)?;
+    let f = form(f)?;
+    let Some((token, s)) = pending(&app, &headers, mount, "enrol-code").await? else {
+        return Ok(Redirect::to(&url(mount, "/sign-in")).into_response());
+    };
+    if !session::csrf_ok(&app, "csrf", &token, &f.csrf) {
+        return Err(Failure::Csrf);
+    }
+    match operators::check_enrolment_code(&app, &s.operator, &f.enrolment_code, ip).await {
+        Ok(_) => {}
+        Err(e @ (ApiError::InvalidCredentials | ApiError::AccountLocked { .. })) => {
+            let (status, text) = Failure::Api(e).status_and_text();
+            let c = chrome(&app, mount, None);
+            let text = format!(
+                "{text} An enrolment code is valid for 24 hours; an admin can issue a new one \
+                 (reset second factor)."
+            );
+            let body = pages::enrolment_code(&session::csrf_token(&app, "csrf", &token), mount);
+            let mut res = render(
+                &c,
+                "Set up your second factor",
+                Some(&Notice::Warn(text)),
+                body,
+            );
+            *res.status_mut() = status;
+            return Ok(res);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    session::end(&app, &headers, mount).await?;
+    let token = session::start(&app, &s.operator, "enrol", session::PENDING_S).await?;
+    let mut res = Redirect::to(&url(mount, "/sign-in/enrol")).into_response();
+    mount.set_session(res.headers_mut(), &token, session::PENDING_S);
+    Ok(res)
 }
 
 #[derive(Deserialize)]
@@ -375,6 +482,7 @@ async fn finish_sign_in(
     f: CodeForm,
     stage: &str,
 ) -> Result<Response, Failure> {
+    app.rate.check(ip)?;
     let Some((token, s)) = pending(&app, &headers, mount, stage).await? else {
         return Ok(Redirect::to(&url(mount, "/sign-in")).into_response());
     };
@@ -506,6 +614,22 @@ async fn unlock(
     who.check_csrf(&app, &form(f)?.csrf)?;
     support::unlock(&app, &who.actor, &user_id, ip).await?;
     let notice = Notice::Ok("Unlocked; the card holder was told by e-mail.".into());
+    show_holder(&app, mount, &who, &user_id, Some(notice)).await
+}
+
+async fn lift_code_stop(
+    State(app): State<AppState>,
+    Extension(mount): Extension<Mount>,
+    ClientIp(ip): ClientIp,
+    who: session::SignedIn,
+    Path(user_id): Path<String>,
+    f: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, Failure> {
+    who.check_csrf(&app, &form(f)?.csrf)?;
+    support::lift_code_stop(&app, &who.actor, &user_id, ip).await?;
+    let notice = Notice::Ok(
+        "Security-code checks allowed again; the card holder was told by e-mail.".into(),
+    );
     show_holder(&app, mount, &who, &user_id, Some(notice)).await
 }
 
@@ -772,15 +896,20 @@ async fn operator_action(
     let done = match action.as_str() {
         "disable" => {
             operators::set_disabled(&app, actor, &f.name, true, ip).await?;
-            "disabled; their sessions ended"
+            "disabled; their sessions ended".to_owned()
         }
         "enable" => {
             operators::set_disabled(&app, actor, &f.name, false, ip).await?;
-            "enabled"
+            "enabled".to_owned()
         }
         "reset-totp" => {
-            operators::reset_totp(&app, actor, &f.name, ip).await?;
-            "will enrol a new second factor at next sign-in"
+            let code = operators::reset_totp(&app, actor, &f.name, ip).await?;
+            // Shown once, in the answer to this POST only (no-store).
+            format!(
+                "their sessions ended; they enrol a new second factor at next sign-in with \
+                 their password and the enrolment code {} (shown only now, valid 24 hours)",
+                code.expose()
+            )
         }
         _ => return Err(ApiError::NotFound.into()),
     };

@@ -113,6 +113,19 @@ pub fn code(csrf: &str, mount: Mount) -> Markup {
     }
 }
 
+pub fn enrolment_code(csrf: &str, mount: Mount) -> Markup {
+    html! {
+        p { "First sign-in (or a new second factor): type the one-time enrolment code the admin gave you with your password." }
+        form.card method="post" action=(url(mount, "/sign-in/enrol-code")) autocomplete="off" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Enrolment code"
+                input name="enrolment_code" maxlength="64" required autocomplete="off" spellcheck="false";
+            }
+            button type="submit" { "Continue" }
+        }
+    }
+}
+
 pub fn enrol(csrf: &str, mount: Mount, secret: &str, qr_data_uri: &str) -> Markup {
     html! {
         p { "First sign-in: add the console to an authenticator app. Scan the code, or type the key." }
@@ -222,6 +235,9 @@ pub fn holder(c: &Chrome<'_>, h: &Holder) -> Markup {
                 }
                 @if let Some(until) = h.code_checks_blocked_until {
                     p.state.locked { "Security-code checks (recovery and caller checks) stopped until " (when(until)) "." }
+                    @if c.actor.is_some_and(|a| a.role == Role::Admin) {
+                        (post_button(c.mount, c.csrf, &format!("{base}/code-checks/lift"), "Allow security-code checks again", None))
+                    }
                 }
                 h3 { "Verify a caller" }
                 form.inline method="post" action=(url(c.mount, &format!("{base}/verify"))) autocomplete="off" {

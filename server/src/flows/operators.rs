@@ -11,8 +11,19 @@
 //! - A code is accepted for the current step or one step either side, in
 //!   constant time, and each step at most once (`Store::use_totp_step`):
 //!   a code seen over a shoulder cannot be replayed in the same 30 s.
+//! - The first sign-in (and the one after an admin's reset of the second
+//!   factor) needs a one-time enrolment code besides the password: 120
+//!   bits from the OS CSPRNG, shown once to the admin (`operator add`, the
+//!   operators page), kept only as its SHA-256, refused after 24 hours and
+//!   cleared once TOTP is enrolled. Knowing the password alone does not let
+//!   anyone enrol their own authenticator.
 //! - Wrong passwords and wrong codes count together per lower-cased name
-//!   (existing or not): 5 lock it for 15 minutes; every lock has an end.
+//!   (existing or not) and client network (an IPv4 address, an IPv6 /64):
+//!   5 lock that name from that network for 15 minutes. Across networks,
+//!   20 lock the name everywhere for 15 minutes (a guesser spread over many
+//!   addresses). One outsider cannot lock an operator out of the console
+//!   from elsewhere: their own network's lock stops them after 5. Every lock
+//!   has an end.
 
 use std::net::IpAddr;
 
@@ -76,7 +87,8 @@ pub const TOTP_STEP_S: i64 = 30;
 const TOTP_DIGITS: usize = 6;
 const SECRET_BYTES: usize = 20;
 
-fn lockout_policy() -> LockoutPolicy {
+/// Failures of one name from one client network.
+fn network_policy() -> LockoutPolicy {
     LockoutPolicy {
         threshold: 5,
         duration_s: 15 * 60,
@@ -84,8 +96,92 @@ fn lockout_policy() -> LockoutPolicy {
     }
 }
 
-fn lockout_key(name: &str) -> String {
-    format!("operator:{}", name.to_ascii_lowercase())
+/// Failures of one name from every network together.
+fn name_policy() -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: 20,
+        duration_s: 15 * 60,
+        memory_s: 24 * 3600,
+    }
+}
+
+/// The lockout keys of a sign-in attempt: per name, and per name and
+/// client network. Bounded whatever was typed: a well-formed name is at
+/// most 32 ASCII bytes; anything else is keyed by its SHA-256 (never the
+/// raw text, which may be 16 KiB or cut inside a character).
+pub(crate) struct LockKeys {
+    name: String,
+    network: String,
+}
+
+pub(crate) fn lock_keys(raw_name: &str, ip: IpAddr) -> LockKeys {
+    let name = match name(raw_name) {
+        Ok(n) => format!("operator:{n}"),
+        Err(_) => {
+            use base64::Engine;
+            let digest = crate::secrets::token_hash(&raw_name.to_lowercase());
+            format!(
+                "operator:~{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
+            )
+        }
+    };
+    let network = format!("{name}@{}", crate::ratelimit::client_network(ip));
+    LockKeys { name, network }
+}
+
+/// Counts an attempt on both keys (the network's first: a locked network
+/// is refused without counting against the name everywhere).
+async fn reserve(app: &AppState, keys: &LockKeys) -> Result<(i64, i64), ApiError> {
+    let on_network = app
+        .reserve_attempt_with(&keys.network, network_policy())
+        .await?;
+    match app.reserve_attempt_with(&keys.name, name_policy()).await {
+        Ok(on_name) => Ok((on_network, on_name)),
+        Err(e) => {
+            app.refund_attempt(&keys.network).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn refund(app: &AppState, keys: &LockKeys) -> Result<(), ApiError> {
+    app.refund_attempt(&keys.network).await?;
+    app.refund_attempt(&keys.name).await
+}
+
+/// How long an enrolment code is accepted.
+pub const ENROLMENT_CODE_TTL_S: i64 = 24 * 3600;
+
+/// A new one-time enrolment code (shown once, e.g. `ABCD-EFGH-...`: 24
+/// base32 characters, 120 bits) and its hash, to store.
+pub fn new_enrolment_code() -> Result<(Secret, Vec<u8>), ApiError> {
+    let mut bytes = [0u8; 15];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::Internal)?;
+    let base32 = totp_rs::Secret::Raw(bytes.to_vec())
+        .to_encoded()
+        .to_string();
+    let shown = base32
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-");
+    let hash = enrolment_code_hash(&shown);
+    Ok((Secret::new(shown), hash))
+}
+
+/// The stored hash of an enrolment code as typed: case, spaces and dashes
+/// do not matter.
+pub fn enrolment_code_hash(typed: &str) -> Vec<u8> {
+    let normal: String = typed
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    crate::secrets::token_hash(&normal)
 }
 
 /// An operator name: 1–32 of `a-z 0-9 . _ -` (any case in, lower-case out).
@@ -112,7 +208,9 @@ pub(crate) fn totp_key(bytes: &[u8; 32]) -> LessSafeKey {
 }
 
 /// A new operator with a hashed password (the policy of card holders'
-/// passwords applies); enrols TOTP at first sign-in. Shared with the CLI.
+/// passwords applies) and its one-time enrolment code (to show once to
+/// whoever adds the operator); enrols TOTP at first sign-in with both.
+/// Shared with the CLI.
 pub async fn new_operator(
     hasher: &Hasher,
     policy: &PasswordPolicy,
@@ -120,11 +218,12 @@ pub async fn new_operator(
     raw_name: &str,
     role: Role,
     password: &Secret,
-) -> Result<Operator, ApiError> {
+) -> Result<(Operator, Secret), ApiError> {
     let name = name(raw_name)?;
     let password = policy.new_password(password, &name)?;
     let password_hash = hasher.hash(&password).await?;
-    Ok(Operator {
+    let (code, code_hash) = new_enrolment_code()?;
+    let operator = Operator {
         name,
         role: role.as_str().to_owned(),
         password_hash,
@@ -133,7 +232,10 @@ pub async fn new_operator(
         totp_last_step: 0,
         disabled_at: None,
         created_at: now,
-    })
+        enrolment_code_hash: Some(code_hash),
+        enrolment_expires_at: Some(now + ENROLMENT_CODE_TTL_S),
+    };
+    Ok((operator, code))
 }
 
 /// What a correct password leads to.
@@ -141,8 +243,8 @@ pub async fn new_operator(
 pub enum PasswordOutcome {
     /// TOTP enrolled: a code next.
     CodeNext(Operator),
-    /// No TOTP yet: a fresh secret was stored; scan it and confirm a code.
-    EnrolNext(Operator),
+    /// No TOTP yet: the enrolment code next (then a fresh secret to scan).
+    EnrolmentCodeNext(Operator),
 }
 
 /// Step one of a console sign-in. A wrong name, a wrong password and a
@@ -156,8 +258,8 @@ pub async fn check_password(
 ) -> Result<PasswordOutcome, ApiError> {
     // A malformed name is counted like any other: the answer must not
     // differ from a well-formed unknown one.
-    let key = lockout_key(raw_name.get(..64).unwrap_or(raw_name));
-    let count = app.reserve_attempt_with(&key, lockout_policy()).await?;
+    let keys = lock_keys(raw_name, ip);
+    let count = reserve(app, &keys).await?;
     let operator = match name(raw_name) {
         Ok(n) => app.store().operator(&n).await?,
         Err(_) => None,
@@ -166,22 +268,74 @@ pub async fn check_password(
     let ok = match app.hasher().verify(stored, password).await {
         Ok(ok) => ok,
         Err(e) => {
-            app.refund_attempt(&key).await?;
+            refund(app, &keys).await?;
             return Err(e);
         }
     };
     let operator = match operator {
         Some(op) if ok && op.disabled_at.is_none() => op,
         op => {
-            return Err(fail(app, &key, count, op.as_ref(), ip, "operator_password").await);
+            return Err(fail(app, &keys, count, op.as_ref(), ip, "operator_password").await);
         }
     };
-    app.refund_attempt(&key).await?;
+    refund(app, &keys).await?;
+    // Audited (never the password): a right password without the second
+    // factor is a sign the password is known to someone.
+    app.audit_by(
+        &operator.name,
+        "operator_password_accepted",
+        None,
+        None,
+        Some(ip),
+        None,
+    )
+    .await?;
     if operator.totp_enrolled && operator.totp_sealed.is_some() {
         return Ok(PasswordOutcome::CodeNext(operator));
     }
-    // A new secret at each unfinished enrolment: one shown earlier and
-    // never confirmed is worthless.
+    Ok(PasswordOutcome::EnrolmentCodeNext(operator))
+}
+
+/// Step two of a first sign-in: the one-time enrolment code the admin
+/// handed over. Counted with the password failures (a wrong, expired or
+/// missing code is a failure). A right one stores a fresh TOTP secret (a
+/// new one at each unfinished enrolment: one shown earlier and never
+/// confirmed is worthless) and is audited; the code itself stays valid
+/// until TOTP is enrolled or it expires.
+pub async fn check_enrolment_code(
+    app: &AppState,
+    operator_name: &str,
+    code: &Secret,
+    ip: IpAddr,
+) -> Result<Operator, ApiError> {
+    let keys = lock_keys(operator_name, ip);
+    let count = reserve(app, &keys).await?;
+    let operator = app.store().operator(operator_name).await?;
+    let typed = enrolment_code_hash(code.expose());
+    let valid = operator.as_ref().is_some_and(|op| {
+        op.disabled_at.is_none()
+            && !op.totp_enrolled
+            && op.enrolment_expires_at.is_some_and(|t| t > app.now())
+            && op
+                .enrolment_code_hash
+                .as_deref()
+                .is_some_and(|h| bool::from(h.ct_eq(&typed)))
+    });
+    let operator = match operator {
+        Some(op) if valid => op,
+        op => {
+            return Err(fail(
+                app,
+                &keys,
+                count,
+                op.as_ref(),
+                ip,
+                "operator_enrolment_code",
+            )
+            .await)
+        }
+    };
+    refund(app, &keys).await?;
     let mut secret = [0u8; SECRET_BYTES];
     SystemRandom::new()
         .fill(&mut secret)
@@ -190,24 +344,32 @@ pub async fn check_password(
     app.store()
         .set_operator_totp(&operator.name, Some(sealed.clone()), false)
         .await?;
-    Ok(PasswordOutcome::EnrolNext(Operator {
+    app.audit_by(
+        &operator.name,
+        "operator_enrolment_code_accepted",
+        None,
+        None,
+        Some(ip),
+        None,
+    )
+    .await?;
+    Ok(Operator {
         totp_sealed: Some(sealed),
         totp_enrolled: false,
         ..operator
-    }))
+    })
 }
 
 /// A failed password or code: counted, audited with the operator's name
 /// (only when one exists), and at the limit a lock with an end.
 async fn fail(
     app: &AppState,
-    key: &str,
-    count: i64,
+    keys: &LockKeys,
+    (on_network, on_name): (i64, i64),
     operator: Option<&Operator>,
     ip: IpAddr,
     reason: &str,
 ) -> ApiError {
-    let policy = lockout_policy();
     let actor = operator.map(|o| o.name.as_str()).unwrap_or("-");
     let mut outcome = app
         .audit_by(
@@ -219,11 +381,19 @@ async fn fail(
             Some(reason),
         )
         .await;
-    if count >= policy.threshold && outcome.is_ok() {
+    let locks = [
+        (&keys.network, on_network, network_policy(), "network"),
+        (&keys.name, on_name, name_policy(), "all_networks"),
+    ];
+    for (key, count, policy, scope) in locks {
+        if count < policy.threshold || outcome.is_err() {
+            continue;
+        }
         let until = app.now() + policy.duration_s;
         outcome = match app.store().lock(key, until).await {
             Ok(()) => {
-                app.audit_by(actor, "operator_locked", None, None, Some(ip), Some(reason))
+                let why = format!("{reason} scope={scope}");
+                app.audit_by(actor, "operator_locked", None, None, Some(ip), Some(&why))
                     .await
             }
             Err(e) => Err(e.into()),
@@ -280,12 +450,12 @@ pub async fn check_code(
     if code.len() != TOTP_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::invalid("the code is 6 digits"));
     }
-    let key = lockout_key(operator_name);
-    let count = app.reserve_attempt_with(&key, lockout_policy()).await?;
+    let keys = lock_keys(operator_name, ip);
+    let count = reserve(app, &keys).await?;
     let operator = app.store().operator(operator_name).await?;
     let operator = match operator {
         Some(op) if op.disabled_at.is_none() && op.totp_enrolled != enrolling => op,
-        op => return Err(fail(app, &key, count, op.as_ref(), ip, "operator_totp").await),
+        op => return Err(fail(app, &keys, count, op.as_ref(), ip, "operator_totp").await),
     };
     let secret = open(app, &operator)?;
     let now = app.now();
@@ -300,11 +470,15 @@ pub async fn check_code(
         } else {
             "operator_totp"
         };
-        return Err(fail(app, &key, count, Some(&operator), ip, reason).await);
+        return Err(fail(app, &keys, count, Some(&operator), ip, reason).await);
     }
     if enrolling {
         app.store()
             .set_operator_totp(&operator.name, operator.totp_sealed.clone(), true)
+            .await?;
+        // The enrolment code is spent.
+        app.store()
+            .set_operator_enrolment(&operator.name, None, None)
             .await?;
         app.audit_by(
             &operator.name,
@@ -316,7 +490,8 @@ pub async fn check_code(
         )
         .await?;
     }
-    app.store().reset_attempts(&key, now).await?;
+    app.store().reset_attempts(&keys.network, now).await?;
+    app.store().reset_attempts(&keys.name, now).await?;
     app.audit_by(
         &operator.name,
         "operator_signed_in",
@@ -435,28 +610,40 @@ pub async fn set_disabled(
     .await
 }
 
-/// Admin: the operator enrols TOTP again at next sign-in (a lost phone).
+/// Admin: the operator enrols TOTP again at next sign-in (a lost phone),
+/// with the new one-time enrolment code returned here (to hand over; shown
+/// once); their console sessions end at once (like disabling).
 pub async fn reset_totp(
     app: &AppState,
     actor: &Actor,
     target: &str,
     ip: IpAddr,
-) -> Result<(), ApiError> {
+) -> Result<Secret, ApiError> {
     actor.require_admin()?;
     let target = name(target)?;
     if app.store().operator(&target).await?.is_none() {
         return Err(ApiError::NotFound);
     }
+    let (code, code_hash) = new_enrolment_code()?;
     app.store().set_operator_totp(&target, None, false).await?;
+    app.store()
+        .set_operator_enrolment(
+            &target,
+            Some(code_hash),
+            Some(app.now() + ENROLMENT_CODE_TTL_S),
+        )
+        .await?;
+    let ended = app.store().end_operator_sessions(&target).await?;
     app.audit_by(
         &actor.name,
         "operator_totp_reset",
         None,
         None,
         Some(ip),
-        Some(&format!("operator={target}")),
+        Some(&format!("operator={target} sessions={ended}")),
     )
-    .await
+    .await?;
+    Ok(code)
 }
 
 /// Admin: every operator.
@@ -468,6 +655,17 @@ pub async fn list(app: &AppState, actor: &Actor) -> Result<Vec<Operator>, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enrolment_codes_are_random_and_typed_loosely() {
+        let (a, hash) = new_enrolment_code().unwrap();
+        let (b, _) = new_enrolment_code().unwrap();
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 24 + 5, "{}", a.expose());
+        let typed = a.expose().replace('-', " ").to_ascii_lowercase();
+        assert_eq!(enrolment_code_hash(&typed), hash);
+        assert_ne!(enrolment_code_hash(b.expose()), hash);
+    }
 
     #[test]
     fn names_are_checked_and_lower_cased() {

@@ -15,8 +15,8 @@ use crate::flows::recovery::{self, CallerCheck};
 use crate::notify::Channel;
 use crate::secrets::Secret;
 use crate::storage::{
-    AuditEvent, AuditFilter, Card, Device, LockoutPolicy, MarketSummary, SessionRecord, User,
-    UserSearch,
+    AuditEvent, AuditFilter, Card, Device, LockoutPolicy, MarketSummary, SessionRecord,
+    UnlockScope, User, UserSearch,
 };
 use crate::validate;
 
@@ -165,8 +165,31 @@ pub async fn holder(app: &AppState, actor: &Actor, raw_user_id: &str) -> Result<
     Ok(holder)
 }
 
-/// Lifts the sign-in lock and clears the failure counts (and stops on
-/// recovery); the card holder is told by e-mail.
+/// How recent this operator's own match of the holder's security code
+/// must be for an unlock to clear the security-code count as well.
+pub const CALLER_VERIFIED_WINDOW_S: i64 = 5 * 60;
+
+/// Whether `actor` matched the holder's security code (`caller_verified`)
+/// within `CALLER_VERIFIED_WINDOW_S`.
+async fn verified_recently(app: &AppState, actor: &Actor, user_id: &str) -> Result<bool, ApiError> {
+    let filter = AuditFilter {
+        user_id: Some(user_id.to_owned()),
+        event: Some("caller_verified".into()),
+        actor: Some(actor.name.clone()),
+        ..AuditFilter::default()
+    };
+    let newest = app.store().audit_page(&filter, 1).await?;
+    Ok(newest
+        .first()
+        .is_some_and(|(_, e)| e.at >= app.now() - CALLER_VERIFIED_WINDOW_S))
+}
+
+/// Lifts the sign-in lock and clears the sign-in failure count; the card
+/// holder is told by e-mail. The security-code count (recovery, caller
+/// checks) is cleared too only when this operator matched the caller's
+/// security code in the last 5 minutes and the checks are not stopped: an
+/// unlock is no way around the code limit. A running stop is lifted only
+/// by an admin (`lift_code_stop`).
 pub async fn unlock(
     app: &AppState,
     actor: &Actor,
@@ -174,12 +197,56 @@ pub async fn unlock(
     ip: IpAddr,
 ) -> Result<(), ApiError> {
     let user = user(app, raw_user_id).await?;
+    let verified = verified_recently(app, actor, &user.user_id).await?
+        && recovery::code_checks_blocked_until(app, &user.user_id)
+            .await?
+            .is_none();
+    let scope = if verified {
+        UnlockScope::Both
+    } else {
+        UnlockScope::SignIn
+    };
     app.store()
-        .unlock(&validate::lockout_key(&user.user_id))
+        .unlock(&validate::lockout_key(&user.user_id), scope)
         .await?;
     app.audit_by(
         &actor.name,
         "unlocked",
+        Some(&user.user_id),
+        None,
+        Some(ip),
+        verified.then_some("caller_verified"),
+    )
+    .await?;
+    app.alert(
+        &user,
+        "unlocked",
+        "Our service team lifted the lock on your sign-in.".into(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Admin: lifts a card holder's security-code stop (recovery and caller
+/// checks, by user ID and e-mail) — a deliberate, audited act of its own,
+/// never a side effect of an unlock; the card holder is told by e-mail.
+pub async fn lift_code_stop(
+    app: &AppState,
+    actor: &Actor,
+    raw_user_id: &str,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    actor.require_admin()?;
+    let user = user(app, raw_user_id).await?;
+    app.store()
+        .unlock(
+            &validate::lockout_key(&user.user_id),
+            UnlockScope::CodeChecks,
+        )
+        .await?;
+    app.audit_by(
+        &actor.name,
+        "code_checks_lifted",
         Some(&user.user_id),
         None,
         Some(ip),
@@ -188,8 +255,10 @@ pub async fn unlock(
     .await?;
     app.alert(
         &user,
-        "unlocked",
-        "Our service team lifted the lock on your sign-in.".into(),
+        "code_checks_lifted",
+        "Our service team lifted the stop on security-code checks (recovery) for your account. \
+         If you did not ask for this, call the number on your card."
+            .into(),
     )
     .await;
     Ok(())

@@ -66,7 +66,7 @@ metered! {
     fn lock(&self, key: &str, until: i64) -> Result<(), StorageError>;
     fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StorageError>;
     fn reset_attempts(&self, key: &str, now: i64) -> Result<(), StorageError>;
-    fn unlock(&self, key: &str) -> Result<(), StorageError>;
+    fn unlock(&self, key: &str, scope: UnlockScope) -> Result<(), StorageError>;
     fn create_login(&self, login: Login) -> Result<(), StorageError>;
     fn login(&self, login_id: &str, now: i64) -> Result<Option<Login>, StorageError>;
     fn enrol(&self, login_id: &str, security_code_hash: &str, mobile: Option<&str>, now: i64) -> Result<EnrolOutcome, StorageError>;
@@ -111,9 +111,11 @@ metered! {
     fn operator(&self, name: &str) -> Result<Option<Operator>, StorageError>;
     fn operators(&self) -> Result<Vec<Operator>, StorageError>;
     fn set_operator_totp(&self, name: &str, sealed: Option<Vec<u8>>, enrolled: bool) -> Result<(), StorageError>;
+    fn set_operator_enrolment(&self, name: &str, code_hash: Option<Vec<u8>>, expires_at: Option<i64>) -> Result<bool, StorageError>;
     fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError>;
     fn set_operator_disabled(&self, name: &str, disabled_at: Option<i64>) -> Result<bool, StorageError>;
     fn create_console_session(&self, session: ConsoleSession) -> Result<(), StorageError>;
+    fn end_operator_sessions(&self, name: &str) -> Result<usize, StorageError>;
     fn console_session(&self, session_hash: &[u8], now: i64, idle_s: i64) -> Result<Option<ConsoleSession>, StorageError>;
     fn delete_console_session(&self, session_hash: &[u8]) -> Result<(), StorageError>;
     fn find_users(&self, search: &UserSearch, after: Option<&str>, limit: i64) -> Result<Vec<User>, StorageError>;

@@ -416,6 +416,12 @@ pub struct Operator {
     pub totp_last_step: i64,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
+    /// SHA-256 of the one-time enrolment code (`operator add`, an admin's
+    /// reset of the second factor), needed with the password to enrol TOTP;
+    /// cleared once TOTP is enrolled.
+    pub enrolment_code_hash: Option<Vec<u8>>,
+    /// The enrolment code is refused from then on.
+    pub enrolment_expires_at: Option<i64>,
 }
 
 /// A browser session of the console; only the hash of its id is kept.
@@ -464,8 +470,50 @@ pub struct AuditFilter {
     pub before_id: Option<i64>,
 }
 
-/// How many active console sessions one operator keeps; older ones end.
+/// How many signed-in console sessions one operator keeps; older ones end.
+/// Sessions stopped after the password (stages `totp`, `enrol`) are capped
+/// separately, at the same number, and never end a signed-in one.
 pub const CONSOLE_SESSIONS_PER_OPERATOR: i64 = 5;
+
+/// What an unlock lifts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlockScope {
+    /// The sign-in lock and count (password, OTP) only.
+    SignIn,
+    /// The security-code stops and counts (recovery, caller checks) of the
+    /// user id and of its e-mail only.
+    CodeChecks,
+    /// Both.
+    Both,
+}
+
+impl UnlockScope {
+    pub fn sign_in(self) -> bool {
+        matches!(self, UnlockScope::SignIn | UnlockScope::Both)
+    }
+    pub fn code_checks(self) -> bool {
+        matches!(self, UnlockScope::CodeChecks | UnlockScope::Both)
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (in code-point order, which is UTF-8 byte order): a prefix search is
+/// the range `[prefix, end)`, bounded on both sides. `None` when there is
+/// no such string (empty, or only `char::MAX`).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
 
 /// Turns the stored habits document (if any) into the new one.
 pub type RiskUpdate = Box<dyn FnOnce(Option<&str>) -> String + Send>;
@@ -522,9 +570,10 @@ pub trait Store: Send + Sync + 'static {
     /// After a completed sign-in: the count starts again, but a running lock
     /// keeps running (a device sign-in does not lift a lock others caused).
     async fn reset_attempts(&self, key: &str, now: i64) -> Result<(), StorageError>;
-    /// An operator lifts the lock and clears the count, and the user's
-    /// recovery stops (by user id and by e-mail).
-    async fn unlock(&self, key: &str) -> Result<(), StorageError>;
+    /// Lifts the lock and clears the count of user `key` (`SignIn`), and/or
+    /// the user's security-code stops (recovery and caller checks, by user
+    /// id and by e-mail: `CodeChecks`).
+    async fn unlock(&self, key: &str, scope: UnlockScope) -> Result<(), StorageError>;
 
     // Logins and OTPs
     async fn create_login(&self, login: Login) -> Result<(), StorageError>;
@@ -732,6 +781,14 @@ pub trait Store: Send + Sync + 'static {
         sealed: Option<Vec<u8>>,
         enrolled: bool,
     ) -> Result<(), StorageError>;
+    /// Sets (or with `None` clears) the operator's one-time enrolment code;
+    /// false when there is no such operator.
+    async fn set_operator_enrolment(
+        &self,
+        name: &str,
+        code_hash: Option<Vec<u8>>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError>;
     /// Accepts TOTP step `step` once: true when it is later than the last
     /// accepted one (and records it), false for a replay.
     async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError>;
@@ -742,9 +799,14 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         disabled_at: Option<i64>,
     ) -> Result<bool, StorageError>;
-    /// Stores a console session; the operator's oldest sessions beyond
-    /// `CONSOLE_SESSIONS_PER_OPERATOR` end.
+    /// Stores a console session; the operator's oldest sessions of the same
+    /// kind (signed in: stage `full`; pending: any other) beyond
+    /// `CONSOLE_SESSIONS_PER_OPERATOR` end. A pending session never ends a
+    /// signed-in one.
     async fn create_console_session(&self, session: ConsoleSession) -> Result<(), StorageError>;
+    /// Ends every console session of the operator (a second-factor reset);
+    /// returns how many there were.
+    async fn end_operator_sessions(&self, name: &str) -> Result<usize, StorageError>;
     /// The session, if it has not ended and was used within `idle_s`;
     /// its last use becomes `now`.
     async fn console_session(
@@ -756,7 +818,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_console_session(&self, session_hash: &[u8]) -> Result<(), StorageError>;
 
     // Support console: card holders
-    /// Card holders matching `search`, by user ID, after `after`; at most `limit`.
+    /// Card holders matching `search`, by user ID, after `after`; at most
+    /// `limit`. A user-ID prefix is a bounded range (`prefix_end`), never a
+    /// scan to the end of the table.
     async fn find_users(
         &self,
         search: &UserSearch,

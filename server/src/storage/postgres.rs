@@ -631,6 +631,8 @@ fn operator_from_row(r: &Row) -> Result<Operator, PgError> {
         totp_last_step: r.try_get("totp_last_step")?,
         disabled_at: r.try_get("disabled_at")?,
         created_at: r.try_get("created_at")?,
+        enrolment_code_hash: r.try_get("enrolment_code_hash")?,
+        enrolment_expires_at: r.try_get("enrolment_expires_at")?,
     })
 }
 
@@ -1020,13 +1022,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn unlock(&self, key: &str) -> Result<(), StorageError> {
+    async fn unlock(&self, key: &str, scope: UnlockScope) -> Result<(), StorageError> {
         let c = self.client().await?;
         c.exec(
-            "DELETE FROM attempts WHERE user_key IN (
-                 $1::TEXT, 'recovery:user:' || $1::TEXT,
-                 (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = $1::TEXT))",
-            &[&key],
+            "DELETE FROM attempts WHERE ($2::BOOLEAN AND user_key = $1::TEXT)
+                OR ($3::BOOLEAN AND user_key IN (
+                 'recovery:user:' || $1::TEXT,
+                 (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = $1::TEXT)))",
+            &[&key, &scope.sign_in(), &scope.code_checks()],
         )
         .await?;
         Ok(())
@@ -2094,8 +2097,9 @@ impl Store for PostgresStore {
         let n = c
             .exec(
                 "INSERT INTO operators (name, role, password_hash, totp_sealed, totp_enrolled,
-                                        totp_last_step, disabled_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                                        totp_last_step, disabled_at, created_at,
+                                        enrolment_code_hash, enrolment_expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING",
                 &[
                     &o.name,
                     &o.role,
@@ -2105,6 +2109,8 @@ impl Store for PostgresStore {
                     &o.totp_last_step,
                     &o.disabled_at,
                     &o.created_at,
+                    &o.enrolment_code_hash,
+                    &o.enrolment_expires_at,
                 ],
             )
             .await?;
@@ -2141,6 +2147,23 @@ impl Store for PostgresStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn set_operator_enrolment(
+        &self,
+        name: &str,
+        code_hash: Option<Vec<u8>>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec(
+                "UPDATE operators SET enrolment_code_hash = $2, enrolment_expires_at = $3
+                  WHERE name = $1",
+                &[&name, &code_hash, &expires_at],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StorageError> {
@@ -2190,15 +2213,28 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
+            // Signed-in and pending sessions are capped apart: a password
+            // alone never ends a signed-in session.
             tx.exec(
-                "DELETE FROM console_sessions WHERE operator = $1 AND session_hash NOT IN (
-                     SELECT session_hash FROM console_sessions WHERE operator = $1
+                "DELETE FROM console_sessions
+                  WHERE operator = $1 AND (stage = 'full') = ($3::TEXT = 'full')
+                    AND session_hash NOT IN (
+                     SELECT session_hash FROM console_sessions
+                      WHERE operator = $1 AND (stage = 'full') = ($3::TEXT = 'full')
                       ORDER BY created_at DESC, session_hash LIMIT $2)",
-                &[&s.operator, &CONSOLE_SESSIONS_PER_OPERATOR],
+                &[&s.operator, &CONSOLE_SESSIONS_PER_OPERATOR, &s.stage],
             )
             .await?;
             Ok(End::Commit(()))
         })
+    }
+
+    async fn end_operator_sessions(&self, name: &str) -> Result<usize, StorageError> {
+        let c = self.client().await?;
+        let n = c
+            .exec("DELETE FROM console_sessions WHERE operator = $1", &[&name])
+            .await?;
+        Ok(n as usize)
     }
 
     async fn console_session(
@@ -2237,12 +2273,27 @@ impl Store for PostgresStore {
     ) -> Result<Vec<User>, StorageError> {
         let c = self.client().await?;
         let after = after.unwrap_or("");
+        if let UserSearch::UserIdPrefix(prefix) = search {
+            // A bounded range in byte order (`COLLATE "C"`, served by the
+            // index `users_by_user_id_c`): a locale's collation would not
+            // keep a prefix's strings together, and without the upper bound
+            // a rare prefix reads to the end of the table.
+            let end = prefix_end(prefix);
+            let rows = c
+                .rows(
+                    r#"SELECT * FROM users
+                        WHERE user_id COLLATE "C" >= $1
+                          AND ($4::TEXT IS NULL OR user_id COLLATE "C" < $4::TEXT)
+                          AND left(user_id, length($1)) = $1
+                          AND user_id COLLATE "C" > $2
+                        ORDER BY user_id COLLATE "C" LIMIT $3"#,
+                    &[prefix, &after, &limit, &end],
+                )
+                .await?;
+            return Ok(all_map(rows, user_from_row)?);
+        }
         let (sql, value) = match search {
-            UserSearch::UserIdPrefix(prefix) => (
-                "SELECT * FROM users WHERE left(user_id, length($1)) = $1
-                   AND user_id > $2 ORDER BY user_id LIMIT $3",
-                prefix,
-            ),
+            UserSearch::UserIdPrefix(_) => unreachable!("answered above"),
             UserSearch::Email(email) => (
                 "SELECT * FROM users WHERE lower(email) = lower($1)
                    AND user_id > $2 ORDER BY user_id LIMIT $3",

@@ -274,6 +274,8 @@ fn operator_from_row(r: &Row<'_>) -> rusqlite::Result<Operator> {
         totp_last_step: r.get("totp_last_step")?,
         disabled_at: r.get("disabled_at")?,
         created_at: r.get("created_at")?,
+        enrolment_code_hash: r.get("enrolment_code_hash")?,
+        enrolment_expires_at: r.get("enrolment_expires_at")?,
     })
 }
 
@@ -637,16 +639,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn unlock(&self, key: &str) -> Result<(), StorageError> {
+    async fn unlock(&self, key: &str, scope: UnlockScope) -> Result<(), StorageError> {
         let key = key.to_owned();
         self.run(move |c| {
-            // The sign-in count and the recovery stops of that user id (and
-            // of its e-mail): an operator who verified the caller lifts all.
+            // The sign-in count, and/or the recovery stops of that user id
+            // (and of its e-mail).
             c.execute(
-                "DELETE FROM attempts WHERE user_key IN (
-                     ?1, 'recovery:user:' || ?1,
-                     (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = ?1))",
-                params![key],
+                "DELETE FROM attempts WHERE (?2 AND user_key = ?1) OR (?3 AND user_key IN (
+                     'recovery:user:' || ?1,
+                     (SELECT 'recovery:email:' || lower(email) FROM users WHERE user_id = ?1)))",
+                params![key, scope.sign_in(), scope.code_checks()],
             )?;
             Ok(())
         })
@@ -1716,8 +1718,9 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let n = c.execute(
                 "INSERT INTO operators (name, role, password_hash, totp_sealed, totp_enrolled,
-                                        totp_last_step, disabled_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
+                                        totp_last_step, disabled_at, created_at,
+                                        enrolment_code_hash, enrolment_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (name) DO NOTHING",
                 params![
                     o.name,
                     o.role,
@@ -1726,7 +1729,9 @@ impl Store for SqliteStore {
                     o.totp_enrolled,
                     o.totp_last_step,
                     o.disabled_at,
-                    o.created_at
+                    o.created_at,
+                    o.enrolment_code_hash,
+                    o.enrolment_expires_at
                 ],
             )?;
             if n == 0 {
@@ -1774,6 +1779,24 @@ impl Store for SqliteStore {
                 params![name, sealed, enrolled],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn set_operator_enrolment(
+        &self,
+        name: &str,
+        code_hash: Option<Vec<u8>>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE operators SET enrolment_code_hash = ?2, enrolment_expires_at = ?3
+                  WHERE name = ?1",
+                params![name, code_hash, expires_at],
+            )?;
+            Ok(n == 1)
         })
         .await
     }
@@ -1830,14 +1853,30 @@ impl Store for SqliteStore {
                     s.expires_at
                 ],
             )?;
+            // Signed-in and pending sessions are capped apart: a password
+            // alone never ends a signed-in session.
             tx.execute(
-                "DELETE FROM console_sessions WHERE operator = ?1 AND session_hash NOT IN (
-                     SELECT session_hash FROM console_sessions WHERE operator = ?1
+                "DELETE FROM console_sessions
+                  WHERE operator = ?1 AND (stage = 'full') = (?3 = 'full')
+                    AND session_hash NOT IN (
+                     SELECT session_hash FROM console_sessions
+                      WHERE operator = ?1 AND (stage = 'full') = (?3 = 'full')
                       ORDER BY created_at DESC, session_hash LIMIT ?2)",
-                params![s.operator, CONSOLE_SESSIONS_PER_OPERATOR],
+                params![s.operator, CONSOLE_SESSIONS_PER_OPERATOR, s.stage],
             )?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn end_operator_sessions(&self, name: &str) -> Result<usize, StorageError> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            Ok(c.execute(
+                "DELETE FROM console_sessions WHERE operator = ?1",
+                params![name],
+            )?)
         })
         .await
     }
@@ -1883,13 +1922,32 @@ impl Store for SqliteStore {
         let search = search.clone();
         let after = after.unwrap_or("").to_owned();
         self.read(move |c| {
+            if let UserSearch::UserIdPrefix(prefix) = &search {
+                // Prefix by range (no LIKE: `_` and `%` are user-id
+                // characters), bounded above: a rare prefix reads its own
+                // rows, not the rest of the table.
+                let (sql, end) = match prefix_end(prefix) {
+                    Some(end) => (
+                        "SELECT * FROM users WHERE user_id >= ?1 AND user_id < ?4
+                           AND substr(user_id, 1, length(?1)) = ?1
+                           AND user_id > ?2 ORDER BY user_id LIMIT ?3",
+                        end,
+                    ),
+                    None => (
+                        "SELECT * FROM users WHERE user_id >= ?1 AND ?4 = ''
+                           AND substr(user_id, 1, length(?1)) = ?1
+                           AND user_id > ?2 ORDER BY user_id LIMIT ?3",
+                        String::new(),
+                    ),
+                };
+                let mut stmt = c.prepare(sql)?;
+                let rows = stmt
+                    .query_map(params![prefix, after, limit, end], user_from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(rows);
+            }
             let (sql, value) = match search {
-                UserSearch::UserIdPrefix(prefix) => (
-                    // Prefix by range (no LIKE: `_` and `%` are user-id characters).
-                    "SELECT * FROM users WHERE user_id >= ?1 AND substr(user_id, 1, length(?1)) = ?1
-                       AND user_id > ?2 ORDER BY user_id LIMIT ?3",
-                    prefix,
-                ),
+                UserSearch::UserIdPrefix(_) => unreachable!("answered above"),
                 UserSearch::Email(email) => (
                     "SELECT * FROM users WHERE email = ?1 COLLATE NOCASE
                        AND user_id > ?2 ORDER BY user_id LIMIT ?3",

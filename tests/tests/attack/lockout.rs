@@ -166,7 +166,13 @@ async fn the_owner_racing_guesses_never_leaves_an_endless_lock() {
             assert_eq!(a.status, 200, "round {round}: {:?}", a.body);
         }
         // Start the next round from a clean count.
-        srv.store.unlock("racer.owner").await.unwrap();
+        srv.store
+            .unlock(
+                "racer.owner",
+                devicetrust_server::storage::UnlockScope::Both,
+            )
+            .await
+            .unwrap();
     }
 }
 

@@ -8,7 +8,11 @@ CREATE TABLE operators (
     totp_enrolled  INTEGER NOT NULL DEFAULT 0,
     totp_last_step INTEGER NOT NULL DEFAULT 0,
     disabled_at    INTEGER,
-    created_at     INTEGER NOT NULL
+    created_at     INTEGER NOT NULL,
+    -- The one-time enrolment code an admin hands over with the password
+    -- (`operator add`, "reset second factor"): SHA-256 of 120 random bits.
+    enrolment_code_hash  BLOB,
+    enrolment_expires_at INTEGER
 );
 
 CREATE TABLE console_sessions (
