@@ -361,18 +361,8 @@ impl AppState {
             reason = reason.unwrap_or("-"),
             "operator action"
         );
-        self.store
-            .audit(AuditEvent {
-                at: self.now(),
-                event: event.to_owned(),
-                user_id: user_id.map(str::to_owned),
-                device_id: device_id.map(str::to_owned),
-                ip: ip.map(|i| i.to_string()),
-                reason: reason.map(str::to_owned),
-                actor: Some(actor.to_owned()),
-            })
-            .await?;
-        Ok(())
+        self.record_event(Some(actor), event, user_id, device_id, ip, reason)
+            .await
     }
 
     /// Records a security event in the audit table and the log.
@@ -392,6 +382,21 @@ impl AppState {
             reason = reason.unwrap_or("-"),
             "security event"
         );
+        self.record_event(None, event, user_id, device_id, ip, reason)
+            .await
+    }
+
+    /// The audit row and the metrics of an event, whoever caused it: one
+    /// path, so an operator's actions are counted like the holder's own.
+    async fn record_event(
+        &self,
+        actor: Option<&str>,
+        event: &str,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+        ip: Option<IpAddr>,
+        reason: Option<&str>,
+    ) -> Result<(), ApiError> {
         self.metrics.observe_event(event, reason);
         self.store
             .audit(AuditEvent {
@@ -401,7 +406,7 @@ impl AppState {
                 device_id: device_id.map(str::to_owned),
                 ip: ip.map(|i| i.to_string()),
                 reason: reason.map(str::to_owned),
-                actor: None,
+                actor: actor.map(str::to_owned),
             })
             .await?;
         Ok(())
