@@ -806,4 +806,5 @@ pub fn testvectors_dir() -> Option<PathBuf> {
 }
 
 pub mod attestation;
+pub mod loadgen;
 pub mod sdk;
