@@ -133,6 +133,8 @@ struct HasherInner {
     queue: Arc<Semaphore>,
     queue_size: usize,
     dummy_hash: String,
+    /// Working memory of the hashes in flight, kept for the next ones.
+    blocks: BlockPool,
     /// Where the time spent waiting for a slot is reported (metrics).
     waits: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
@@ -183,6 +185,7 @@ impl Hasher {
             queue: Arc::new(Semaphore::new(queue_size)),
             queue_size,
             dummy_hash: String::new(),
+            blocks: BlockPool::default(),
             waits: std::sync::OnceLock::new(),
         };
         // A real hash of a random secret: verifying against it costs what a
@@ -238,7 +241,8 @@ impl Hasher {
     /// Hashes a new secret (PHC string).
     pub async fn hash(&self, secret: &Secret) -> Result<String, ApiError> {
         let secret = secret.clone();
-        self.run(move |params| hash_blocking(params, secret.expose()))
+        let blocks = self.inner.blocks.clone();
+        self.run(move |params| hash_pooled(&blocks, params, secret.expose()))
             .await?
             .map_err(|e| {
                 tracing::error!(error = %e, "argon2 hashing failed");
@@ -252,8 +256,9 @@ impl Hasher {
         let secret = secret.clone();
         let exists = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let blocks = self.inner.blocks.clone();
         let ok = self
-            .run(move |params| verify_blocking(params, &phc, secret.expose()))
+            .run(move |params| verify_pooled(&blocks, params, &phc, secret.expose()))
             .await?;
         Ok(exists && ok)
     }
@@ -274,6 +279,101 @@ fn hash_blocking(params: &Params, secret: &str) -> Result<String, argon2::passwo
     Ok(argon(params)
         .hash_password(secret.as_bytes(), &salt)?
         .to_string())
+}
+
+/// argon2id's working memory (m KiB in 1 KiB blocks: 19 MiB), kept for
+/// reuse. Allocating it afresh for every hash made glibc's malloc, whose
+/// mmap threshold rises to the largest block freed, keep freed 19 MiB
+/// blocks in its heaps: 1.3 to 2.7 GB of RSS after a few hundred password
+/// attempts (docs/PERFORMANCE.md, issue 14). The pool holds at most one
+/// buffer per hash computed at once (the pool's permits bound those).
+#[derive(Clone, Default)]
+struct BlockPool(Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>);
+
+impl BlockPool {
+    /// Runs `f` on `count` blocks from the pool (or new ones), and keeps
+    /// them for the next hash. Their contents are overwritten by each hash.
+    fn with<T>(&self, count: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+        let taken = {
+            let mut free = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            free.iter()
+                .position(|b| b.len() == count)
+                .map(|i| free.swap_remove(i))
+        };
+        let mut blocks = taken.unwrap_or_else(|| vec![argon2::Block::default(); count]);
+        let out = f(&mut blocks);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(blocks);
+        out
+    }
+}
+
+/// `hash_blocking` on pooled memory: the same PHC string.
+fn hash_pooled(
+    pool: &BlockPool,
+    params: &Params,
+    secret: &str,
+) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>())?;
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    pool.with(params.block_count(), |blocks| {
+        argon(params).hash_password_into_with_memory(
+            secret.as_bytes(),
+            salt_bytes,
+            &mut out,
+            blocks,
+        )
+    })?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out)?),
+    }
+    .to_string())
+}
+
+/// `verify_blocking` on pooled memory: the algorithm, version, parameters,
+/// salt and output length all come from the PHC string, as argon2's own
+/// verifier takes them; the outputs are compared in constant time.
+fn verify_pooled(pool: &BlockPool, params: &Params, phc: &str, secret: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(stored) = Params::try_from(&parsed) else {
+        return false;
+    };
+    // Hashes made with other parameters (before a cost change) take
+    // argon2's own path; only the configured size is pooled.
+    if stored.block_count() != params.block_count() {
+        return verify_blocking(params, phc, secret);
+    }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let computed = pool.with(stored.block_count(), |blocks| {
+        Argon2::new(algorithm, version, stored.clone())
+            .hash_password_into_with_memory(secret.as_bytes(), salt_bytes, &mut out, blocks)
+            .is_ok()
+    });
+    computed && ct_eq(&out, expected.as_bytes())
 }
 
 fn verify_blocking(params: &Params, phc: &str, secret: &str) -> bool {
@@ -354,6 +454,39 @@ mod tests {
         }
         assert_eq!(hasher.queued(), 0);
         assert!(hasher.verify(None, &Secret::new("x")).await.is_ok());
+    }
+
+    /// The pooled paths are argon2's own, bit for bit: what one makes the
+    /// other verifies, and neither accepts another password.
+    #[test]
+    fn pooled_hashing_agrees_with_argon2s_own() {
+        let params = Params::new(256, 2, 1, None).unwrap();
+        let pool = BlockPool::default();
+        for round in 0..3 {
+            let pw = format!("password {round}");
+            let own = hash_blocking(&params, &pw).unwrap();
+            let pooled = hash_pooled(&pool, &params, &pw).unwrap();
+            assert!(pooled.starts_with("$argon2id$v=19$m=256,t=2,p=1$"));
+            assert!(verify_blocking(&params, &pooled, &pw));
+            assert!(verify_pooled(&pool, &params, &own, &pw));
+            assert!(verify_pooled(&pool, &params, &pooled, &pw));
+            assert!(!verify_pooled(&pool, &params, &own, "not it"));
+            assert!(!verify_blocking(&params, &pooled, "not it"));
+        }
+        // A hash with other parameters still verifies (argon2's own path).
+        let older = hash_blocking(&Params::new(128, 1, 1, None).unwrap(), "old").unwrap();
+        assert!(verify_pooled(&pool, &params, &older, "old"));
+        assert!(!verify_pooled(&pool, &params, &older, "new"));
+        // Garbage is refused, never a panic.
+        for bad in [
+            "",
+            "$argon2id$",
+            "$argon2i$v=19$m=256,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+        ] {
+            assert!(!verify_pooled(&pool, &params, bad, "x"), "{bad}");
+        }
+        // One buffer reused throughout: the pool never grew past it.
+        assert_eq!(pool.0.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
