@@ -6,6 +6,7 @@
 //! login) is consumed by one atomic statement or transaction, so of any number
 //! of racing requests exactly one wins.
 
+pub mod group_commit;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;

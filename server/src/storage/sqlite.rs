@@ -9,6 +9,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
+use super::group_commit::Step;
 use super::*;
 
 /// No attempt takes longer than this from its count to its verdict (the
@@ -56,6 +57,8 @@ pub struct SqliteStore {
     /// SQLite admits one writer at a time; queueing writers on a mutex here
     /// is fairer and faster than letting them spin in SQLite's busy handler.
     writer: Arc<Mutex<Connection>>,
+    /// Device sign-ins' redemptions, batched into shared commits.
+    group: super::group_commit::GroupCommit,
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -120,9 +123,11 @@ impl SqliteStore {
             .map_err(|e| StorageError::Pool(e.to_string()))?;
         let writer = Connection::open(path)?;
         writer.execute_batch(INIT)?;
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             readers,
-            writer: Arc::new(Mutex::new(writer)),
+            group: super::group_commit::GroupCommit::start(writer.clone())?,
+            writer,
         })
     }
 
@@ -937,113 +942,116 @@ impl Store for SqliteStore {
         now: i64,
         redemption: Redemption,
     ) -> Result<ChallengeOutcome, StorageError> {
-        self.run(move |c| {
-            // Any early return drops `tx`: nothing is committed.
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (device_id, login_id) = match key {
-                ChallengeKey::Stored(id) => {
-                    let consumed = tx
-                        .prepare_cached(
-                            "DELETE FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2
+        // Group commit: this sign-in shares its COMMIT (and fsync) with the
+        // others in flight; it is answered once that COMMIT returned.
+        self.group
+            .run(move |tx| {
+                // A refusal undoes the job's changes (its savepoint), not the batch.
+                let (device_id, login_id) = match key {
+                    ChallengeKey::Stored(id) => {
+                        let consumed = tx
+                            .prepare_cached(
+                                "DELETE FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2
                              RETURNING *",
-                        )?
-                        .query_row(params![id, now], challenge_from_row)
-                        .optional()?;
-                    let Some(ch) = consumed else {
-                        return Ok(ChallengeOutcome::Gone);
-                    };
-                    (ch.device_id, ch.login_id)
-                }
-                ChallengeKey::Token {
-                    hash,
-                    device_id,
-                    expires_at,
-                } => {
-                    // The writer is single: of two redemptions of one token
-                    // the second finds the row (and the unique key would
-                    // refuse it anyway).
-                    let fresh = tx
-                        .prepare_cached(
-                            "INSERT INTO used_challenges (token_hash, expires_at)
+                            )?
+                            .query_row(params![id, now], challenge_from_row)
+                            .optional()?;
+                        let Some(ch) = consumed else {
+                            return Ok(Step::Undo(ChallengeOutcome::Gone));
+                        };
+                        (ch.device_id, ch.login_id)
+                    }
+                    ChallengeKey::Token {
+                        hash,
+                        device_id,
+                        expires_at,
+                    } => {
+                        // The writer is single: of two redemptions of one token
+                        // the second finds the row (and the unique key would
+                        // refuse it anyway).
+                        let fresh = tx
+                            .prepare_cached(
+                                "INSERT INTO used_challenges (token_hash, expires_at)
                              VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                        )?
-                        .execute(params![hash, expires_at])?;
-                    if fresh == 0 || expires_at <= now {
-                        return Ok(ChallengeOutcome::Gone);
+                            )?
+                            .execute(params![hash, expires_at])?;
+                        if fresh == 0 || expires_at <= now {
+                            return Ok(Step::Undo(ChallengeOutcome::Gone));
+                        }
+                        (device_id, None)
                     }
-                    (device_id, None)
-                }
-            };
-            let device: Option<(Option<i64>, i64)> = tx
-                .prepare_cached(
-                    "SELECT removed_at, trusted_until FROM devices WHERE device_id = ?1",
-                )?
-                .query_row(params![device_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            match device {
-                None | Some((Some(_), _)) => return Ok(ChallengeOutcome::DeviceRemoved),
-                Some((None, trusted_until)) if trusted_until <= now => {
-                    return Ok(ChallengeOutcome::TrustEnded)
-                }
-                Some(_) => {}
-            }
-            let mut risk_written = false;
-            let login = match &login_id {
-                None => None,
-                Some(login_id) => {
-                    let login = tx
-                        .query_row(
-                            &format!(
-                                "DELETE FROM logins WHERE login_id = ?1 AND expires_at > ?2
-                                 RETURNING {LOGIN_COLS}"
-                            ),
-                            params![login_id, now],
-                            login_from_row,
-                        )
-                        .optional()?;
-                    // The login finished another way (OTP): the challenge
-                    // dies with it, and nothing is committed.
-                    if login.is_none() {
-                        return Ok(ChallengeOutcome::Gone);
-                    }
-                    login
-                }
-            };
-            tx.prepare_cached("UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1")?
-                .execute(params![device_id, now])?;
-            match redemption {
-                Redemption::Session {
-                    record,
-                    tokens,
-                    reset_key,
-                    risk,
-                    audit,
-                } => {
-                    insert_session(&tx, &record, &tokens)?;
-                    if let Some(e) = audit {
-                        insert_audit(&tx, &e)?;
-                    }
-                    if let Some(w) = risk {
-                        risk_written = swap_risk_profile(&tx, &w, now)?;
-                    }
-                    // A completed sign-in restarts the count; a running lock
-                    // runs on (others' failures never block the owner's
-                    // device, and the owner's device does not lift a lock).
-                    tx.prepare_cached(
-                        "DELETE FROM attempts
-                         WHERE user_key = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+                };
+                let device: Option<(Option<i64>, i64)> = tx
+                    .prepare_cached(
+                        "SELECT removed_at, trusted_until FROM devices WHERE device_id = ?1",
                     )?
-                    .execute(params![reset_key, now])?;
+                    .query_row(params![device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match device {
+                    None | Some((Some(_), _)) => {
+                        return Ok(Step::Undo(ChallengeOutcome::DeviceRemoved))
+                    }
+                    Some((None, trusted_until)) if trusted_until <= now => {
+                        return Ok(Step::Undo(ChallengeOutcome::TrustEnded))
+                    }
+                    Some(_) => {}
                 }
-                Redemption::StepUp(l) => insert_login(&tx, &l)?,
-            }
-            tx.commit()?;
-            Ok(ChallengeOutcome::Consumed {
-                login,
-                risk_written,
+                let mut risk_written = false;
+                let login = match &login_id {
+                    None => None,
+                    Some(login_id) => {
+                        let login = tx
+                            .query_row(
+                                &format!(
+                                    "DELETE FROM logins WHERE login_id = ?1 AND expires_at > ?2
+                                 RETURNING {LOGIN_COLS}"
+                                ),
+                                params![login_id, now],
+                                login_from_row,
+                            )
+                            .optional()?;
+                        // The login finished another way (OTP): the challenge
+                        // dies with it, and nothing is committed.
+                        if login.is_none() {
+                            return Ok(Step::Undo(ChallengeOutcome::Gone));
+                        }
+                        login
+                    }
+                };
+                tx.prepare_cached("UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1")?
+                    .execute(params![device_id, now])?;
+                match redemption {
+                    Redemption::Session {
+                        record,
+                        tokens,
+                        reset_key,
+                        risk,
+                        audit,
+                    } => {
+                        insert_session(&tx, &record, &tokens)?;
+                        if let Some(e) = audit {
+                            insert_audit(&tx, &e)?;
+                        }
+                        if let Some(w) = risk {
+                            risk_written = swap_risk_profile(&tx, &w, now)?;
+                        }
+                        // A completed sign-in restarts the count; a running lock
+                        // runs on (others' failures never block the owner's
+                        // device, and the owner's device does not lift a lock).
+                        tx.prepare_cached(
+                            "DELETE FROM attempts
+                         WHERE user_key = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+                        )?
+                        .execute(params![reset_key, now])?;
+                    }
+                    Redemption::StepUp(l) => insert_login(&tx, &l)?,
+                }
+                Ok(Step::Keep(ChallengeOutcome::Consumed {
+                    login,
+                    risk_written,
+                }))
             })
-        })
-        .await
+            .await
     }
 
     async fn spend_registration(&self, registration_id: &str) -> Result<(), StorageError> {
