@@ -1028,12 +1028,12 @@ impl Store for SqliteStore {
                         risk,
                         audit,
                     } => {
-                        insert_session(&tx, &record, &tokens)?;
+                        insert_session(tx, &record, &tokens)?;
                         if let Some(e) = audit {
-                            insert_audit(&tx, &e)?;
+                            insert_audit(tx, &e)?;
                         }
                         if let Some(w) = risk {
-                            risk_written = swap_risk_profile(&tx, &w, now)?;
+                            risk_written = swap_risk_profile(tx, &w, now)?;
                         }
                         // A completed sign-in restarts the count; a running lock
                         // runs on (others' failures never block the owner's
@@ -1044,7 +1044,7 @@ impl Store for SqliteStore {
                         )?
                         .execute(params![reset_key, now])?;
                     }
-                    Redemption::StepUp(l) => insert_login(&tx, &l)?,
+                    Redemption::StepUp(l) => insert_login(tx, &l)?,
                 }
                 Ok(Step::Keep(ChallengeOutcome::Consumed {
                     login,
