@@ -190,6 +190,8 @@ mod tests {
             .unwrap()
     }
 
+    // The writer is held across awaits on purpose: it makes the batch.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_leaves_the_others_of_its_batch_committed() {
         let (_dir, writer, group) = store();
