@@ -159,6 +159,8 @@ pub struct Inner {
     pub(crate) totp_key: ring::aead::LessSafeKey,
     /// Keys the support console's CSRF tokens.
     pub(crate) console_key: hmac::Key,
+    /// Keys of device sign-in challenge tokens.
+    pub(crate) challenge_keys: crate::challenge_token::ChallengeKeys,
     /// Prometheus metrics (docs/OPERATIONS.md).
     pub(crate) metrics: Arc<crate::ops::metrics::Metrics>,
 }
@@ -240,6 +242,10 @@ impl AppState {
             console_key: hmac::Key::new(
                 hmac::HMAC_SHA256,
                 &c.server_key.derive(server_key::Purpose::ConsoleCsrf),
+            ),
+            challenge_keys: crate::challenge_token::ChallengeKeys::new(
+                &c.server_key.derive(server_key::Purpose::ChallengeMac),
+                &c.server_key.derive(server_key::Purpose::ChallengeNonce),
             ),
             metrics,
         })))
@@ -384,6 +390,21 @@ impl AppState {
         );
         self.record_event(None, event, user_id, device_id, ip, reason)
             .await
+    }
+
+    /// The log line and metrics of a security event whose audit row the
+    /// caller wrote in its own transaction (a device sign-in), once that
+    /// transaction committed.
+    pub(crate) fn announce_event(&self, e: &AuditEvent) {
+        tracing::info!(
+            event = %e.event,
+            user_id = e.user_id.as_deref().unwrap_or("-"),
+            device_id = e.device_id.as_deref().unwrap_or("-"),
+            ip = e.ip.as_deref().unwrap_or_default(),
+            reason = e.reason.as_deref().unwrap_or("-"),
+            "security event"
+        );
+        self.metrics.observe_event(&e.event, e.reason.as_deref());
     }
 
     /// The audit row and the metrics of an event, whoever caused it: one

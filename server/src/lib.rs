@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod attestation;
+pub mod challenge_token;
 pub mod cli;
 pub mod clock;
 pub mod console;

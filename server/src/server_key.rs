@@ -59,6 +59,10 @@ pub enum Purpose {
     OperatorTotp,
     /// HMAC key of the support console's CSRF tokens.
     ConsoleCsrf,
+    /// MAC of device sign-in challenge tokens (`challenge_token`).
+    ChallengeMac,
+    /// Derives a challenge token's nonce from its id.
+    ChallengeNonce,
 }
 
 impl Purpose {
@@ -71,6 +75,8 @@ impl Purpose {
             Purpose::KeyCheck => b"devicetrust key-check v1",
             Purpose::OperatorTotp => b"devicetrust operator-totp v1",
             Purpose::ConsoleCsrf => b"devicetrust console-csrf v1",
+            Purpose::ChallengeMac => b"devicetrust challenge-mac v1",
+            Purpose::ChallengeNonce => b"devicetrust challenge-nonce v1",
         }
     }
 }

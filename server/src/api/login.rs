@@ -5,6 +5,7 @@ use axum::Json;
 
 use crate::api::types::*;
 use crate::app::{device_amr, key_method, AppState};
+use crate::challenge_token::ChallengeKeys;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientIp, UserAgent};
 use crate::flows;
@@ -14,7 +15,8 @@ use crate::proof::{Expected, Jws, ProofError, TYP_LOGIN};
 use crate::risk::{network_of, Assessment, Flow, RiskContext, SignedIn};
 use crate::secrets::{new_challenge, new_id};
 use crate::storage::{
-    self, Challenge, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption, User,
+    self, Challenge, ChallengeKey, ChallengeOutcome, EnrolOutcome, Login, LoginStage, Redemption,
+    User,
 };
 use crate::validate;
 
@@ -577,18 +579,14 @@ pub async fn device_challenge(
     let device_id = validate::server_id("device_id", &req.device_id)?;
     let now = app.now();
     let device = signing_device(&app, device_id, now).await?;
-    let challenge = Challenge {
-        challenge_id: new_id(),
-        device_id: device.device_id,
-        challenge: new_challenge(),
-        login_id: None,
-        expires_at: now + app.settings().challenge_ttl_s,
-    };
-    app.store().create_challenge(challenge.clone()).await?;
+    // An authenticated token, not a row: issuing a challenge writes nothing
+    // (issue 14; single use is enforced where the proof is redeemed).
+    let expires_at = now + app.settings().challenge_ttl_s;
+    let (challenge_id, challenge) = app.challenge_keys.issue(&device.device_id, expires_at);
     Ok(Json(ChallengeResponse {
-        challenge_id: challenge.challenge_id,
-        challenge: challenge.challenge,
-        expires_at: challenge.expires_at,
+        challenge_id,
+        challenge,
+        expires_at,
     }))
 }
 
@@ -612,15 +610,45 @@ pub async fn device_login(
     let challenge_id = validate::server_id("challenge_id", &req.challenge_id)?;
     let now = app.now();
     let s = app.settings();
-    let challenge = app
-        .store()
-        .challenge(challenge_id, now)
-        .await?
-        .ok_or(ApiError::ChallengeInvalid)?;
-    let jws = Jws::parse(&req.proof, TYP_LOGIN).map_err(|_| ApiError::SignatureInvalid)?;
-    if jws.kid() != Some(challenge.device_id.as_str()) {
-        return Err(ApiError::SignatureInvalid);
-    }
+    // What the challenge is: a token (device sign-in) checked against the
+    // proof's `kid`, or a stored row (the device step of a password sign-in).
+    let (key, challenge) = if ChallengeKeys::is_token(challenge_id) {
+        let jws = Jws::parse(&req.proof, TYP_LOGIN).map_err(|_| ApiError::SignatureInvalid)?;
+        let kid = jws.kid().ok_or(ApiError::SignatureInvalid)?;
+        // Forged, tampered, expired, or issued to another device.
+        let opened = app
+            .challenge_keys
+            .open(challenge_id, kid, now)
+            .map_err(|_| ApiError::ChallengeInvalid)?;
+        let challenge = Challenge {
+            challenge_id: challenge_id.to_owned(),
+            device_id: kid.to_owned(),
+            challenge: opened.nonce,
+            login_id: None,
+            expires_at: opened.expires_at,
+        };
+        let key = ChallengeKey::Token {
+            hash: opened.hash,
+            device_id: kid.to_owned(),
+            expires_at: opened.expires_at,
+        };
+        ((key, jws), challenge)
+    } else {
+        let challenge = app
+            .store()
+            .challenge(challenge_id, now)
+            .await?
+            .ok_or(ApiError::ChallengeInvalid)?;
+        let jws = Jws::parse(&req.proof, TYP_LOGIN).map_err(|_| ApiError::SignatureInvalid)?;
+        if jws.kid() != Some(challenge.device_id.as_str()) {
+            return Err(ApiError::SignatureInvalid);
+        }
+        (
+            (ChallengeKey::Stored(challenge_id.to_owned()), jws),
+            challenge,
+        )
+    };
+    let (key, jws) = key;
     let device = signing_device(&app, &challenge.device_id, now).await?;
     let expected = Expected {
         rp_id: &s.rp_id,
@@ -749,15 +777,23 @@ pub async fn device_login(
             // What the policy learns rides in the same transaction: judging
             // costs a device sign-in no write of its own.
             risk: plan.take(),
+            // So does the audit line: one commit per sign-in.
+            audit: Some(app.sign_in_event(
+                &device.user_id,
+                Some(&device.device_id),
+                ip,
+                &amr,
+                Some(&risk),
+            )),
         };
         (redemption, Ok(session))
     };
     let planned = matches!(&redemption, Redemption::Session { risk: Some(_), .. });
-    let risk_written = match app
-        .store()
-        .redeem_challenge(challenge_id, now, redemption)
-        .await?
-    {
+    let audited = match &redemption {
+        Redemption::Session { audit, .. } => audit.clone(),
+        Redemption::StepUp(_) => None,
+    };
+    let risk_written = match app.store().redeem_challenge(key, now, redemption).await? {
         ChallengeOutcome::Consumed { risk_written, .. } => risk_written,
         ChallengeOutcome::Gone => return Err(ApiError::ChallengeInvalid),
         ChallengeOutcome::DeviceRemoved => return Err(ApiError::DeviceNotRecognized),
@@ -765,14 +801,9 @@ pub async fn device_login(
     };
     match answer {
         Ok(session) => {
-            app.audit_sign_in(
-                &device.user_id,
-                Some(&device.device_id),
-                ip,
-                &amr,
-                Some(&risk),
-            )
-            .await?;
+            if let Some(e) = &audited {
+                app.announce_event(e);
+            }
             let learnt = if app.risk.learns_in_transaction() {
                 // None planned: nothing to learn; planned but not written:
                 // another write to the habits came first.

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::risk::{Assessment, Flow, RiskContext, SignedIn};
-use crate::storage::RiskWrite;
+use crate::storage::{AuditEvent, RiskWrite};
 
 impl AppState {
     /// Asks the policy about one attempt.
@@ -87,19 +87,41 @@ impl AppState {
         amr: &[String],
         risk: Option<&Assessment>,
     ) -> Result<(), ApiError> {
+        let e = self.sign_in_event(user_id, device_id, ip, amr, risk);
+        self.audit(
+            &e.event,
+            Some(user_id),
+            device_id,
+            Some(ip),
+            e.reason.as_deref(),
+        )
+        .await
+    }
+
+    /// The `signin_ok` audit row, for a sign-in that writes it in its own
+    /// transaction (then `announce_event` once committed).
+    pub(crate) fn sign_in_event(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        ip: IpAddr,
+        amr: &[String],
+        risk: Option<&Assessment>,
+    ) -> AuditEvent {
         let mut reason = amr.join(" ");
         if let Some(risk) = risk.filter(|r| !r.signals.is_empty()) {
             reason.push_str("; risk ");
             reason.push_str(&risk.summary());
         }
-        self.audit(
-            "signin_ok",
-            Some(user_id),
-            device_id,
-            Some(ip),
-            Some(&reason),
-        )
-        .await
+        AuditEvent {
+            at: self.now(),
+            event: "signin_ok".to_owned(),
+            user_id: Some(user_id.to_owned()),
+            device_id: device_id.map(str::to_owned),
+            ip: Some(ip.to_string()),
+            reason: Some(reason),
+            actor: None,
+        }
     }
 
     /// Tells the policy about a completed sign-in.

@@ -77,7 +77,7 @@ metered! {
     fn try_otp(&self, login_id: &str) -> Result<Option<OtpTry>, StorageError>;
     fn create_challenge(&self, challenge: Challenge) -> Result<(), StorageError>;
     fn challenge(&self, challenge_id: &str, now: i64) -> Result<Option<Challenge>, StorageError>;
-    fn redeem_challenge(&self, challenge_id: &str, now: i64, redemption: Redemption) -> Result<ChallengeOutcome, StorageError>;
+    fn redeem_challenge(&self, key: ChallengeKey, now: i64, redemption: Redemption) -> Result<ChallengeOutcome, StorageError>;
     fn create_registration(&self, registration: Registration) -> Result<(), StorageError>;
     fn registration(&self, registration_id: &str, now: i64) -> Result<Option<Registration>, StorageError>;
     fn spend_registration(&self, registration_id: &str) -> Result<(), StorageError>;

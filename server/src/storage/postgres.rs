@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "support console",
         include_str!("migrations/postgres/0003_console.sql"),
     ),
+    (
+        4,
+        "used challenge tokens",
+        include_str!("migrations/postgres/0004_used_challenges.sql"),
+    ),
 ];
 
 /// Serialises schema changes of instances starting at once (any constant
@@ -70,6 +75,7 @@ pub const TABLES: &[&str] = &[
     "otp_sends",
     "devices",
     "challenges",
+    "used_challenges",
     "registrations",
     "sessions",
     "access_tokens",
@@ -766,6 +772,24 @@ async fn insert_login(c: &impl Exec, l: &Login) -> Result<(), PgError> {
 /// session is bound to it: a removal running at the same time either
 /// committed first (the device is dropped from the session) or waits for
 /// this one and then revokes the session it finds.
+async fn insert_audit(c: &impl Exec, e: &AuditEvent) -> Result<(), PgError> {
+    c.exec(
+        "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &e.at,
+            &e.event,
+            &e.user_id,
+            &e.device_id,
+            &e.ip,
+            &e.reason,
+            &e.actor,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn insert_session(
     c: &impl Exec,
     s: &SessionRecord,
@@ -1322,21 +1346,24 @@ impl Store for PostgresStore {
 
     async fn redeem_challenge(
         &self,
-        challenge_id: &str,
+        key: ChallengeKey,
         now: i64,
         redemption: Redemption,
     ) -> Result<ChallengeOutcome, StorageError> {
         transaction!(self, |tx| {
             // Which device (ids never change), to lock it before the
             // challenge, in the order a removal takes them.
-            let device_id: Option<String> = tx
-                .opt(
-                    "SELECT device_id FROM challenges WHERE challenge_id = $1",
-                    &[&challenge_id],
-                )
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
+            let device_id: Option<String> = match &key {
+                ChallengeKey::Stored(challenge_id) => tx
+                    .opt(
+                        "SELECT device_id FROM challenges WHERE challenge_id = $1",
+                        &[challenge_id],
+                    )
+                    .await?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+                ChallengeKey::Token { device_id, .. } => Some(device_id.clone()),
+            };
             let Some(device_id) = device_id else {
                 return Ok(End::Rollback(ChallengeOutcome::Gone));
             };
@@ -1349,16 +1376,41 @@ impl Store for PostgresStore {
                     &[&device_id],
                 )
                 .await?;
-            // Of racing redemptions, on any instance, one deletes the row.
-            let consumed = tx
-                .opt(
-                    "DELETE FROM challenges WHERE challenge_id = $1 AND expires_at > $2
-                     RETURNING *",
-                    &[&challenge_id, &now],
-                )
-                .await?;
-            let Some(ch) = opt_map(consumed, challenge_from_row)? else {
-                return Ok(End::Rollback(ChallengeOutcome::Gone));
+            // Of racing redemptions, on any instance, one deletes the row
+            // (a stored challenge) or inserts it (a token: the second
+            // insert waits for the first to commit, then finds it).
+            let login_id = match &key {
+                ChallengeKey::Stored(challenge_id) => {
+                    let consumed = tx
+                        .opt(
+                            "DELETE FROM challenges WHERE challenge_id = $1 AND expires_at > $2
+                             RETURNING *",
+                            &[challenge_id, &now],
+                        )
+                        .await?;
+                    let Some(ch) = opt_map(consumed, challenge_from_row)? else {
+                        return Ok(End::Rollback(ChallengeOutcome::Gone));
+                    };
+                    ch.login_id
+                }
+                ChallengeKey::Token {
+                    hash, expires_at, ..
+                } => {
+                    if *expires_at <= now {
+                        return Ok(End::Rollback(ChallengeOutcome::Gone));
+                    }
+                    let fresh = tx
+                        .exec(
+                            "INSERT INTO used_challenges (token_hash, expires_at)
+                             VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                            &[hash, expires_at],
+                        )
+                        .await?;
+                    if fresh == 0 {
+                        return Ok(End::Rollback(ChallengeOutcome::Gone));
+                    }
+                    None
+                }
             };
             let device: Option<(Option<i64>, i64)> = device
                 .map(|r| Ok::<_, PgError>((r.try_get(0)?, r.try_get(1)?)))
@@ -1372,7 +1424,7 @@ impl Store for PostgresStore {
                 }
                 Some(_) => {}
             }
-            let login = match &ch.login_id {
+            let login = match &login_id {
                 None => None,
                 Some(login_id) => {
                     let login = tx
@@ -1395,7 +1447,7 @@ impl Store for PostgresStore {
             let mut risk_written = false;
             tx.exec(
                 "UPDATE devices SET last_used_at = $2 WHERE device_id = $1",
-                &[&ch.device_id, &now],
+                &[&device_id, &now],
             )
             .await?;
             match &redemption {
@@ -1404,8 +1456,12 @@ impl Store for PostgresStore {
                     tokens,
                     reset_key,
                     risk,
+                    audit,
                 } => {
                     insert_session(&tx, record, tokens).await?;
+                    if let Some(e) = audit {
+                        insert_audit(&tx, e).await?;
+                    }
                     if let Some(w) = risk {
                         risk_written = swap_risk_profile(&tx, w, now).await?;
                     }
@@ -2430,20 +2486,7 @@ impl Store for PostgresStore {
 
     async fn audit(&self, e: AuditEvent) -> Result<(), StorageError> {
         let c = self.client().await?;
-        c.exec(
-            "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &e.at,
-                &e.event,
-                &e.user_id,
-                &e.device_id,
-                &e.ip,
-                &e.reason,
-                &e.actor,
-            ],
-        )
-        .await?;
+        insert_audit(&c, &e).await?;
         Ok(())
     }
 
@@ -2464,6 +2507,7 @@ impl Store for PostgresStore {
             let mut n = 0u64;
             for (sql, before) in [
                 ("DELETE FROM challenges WHERE expires_at <= $1", now),
+                ("DELETE FROM used_challenges WHERE expires_at <= $1", now),
                 ("DELETE FROM registrations WHERE expires_at <= $1", now),
                 ("DELETE FROM logins WHERE expires_at <= $1", now),
                 ("DELETE FROM access_tokens WHERE expires_at <= $1", now),

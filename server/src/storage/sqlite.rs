@@ -9,6 +9,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
+use super::group_commit::Step;
 use super::*;
 
 /// No attempt takes longer than this from its count to its verdict (the
@@ -31,6 +32,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0006_attestation.sql")),
         M::up(include_str!("migrations/0007_login_network.sql")),
         M::up(include_str!("migrations/0008_console.sql")),
+        M::up(include_str!("migrations/0009_used_challenges.sql")),
     ])
 }
 
@@ -55,6 +57,8 @@ pub struct SqliteStore {
     /// SQLite admits one writer at a time; queueing writers on a mutex here
     /// is fairer and faster than letting them spin in SQLite's busy handler.
     writer: Arc<Mutex<Connection>>,
+    /// Device sign-ins' redemptions, batched into shared commits.
+    group: super::group_commit::GroupCommit,
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -119,9 +123,11 @@ impl SqliteStore {
             .map_err(|e| StorageError::Pool(e.to_string()))?;
         let writer = Connection::open(path)?;
         writer.execute_batch(INIT)?;
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             readers,
-            writer: Arc::new(Mutex::new(writer)),
+            group: super::group_commit::GroupCommit::start(writer.clone())?,
+            writer,
         })
     }
 
@@ -193,6 +199,23 @@ fn login_from_row(r: &Row<'_>) -> rusqlite::Result<Login> {
         change_mobile: r.get("change_mobile")?,
         network: r.get("network")?,
     })
+}
+
+fn insert_audit(c: &Connection, e: &AuditEvent) -> Result<(), StorageError> {
+    c.prepare_cached(
+        "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        e.at,
+        e.event,
+        e.user_id,
+        e.device_id,
+        e.ip,
+        e.reason,
+        e.actor
+    ])?;
+    Ok(())
 }
 
 /// Stores `w.new` if the user's document is still `w.expected`; false if
@@ -915,94 +938,120 @@ impl Store for SqliteStore {
 
     async fn redeem_challenge(
         &self,
-        challenge_id: &str,
+        key: ChallengeKey,
         now: i64,
         redemption: Redemption,
     ) -> Result<ChallengeOutcome, StorageError> {
-        let id = challenge_id.to_owned();
-        self.run(move |c| {
-            // Any early return drops `tx`: nothing is committed.
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let consumed = tx
-                .query_row(
-                    "DELETE FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2
-                     RETURNING *",
-                    params![id, now],
-                    challenge_from_row,
-                )
-                .optional()?;
-            let Some(ch) = consumed else {
-                return Ok(ChallengeOutcome::Gone);
-            };
-            let device: Option<(Option<i64>, i64)> = tx
-                .query_row(
-                    "SELECT removed_at, trusted_until FROM devices WHERE device_id = ?1",
-                    params![ch.device_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match device {
-                None | Some((Some(_), _)) => return Ok(ChallengeOutcome::DeviceRemoved),
-                Some((None, trusted_until)) if trusted_until <= now => {
-                    return Ok(ChallengeOutcome::TrustEnded)
+        // Group commit: this sign-in shares its COMMIT (and fsync) with the
+        // others in flight; it is answered once that COMMIT returned.
+        self.group
+            .run(move |tx| {
+                // A refusal undoes the job's changes (its savepoint), not the batch.
+                let (device_id, login_id) = match key {
+                    ChallengeKey::Stored(id) => {
+                        let consumed = tx
+                            .prepare_cached(
+                                "DELETE FROM challenges WHERE challenge_id = ?1 AND expires_at > ?2
+                             RETURNING *",
+                            )?
+                            .query_row(params![id, now], challenge_from_row)
+                            .optional()?;
+                        let Some(ch) = consumed else {
+                            return Ok(Step::Undo(ChallengeOutcome::Gone));
+                        };
+                        (ch.device_id, ch.login_id)
+                    }
+                    ChallengeKey::Token {
+                        hash,
+                        device_id,
+                        expires_at,
+                    } => {
+                        // The writer is single: of two redemptions of one token
+                        // the second finds the row (and the unique key would
+                        // refuse it anyway).
+                        let fresh = tx
+                            .prepare_cached(
+                                "INSERT INTO used_challenges (token_hash, expires_at)
+                             VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                            )?
+                            .execute(params![hash, expires_at])?;
+                        if fresh == 0 || expires_at <= now {
+                            return Ok(Step::Undo(ChallengeOutcome::Gone));
+                        }
+                        (device_id, None)
+                    }
+                };
+                let device: Option<(Option<i64>, i64)> = tx
+                    .prepare_cached(
+                        "SELECT removed_at, trusted_until FROM devices WHERE device_id = ?1",
+                    )?
+                    .query_row(params![device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match device {
+                    None | Some((Some(_), _)) => {
+                        return Ok(Step::Undo(ChallengeOutcome::DeviceRemoved))
+                    }
+                    Some((None, trusted_until)) if trusted_until <= now => {
+                        return Ok(Step::Undo(ChallengeOutcome::TrustEnded))
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
-            }
-            let mut risk_written = false;
-            let login = match &ch.login_id {
-                None => None,
-                Some(login_id) => {
-                    let login = tx
-                        .query_row(
-                            &format!(
-                                "DELETE FROM logins WHERE login_id = ?1 AND expires_at > ?2
+                let mut risk_written = false;
+                let login = match &login_id {
+                    None => None,
+                    Some(login_id) => {
+                        let login = tx
+                            .query_row(
+                                &format!(
+                                    "DELETE FROM logins WHERE login_id = ?1 AND expires_at > ?2
                                  RETURNING {LOGIN_COLS}"
-                            ),
-                            params![login_id, now],
-                            login_from_row,
-                        )
-                        .optional()?;
-                    // The login finished another way (OTP): the challenge
-                    // dies with it, and nothing is committed.
-                    if login.is_none() {
-                        return Ok(ChallengeOutcome::Gone);
+                                ),
+                                params![login_id, now],
+                                login_from_row,
+                            )
+                            .optional()?;
+                        // The login finished another way (OTP): the challenge
+                        // dies with it, and nothing is committed.
+                        if login.is_none() {
+                            return Ok(Step::Undo(ChallengeOutcome::Gone));
+                        }
+                        login
                     }
-                    login
-                }
-            };
-            tx.execute(
-                "UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1",
-                params![ch.device_id, now],
-            )?;
-            match redemption {
-                Redemption::Session {
-                    record,
-                    tokens,
-                    reset_key,
-                    risk,
-                } => {
-                    insert_session(&tx, &record, &tokens)?;
-                    if let Some(w) = risk {
-                        risk_written = swap_risk_profile(&tx, &w, now)?;
-                    }
-                    // A completed sign-in restarts the count; a running lock
-                    // runs on (others' failures never block the owner's
-                    // device, and the owner's device does not lift a lock).
-                    tx.execute(
-                        "DELETE FROM attempts
+                };
+                tx.prepare_cached("UPDATE devices SET last_used_at = ?2 WHERE device_id = ?1")?
+                    .execute(params![device_id, now])?;
+                match redemption {
+                    Redemption::Session {
+                        record,
+                        tokens,
+                        reset_key,
+                        risk,
+                        audit,
+                    } => {
+                        insert_session(tx, &record, &tokens)?;
+                        if let Some(e) = audit {
+                            insert_audit(tx, &e)?;
+                        }
+                        if let Some(w) = risk {
+                            risk_written = swap_risk_profile(tx, &w, now)?;
+                        }
+                        // A completed sign-in restarts the count; a running lock
+                        // runs on (others' failures never block the owner's
+                        // device, and the owner's device does not lift a lock).
+                        tx.prepare_cached(
+                            "DELETE FROM attempts
                          WHERE user_key = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
-                        params![reset_key, now],
-                    )?;
+                        )?
+                        .execute(params![reset_key, now])?;
+                    }
+                    Redemption::StepUp(l) => insert_login(tx, &l)?,
                 }
-                Redemption::StepUp(l) => insert_login(&tx, &l)?,
-            }
-            tx.commit()?;
-            Ok(ChallengeOutcome::Consumed {
-                login,
-                risk_written,
+                Ok(Step::Keep(ChallengeOutcome::Consumed {
+                    login,
+                    risk_written,
+                }))
             })
-        })
-        .await
+            .await
     }
 
     async fn spend_registration(&self, registration_id: &str) -> Result<(), StorageError> {
@@ -2096,23 +2145,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit(&self, e: AuditEvent) -> Result<(), StorageError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO audit (at, event, user_id, device_id, ip, reason, actor)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    e.at,
-                    e.event,
-                    e.user_id,
-                    e.device_id,
-                    e.ip,
-                    e.reason,
-                    e.actor
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_audit(c, &e)).await
     }
 
     async fn audit_events(&self, user_id: &str) -> Result<Vec<AuditEvent>, StorageError> {
@@ -2136,6 +2169,7 @@ impl Store for SqliteStore {
             let mut n = 0usize;
             for (sql, before) in [
                 ("DELETE FROM challenges WHERE expires_at <= ?1", now),
+                ("DELETE FROM used_challenges WHERE expires_at <= ?1", now),
                 ("DELETE FROM registrations WHERE expires_at <= ?1", now),
                 ("DELETE FROM logins WHERE expires_at <= ?1", now),
                 ("DELETE FROM access_tokens WHERE expires_at <= ?1", now),

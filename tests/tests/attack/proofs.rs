@@ -39,9 +39,10 @@ async fn crossed_forged_and_replayed_proofs_are_refused() {
     let c = srv.challenge(&dev_a).await;
     let nonce = c.body["challenge"].as_str().unwrap();
     let id = &c.body["challenge_id"];
+    // B's device answering A's challenge: the token is bound to A's device.
+    let crossed = key_b.login_proof(RP_ID, &dev_b, "prover.b", nonce);
+    assert_eq!(redeem(&srv, id, crossed).await.code(), "challenge_invalid");
     let attempts = [
-        // B's device answering A's challenge.
-        key_b.login_proof(RP_ID, &dev_b, "prover.b", nonce),
         // A's kid, B's key.
         key_b.login_proof(RP_ID, &dev_a, "prover.a", nonce),
         // Another user's sub.
