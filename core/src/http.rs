@@ -24,6 +24,10 @@ use crate::wire::ServerError;
 /// Attempts for a request that is safe to repeat.
 const MAX_ATTEMPTS: u32 = 3;
 const PIN_MISMATCH: &str = "certificate pin mismatch";
+/// The largest answer read. The largest the API sends (200 security
+/// events) is well under 100 KB; a server, or whatever answers in its name,
+/// that sends more must not fill the phone's memory before the timeout.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Whether a request may be sent again after a failure that leaves its
 /// outcome unknown.
@@ -263,15 +267,36 @@ impl Http {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req
+        let mut resp = req
             .send()
             .await
             .map_err(|e| CallError::Transport(transport_error(e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
+        let too_large = || {
+            CallError::Transport(DeviceTrustError::Server {
+                status,
+                code: "response_too_large".into(),
+                reason: format!("the server's answer is over {MAX_RESPONSE_BYTES} bytes"),
+            })
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        // Read chunk by chunk: a missing or lying content-length is bounded too.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| CallError::Transport(transport_error(e)))?;
+            .map_err(|e| CallError::Transport(transport_error(e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !(200..300).contains(&status) {
             return Err(CallError::Api(ServerError::from_body(status, &bytes)));
         }
@@ -284,5 +309,71 @@ impl Http {
                 reason: e.to_string(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{serve, Reply};
+
+    fn http(url: &str) -> Http {
+        let mut config = Config::new(url, "https://rp.test", "/nonexistent");
+        config.allow_insecure_http = true;
+        Http::new(&config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_large_is_refused_not_held_in_memory() {
+        // A server (or whatever answers in its name) that sends 200 and an
+        // endless body must not make the phone hold it all: 64 MiB here.
+        let mut huge = b"{\"devices\": [\"".to_vec();
+        huge.resize(64 << 20, b'a');
+        let (url, server) = serve(vec![Reply {
+            status: 200,
+            body: huge,
+            arrived: None,
+            gate: None,
+        }]);
+        let result = http(&url)
+            .call::<Value>(Method::GET, "/v1/devices", None, None, Repeat::Once)
+            .await;
+        match result {
+            Err(CallError::Transport(DeviceTrustError::Server { code, .. })) => {
+                assert_eq!(code, "response_too_large")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(server);
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_too_large_is_refused_too() {
+        let (url, _server) = serve(vec![Reply {
+            status: 500,
+            body: vec![b' '; MAX_RESPONSE_BYTES + 1],
+            arrived: None,
+            gate: None,
+        }]);
+        let result = http(&url)
+            .call::<Value>(Method::GET, "/v1/me", None, None, Repeat::Once)
+            .await;
+        assert!(
+            matches!(
+                &result,
+                Err(CallError::Transport(DeviceTrustError::Server { code, .. })) if code == "response_too_large"
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_within_the_bound_is_read() {
+        let (url, _server) = serve(vec![Reply::json(200, r#"{"ok": true}"#)]);
+        let v: Value = http(&url)
+            .call(Method::GET, "/v1/me", None, None, Repeat::Once)
+            .await
+            .unwrap();
+        assert_eq!(v["ok"], true);
     }
 }
