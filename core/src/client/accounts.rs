@@ -1006,6 +1006,59 @@ mod tests {
         }
     }
 
+    /// Runs `call` on the SDK while the server holds its first answer,
+    /// switches to `to` meanwhile, then lets the answer go.
+    async fn switch_during<T: Send + 'static>(
+        sdk: &DeviceTrust,
+        to: &str,
+        arrived: std::sync::mpsc::Receiver<String>,
+        gate: std::sync::mpsc::Sender<()>,
+        call: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let task = tokio::spawn(call);
+        let line = tokio::task::spawn_blocking(move || arrived.recv().unwrap())
+            .await
+            .unwrap();
+        assert!(!line.is_empty());
+        sdk.switch_account(to).await.unwrap();
+        gate.send(()).unwrap();
+        task.await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_device_list_fetched_for_one_account_never_touches_another() {
+        use crate::test_server::{serve, Reply};
+        use std::sync::mpsc::channel;
+        let (arrived_tx, arrived) = channel();
+        let (gate, gate_rx) = channel();
+        // Ann's device list: she has no trusted device.
+        let (url, _server) = serve(vec![Reply {
+            status: 200,
+            body: br#"{"devices": []}"#.to_vec(),
+            arrived: Some(arrived_tx),
+            gate: Some(gate_rx),
+        }]);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        install(&sdk, "bob", "dtr_bob_0123456789").await;
+        sdk.inner.state.save_device(&device("bob")).unwrap();
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+
+        // Ann's settings screen lists her devices; the user switches to Bob
+        // while the list is on its way.
+        let listing = sdk.clone();
+        let listed = switch_during(&sdk, "bob", arrived, gate, async move {
+            listing.trusted_devices().await
+        })
+        .await;
+        assert_eq!(listed.unwrap(), vec![]);
+        // Ann's list says nothing about Bob's biometric sign-in.
+        assert!(
+            sdk.inner.state.device("bob").unwrap().is_some(),
+            "Bob's biometric sign-in was forgotten because of Ann's device list"
+        );
+    }
+
     #[tokio::test]
     async fn the_accounts_on_a_phone_are_bounded() {
         let dir = tempfile::tempdir().unwrap();

@@ -126,7 +126,13 @@ impl DeviceTrust {
             .user_id;
         // The challenge comes first: the key is attested with it.
         let registration: WireRegistration = self
-            .authed(Method::POST, "/v1/devices/registration", None, Repeat::Safe)
+            .authed_as(
+                &user_id,
+                Method::POST,
+                "/v1/devices/registration",
+                None,
+                Repeat::Safe,
+            )
             .await?;
         let challenge = URL_SAFE_NO_PAD
             .decode(&registration.challenge)
@@ -164,10 +170,13 @@ impl DeviceTrust {
     /// The signed-in user's trusted devices. Also brings this phone's local
     /// record in line (trust renewed, or removed from another phone).
     pub async fn trusted_devices(&self) -> Result<Vec<TrustedDevice>> {
+        // One account for the whole call: were it read again after the
+        // request, a switch meanwhile would judge another account's device
+        // by this account's list (and forget it).
+        let user_id = self.active_user().ok_or(DeviceTrustError::NotSignedIn)?;
         let list: WireDeviceList = self
-            .authed(Method::GET, "/v1/devices", None, Repeat::Safe)
+            .authed_as(&user_id, Method::GET, "/v1/devices", None, Repeat::Safe)
             .await?;
-        let user_id = self.session().await.map(|s| s.user_id).unwrap_or_default();
         self.sync_this_device(&user_id, list).await
     }
 
@@ -185,7 +194,8 @@ impl DeviceTrust {
             .device(&user_id)?
             .filter(|r| r.enrolment.device_id == device_id);
         let result = self
-            .authed::<Value>(
+            .authed_as::<Value>(
+                &user_id,
                 Method::DELETE,
                 &format!("/v1/devices/{device_id}"),
                 None,
@@ -241,7 +251,13 @@ impl DeviceTrust {
             body["attestation"] = attestation;
         }
         let created: WireDeviceEnvelope = self
-            .authed(Method::POST, "/v1/devices", Some(&body), Repeat::Once)
+            .authed_as(
+                user_id,
+                Method::POST,
+                "/v1/devices",
+                Some(&body),
+                Repeat::Once,
+            )
             .await?;
         let d = created.device;
         let state = &self.inner.state;
@@ -262,7 +278,8 @@ impl DeviceTrust {
         if let Err(e) = state.save_device(&record) {
             // Not remembered here means unusable: take it back on the server.
             let _ = self
-                .authed::<Value>(
+                .authed_as::<Value>(
+                    user_id,
                     Method::DELETE,
                     &format!("/v1/devices/{}", d.device_id),
                     None,
@@ -275,7 +292,8 @@ impl DeviceTrust {
             // This phone had an older key for the user: retire it.
             let _ = self.key_delete(&old.key_alias).await;
             if let Err(e) = self
-                .authed::<Value>(
+                .authed_as::<Value>(
+                    user_id,
                     Method::DELETE,
                     &format!("/v1/devices/{}", old.enrolment.device_id),
                     None,
