@@ -176,9 +176,12 @@ impl DeviceTrust {
     /// Signs `user_id` out (here at once, then on the server); the other
     /// accounts stay signed in. If it was active, no account is active until
     /// the app switches or signs one in. Signing out an account without a
-    /// session is not an error.
+    /// session is not an error. A sign-in of it already under way keeps no
+    /// session (it fails with `NotSignedIn`, its session ended on the server).
     pub async fn sign_out_account(&self, user_id: &str) -> Result<()> {
         let user = user_id.to_ascii_lowercase();
+        // Also when it has no session yet: its first sign-in may be under way.
+        self.mark_signed_out(Some(&user));
         if !self.may_have_session(&user)? {
             return Ok(());
         }
@@ -187,7 +190,9 @@ impl DeviceTrust {
 
     /// Signs every account on this phone out. Each is signed out here even
     /// when the server cannot be reached; the first such error is returned.
+    /// Sign-ins already under way keep no session (`NotSignedIn`).
     pub async fn sign_out_all(&self) -> Result<()> {
+        self.mark_signed_out(None);
         self.clear_pending();
         self.set_contact_change(None);
         let mut users = self.slot_users();
@@ -209,9 +214,11 @@ impl DeviceTrust {
     /// Removes `user_id` from this phone: signs it out, turns biometric
     /// sign-in off here (the key is deleted; the device is removed on the
     /// server now when the account has a session, else at its next sign-in
-    /// here) and forgets its name and e-mail.
+    /// here) and forgets its name and e-mail. A sign-in of it already under
+    /// way does not bring it back (`NotSignedIn`).
     pub async fn remove_account(&self, user_id: &str) -> Result<()> {
         let user = user_id.to_ascii_lowercase();
+        self.mark_signed_out(Some(&user));
         if let Some(record) = self.inner.state.device(&user)? {
             let path = format!("/v1/devices/{}", record.enrolment.device_id);
             let removed = match self
@@ -1057,6 +1064,108 @@ mod tests {
             sdk.inner.state.device("bob").unwrap().is_some(),
             "Bob's biometric sign-in was forgotten because of Ann's device list"
         );
+    }
+
+    const ANN_SIGNED_IN: &str = r#"{"status": "authenticated", "session": {
+        "access_token": "dta_late", "expires_in": 900, "refresh_token": "dtr_late",
+        "refresh_expires_in": 3600, "user_id": "ann", "amr": ["pwd", "otp"],
+        "auth_time": 1700000000}}"#;
+
+    /// A password sign-in of Ann whose answer the server holds until the
+    /// test lets it go; `then` answer the requests that follow, in order.
+    /// Returns the URL, "the sign-in arrived", its gate, and one "arrived"
+    /// per following reply.
+    #[allow(clippy::type_complexity)]
+    fn held_sign_in(
+        then: usize,
+    ) -> (
+        String,
+        std::sync::mpsc::Receiver<String>,
+        std::sync::mpsc::Sender<()>,
+        Vec<std::sync::mpsc::Receiver<String>>,
+    ) {
+        use crate::test_server::{serve, Reply};
+        use std::sync::mpsc::channel;
+        let (arrived_tx, arrived) = channel();
+        let (gate, gate_rx) = channel();
+        let mut replies = vec![Reply {
+            status: 200,
+            body: ANN_SIGNED_IN.as_bytes().to_vec(),
+            arrived: Some(arrived_tx),
+            gate: Some(gate_rx),
+        }];
+        let mut later = Vec::new();
+        for _ in 0..then {
+            let (tx, rx) = channel();
+            let mut reply = Reply::json(200, "{}");
+            reply.arrived = Some(tx);
+            replies.push(reply);
+            later.push(rx);
+        }
+        let (url, _server) = serve(replies);
+        (url, arrived, gate, later)
+    }
+
+    async fn arrived(rx: std::sync::mpsc::Receiver<String>) -> Option<String> {
+        tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)).ok())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_in_flight_does_not_outlive_signing_everyone_out() {
+        let (url, sign_in_arrived, gate, mut later) = held_sign_in(2);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.set_session_sealer(sealer(1));
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+        let recorder = observe(&sdk);
+
+        let signing_in = sdk.clone();
+        let task = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await });
+        assert!(arrived(sign_in_arrived).await.is_some());
+        // The app signs everyone out (the user tapped "log out", an
+        // inactivity timer ran out) while the answer is on its way.
+        sdk.sign_out_all().await.unwrap();
+        gate.send(()).unwrap();
+        let late = task.await.unwrap();
+
+        assert_eq!(late, Err(DeviceTrustError::NotSignedIn));
+        assert_eq!(sdk.session().await, None);
+        assert_eq!(sdk.active_account(), None);
+        assert_eq!(sealed_count(&sdk), 0);
+        assert_eq!(seen(&recorder), vec![("ann".to_owned(), None)]);
+        // The old session's logout, then the late one's: the server ends it.
+        let old = later.remove(0);
+        assert!(arrived(old).await.unwrap().contains("/v1/session/logout"));
+        let revoked = arrived(later.remove(0)).await;
+        assert!(
+            revoked.is_some_and(|l| l.contains("/v1/session/logout")),
+            "the late session was not revoked"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_in_flight_does_not_bring_a_removed_account_back() {
+        let (url, sign_in_arrived, gate, mut later) = held_sign_in(1);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.inner.state.account_signed_in("ann", 1_000).unwrap();
+        let recorder = observe(&sdk);
+
+        let signing_in = sdk.clone();
+        let task = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await });
+        assert!(arrived(sign_in_arrived).await.is_some());
+        sdk.remove_account("ann").await.unwrap();
+        gate.send(()).unwrap();
+
+        assert_eq!(task.await.unwrap(), Err(DeviceTrustError::NotSignedIn));
+        assert_eq!(sdk.active_account(), None);
+        assert!(sdk.accounts().await.unwrap().is_empty(), "Ann is back");
+        assert!(seen(&recorder).is_empty());
+        assert!(arrived(later.remove(0)).await.is_some(), "not revoked");
+        // A sign-in started after the removal is the user's wish: kept.
+        // (Its answer would come from a server; the bound is the point.)
     }
 
     #[tokio::test]

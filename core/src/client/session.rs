@@ -331,11 +331,16 @@ impl DeviceTrust {
     /// Keeps the session as this account's (sealed when the app gave a
     /// sealer) and makes the account active — another account's session is
     /// kept — then settles what waited for one: device removals queued
-    /// while signed out, and this phone's record.
-    pub(super) async fn signed_in(&self, session: WireSession) -> Result<SignInStep> {
+    /// while signed out, and this phone's record. A session whose account
+    /// the app signed out or removed after the sign-in `started` is not
+    /// kept but ended on the server (`NotSignedIn`).
+    pub(super) async fn signed_in(&self, session: WireSession, started: u64) -> Result<SignInStep> {
         let fresh = active(session);
         let info = fresh.info.clone();
         let user = info.user_id.clone();
+        if self.signed_out_since(&user, started) {
+            return self.refuse_late_session(fresh).await;
+        }
         self.make_room_for(&user).await;
         // What waited for a sign-in is settled with the new token first; the
         // session is kept last, with no await after the slot is taken: a
@@ -345,18 +350,47 @@ impl DeviceTrust {
             .await?;
         {
             let mut slot = self.slot(&user).lock_owned().await;
+            // Checked again with the slot held: a sign-out from now on
+            // finds this slot and ends what it holds.
+            if self.signed_out_since(&user, started) {
+                drop(slot);
+                return self.refuse_late_session(fresh).await;
+            }
             // Sealed first: a crash before this line leaves the previous
             // copy (a session the server still honours) or none.
             self.persist(&user, &fresh);
             slot.session = Some(fresh);
             slot.loaded = true;
+            // Still under the slot's lock, so a removal waiting for it
+            // comes after and its forgetting wins.
+            if let Err(e) = self.inner.state.account_signed_in(&user, now()) {
+                tracing::warn!(error = %e, "could not record the account on this phone");
+            }
+            self.activate(&user);
         }
-        if let Err(e) = self.inner.state.account_signed_in(&user, now()) {
-            tracing::warn!(error = %e, "could not record the account on this phone");
-        }
-        self.activate(&user);
         self.notify(vec![(user.clone(), Some(info.clone()))]);
         Ok(SignInStep::SignedIn { session: info })
+    }
+
+    /// A session the app no longer wants: ended on the server, best effort
+    /// (its token is dropped here whatever the answer).
+    async fn refuse_late_session(&self, late: ActiveSession) -> Result<SignInStep> {
+        tracing::info!("a sign-in finished after its account was signed out: not kept");
+        if let Err(e) = self
+            .inner
+            .http
+            .call::<Value>(
+                Method::POST,
+                "/v1/session/logout",
+                None,
+                Some(&late.access_token),
+                Repeat::Once,
+            )
+            .await
+        {
+            tracing::warn!(error = %map_call(e), "a session not kept was not revoked");
+        }
+        Err(DeviceTrustError::NotSignedIn)
     }
 }
 
