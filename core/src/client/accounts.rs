@@ -1168,6 +1168,34 @@ mod tests {
         // (Its answer would come from a server; the bound is the point.)
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_cancelled_after_its_request_was_sent_keeps_nothing() {
+        let (url, sign_in_arrived, gate, _) = held_sign_in(0);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.set_session_sealer(sealer(1));
+        let recorder = observe(&sdk);
+        let signing_in = sdk.clone();
+        let task = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await });
+        assert!(arrived(sign_in_arrived).await.is_some());
+        // The app gives up (its coroutine or task cancelled) while the
+        // server has opened the session and is answering.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        gate.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        assert_eq!(sdk.session().await, None);
+        assert_eq!(sdk.active_account(), None);
+        assert_eq!(sealed_count(&sdk), 0);
+        assert!(sdk.accounts().await.unwrap().is_empty());
+        assert!(seen(&recorder).is_empty());
+        assert_eq!(
+            sdk.switch_account("ann").await,
+            Err(DeviceTrustError::NotSignedIn)
+        );
+    }
+
     #[tokio::test]
     async fn the_accounts_on_a_phone_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
