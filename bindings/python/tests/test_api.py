@@ -44,6 +44,10 @@ def test_errors_say_their_message_and_keep_their_fields():
     assert str(E.NotSignedIn()) == "you are signed out: sign in again"
     assert str(E.KeyStoreTimeout(after_ms=5)) != ""
     assert str(devicetrust.PlatformKeyError.Cancelled()) == "cancelled by the user"
+    # A platform error without words (an exception with no message) still
+    # says something, and not a dangling "…: ".
+    assert str(devicetrust.PlatformKeyError.Other(reason="")).strip()
+    assert not str(E.KeyStore(reason="")).rstrip().endswith(":")
     for name in dir(E):
         variant = getattr(E, name)
         if isinstance(variant, type) and issubclass(variant, Exception) and variant is not E:
