@@ -218,3 +218,71 @@ def test_a_prompt_left_unanswered_times_out(server):
         await asyncio.wait_for(cancelled.wait(), 5)
         assert (await sdk.session()) is None
     asyncio.run(run())
+
+
+class ScriptedServer:
+    """Answers every POST with one fixed status and body: a server (or
+    whatever answers in its name) whose answers the SDK must not trust."""
+
+    def __init__(self, status, body):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def sdk_for(base):
+    folder = tempfile.mkdtemp()
+    config = devicetrust.Config(server_url=base, rp_id=RP_ID,
+                                state_dir=folder + "/state", allow_insecure_http=True)
+    return devicetrust.DeviceTrust(config, CryptographyKeyStore(folder + "/keys"))
+
+
+def test_untrusted_answers_give_sdk_errors_or_sane_values():
+    async def run():
+        await bind_loop()
+        # A point in time past what datetime holds (year 9999): a value the
+        # app can use, not an OverflowError from inside the binding.
+        far = json.dumps({"status": "enrolment_required", "login_id": "l1",
+                          "expires_at": 10 ** 15,
+                          "profile": {"name": "N", "email": "n@example.com"}}).encode()
+        # 200 with something that is not the API's JSON.
+        garbage = b"<html>captive portal</html>"
+        # A session whose lifetimes overflow when added to now.
+        huge = json.dumps({"status": "authenticated", "session": {
+            "access_token": "dta_x", "expires_in": 2 ** 63 - 1, "refresh_token": "dtr_x",
+            "refresh_expires_in": 2 ** 63 - 1, "user_id": "py.huge", "amr": ["pwd"],
+            "auth_time": 2 ** 63 - 1}}).encode()
+        for body, check in [(far, "far"), (garbage, "garbage"), (huge, "huge")]:
+            server = ScriptedServer(200, body)
+            try:
+                sdk = sdk_for(server.base)
+                if check == "far":
+                    step = await sdk.sign_in_with_password("py.far", "password")
+                    assert step.expires_at.year == 9999
+                elif check == "garbage":
+                    with pytest.raises(devicetrust.DeviceTrustError.Server) as e:
+                        await sdk.sign_in_with_password("py.garbage", "password")
+                    assert e.value.code == "unreadable_response" and str(e.value)
+                else:
+                    step = await sdk.sign_in_with_password("py.huge", "password")
+                    assert step.session.auth_time.year == 9999
+                    assert (await sdk.session()).user_id == "py.huge"
+                    assert (await sdk.accounts())[0].last_sign_in_at is not None
+            finally:
+                server.close()
+    asyncio.run(run())

@@ -45,8 +45,9 @@ pub(super) fn session_info(user_id: &str, amr: &[String], auth_time: i64) -> Ses
 pub(super) fn active(s: WireSession) -> ActiveSession {
     let now = now();
     ActiveSession {
-        access_expires_at: now + s.expires_in,
-        expires_at: s.refresh_expires_in.map(|left| now + left),
+        // The server's numbers, not trusted to fit: no overflow.
+        access_expires_at: now.saturating_add(s.expires_in),
+        expires_at: s.refresh_expires_in.map(|left| now.saturating_add(left)),
         info: session_info(&s.user_id.to_ascii_lowercase(), &s.amr, s.auth_time),
         amr: s.amr,
         auth_time: s.auth_time,
@@ -422,5 +423,29 @@ impl DeviceTrust {
             Some(user) => self.sign_out_account(&user).await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LATEST_UNIX_SECS;
+
+    #[test]
+    fn a_session_with_absurd_numbers_is_held_without_overflow() {
+        let s: WireSession = serde_json::from_value(json!({
+            "access_token": "dta", "expires_in": i64::MAX, "refresh_token": "dtr",
+            "refresh_expires_in": i64::MAX, "user_id": "Ann", "amr": ["pwd"],
+            "auth_time": i64::MAX,
+        }))
+        .unwrap();
+        let held = active(s);
+        assert_eq!(held.access_expires_at, i64::MAX);
+        assert_eq!(held.expires_at, Some(i64::MAX));
+        assert_eq!(
+            held.info.auth_time,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(LATEST_UNIX_SECS as u64)
+        );
+        assert_eq!(held.info.user_id, "ann");
     }
 }
