@@ -25,6 +25,7 @@ use super::session::{ActiveSession, Change, Slot};
 use super::{now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::Repeat;
+use crate::input;
 use crate::keystore::{PlatformKeyError, SessionObserver, SessionSealer};
 use crate::model::{Profile, SessionInfo};
 use crate::state::LocalEnrolment;
@@ -220,12 +221,16 @@ impl DeviceTrust {
         let user = user_id.to_ascii_lowercase();
         self.mark_signed_out(Some(&user));
         if let Some(record) = self.inner.state.device(&user)? {
-            let path = format!("/v1/devices/{}", record.enrolment.device_id);
-            let removed = match self
-                .authed_as::<Value>(&user, Method::DELETE, &path, None, Repeat::Once)
-                .await
-            {
-                Ok(_) | Err(DeviceTrustError::Server { status: 404, .. }) => true,
+            // An id that is not the server's names no device there.
+            let removed = match input::device_path(&record.enrolment.device_id) {
+                Ok(path) => self
+                    .authed_as::<Value>(&user, Method::DELETE, &path, None, Repeat::Once)
+                    .await
+                    .map(drop),
+                Err(_) => Ok(()),
+            };
+            let removed = match removed {
+                Ok(()) | Err(DeviceTrustError::Server { status: 404, .. }) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "device not removed now; queued");
                     false
@@ -1194,6 +1199,41 @@ mod tests {
             sdk.switch_account("ann").await,
             Err(DeviceTrustError::NotSignedIn)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_device_id_cannot_steer_the_request_elsewhere() {
+        use crate::test_server::{serve, Reply};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut reply = Reply::json(200, "{}");
+        reply.arrived = Some(tx);
+        let (url, _server) = serve(vec![reply]);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+        // "Remove this device" with an id from a deep link or a tampered
+        // list: resolved as a URL it would be DELETE /v1/account/mobile.
+        for id in [
+            "../account/mobile",
+            "a/b",
+            "x?y=1",
+            "",
+            "%2e%2e",
+            &"d".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    sdk.remove_device(id).await,
+                    Err(DeviceTrustError::InvalidInput { .. })
+                ),
+                "{id:?}"
+            );
+        }
+        let sent =
+            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_millis(300)).ok())
+                .await
+                .unwrap();
+        assert_eq!(sent, None, "a request went out");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use super::{map_call, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::CallError;
 use crate::http::Repeat;
+use crate::input;
 use crate::keystore::{GeneratedKey, KeyAttestation, KeyStorage, PromptText, UserVerification};
 use crate::model::{at, AttestationFormat, TrustedDevice, VerifiedAttestation};
 use crate::signature::{b64, check, der_to_jws_signature, jwk, signing_input};
@@ -193,14 +194,9 @@ impl DeviceTrust {
             .state
             .device(&user_id)?
             .filter(|r| r.enrolment.device_id == device_id);
+        let path = input::device_path(device_id)?;
         let result = self
-            .authed_as::<Value>(
-                &user_id,
-                Method::DELETE,
-                &format!("/v1/devices/{device_id}"),
-                None,
-                Repeat::Once,
-            )
+            .authed_as::<Value>(&user_id, Method::DELETE, &path, None, Repeat::Once)
             .await;
         match result {
             Ok(_) => {}
@@ -260,6 +256,14 @@ impl DeviceTrust {
             )
             .await?;
         let d = created.device;
+        // The id goes into later request paths: one of the server's, or
+        // the answer is not the API's.
+        let device_path =
+            input::device_path(&d.device_id).map_err(|_| DeviceTrustError::Server {
+                status: 200,
+                code: "unreadable_response".into(),
+                reason: "the new device's id is not one of the server's".into(),
+            })?;
         let state = &self.inner.state;
         let previous = state.device(user_id)?;
         let record = DeviceRecord {
@@ -278,13 +282,7 @@ impl DeviceTrust {
         if let Err(e) = state.save_device(&record) {
             // Not remembered here means unusable: take it back on the server.
             let _ = self
-                .authed_as::<Value>(
-                    user_id,
-                    Method::DELETE,
-                    &format!("/v1/devices/{}", d.device_id),
-                    None,
-                    Repeat::Once,
-                )
+                .authed_as::<Value>(user_id, Method::DELETE, &device_path, None, Repeat::Once)
                 .await;
             return Err(e);
         }
@@ -295,7 +293,7 @@ impl DeviceTrust {
                 .authed_as::<Value>(
                     user_id,
                     Method::DELETE,
-                    &format!("/v1/devices/{}", old.enrolment.device_id),
+                    &input::device_path(&old.enrolment.device_id)?,
                     None,
                     Repeat::Once,
                 )
@@ -351,7 +349,11 @@ impl DeviceTrust {
         let state = &self.inner.state;
         let http = &self.inner.http;
         for device_id in state.pending_removals(user_id)? {
-            let path = format!("/v1/devices/{device_id}");
+            let Ok(path) = input::device_path(&device_id) else {
+                // Not an id the server gave: nothing to remove there.
+                state.removal_done(&device_id)?;
+                continue;
+            };
             match http
                 .call::<Value>(
                     Method::DELETE,
@@ -432,7 +434,9 @@ impl DeviceTrust {
     pub(super) async fn biometrics_changed(&self, record: &DeviceRecord) {
         self.forget_device(record).await;
         let user_id = &record.enrolment.user_id;
-        let path = format!("/v1/devices/{}", record.enrolment.device_id);
+        let Ok(path) = input::device_path(&record.enrolment.device_id) else {
+            return;
+        };
         // Whichever account it is, active or not, if it has a session here.
         let removed = self
             .authed_as::<Value>(user_id, Method::DELETE, &path, None, Repeat::Once)
