@@ -286,3 +286,34 @@ def test_untrusted_answers_give_sdk_errors_or_sane_values():
             finally:
                 server.close()
     asyncio.run(run())
+
+
+class Throws(devicetrust.SessionObserver):
+    def __init__(self):
+        self.calls = 0
+
+    def session_changed(self, user_id, session):
+        self.calls += 1
+        raise RuntimeError("the app's observer has a bug")
+
+
+def test_an_observer_that_raises_does_not_fail_the_sign_in():
+    """The session is kept before the observer is told: were its exception
+    to fail the call, the app would show an error while signed in."""
+    async def run():
+        await bind_loop()
+        body = json.dumps({"status": "authenticated", "session": {
+            "access_token": "dta_x", "expires_in": 900, "refresh_token": "dtr_x",
+            "user_id": "py.observed", "amr": ["pwd", "otp"], "auth_time": 1}}).encode()
+        server = ScriptedServer(200, body)
+        try:
+            sdk = sdk_for(server.base)
+            observer = Throws()
+            sdk.set_session_observer(observer)
+            step = await sdk.sign_in_with_password("py.observed", "password")
+            assert step.session.user_id == "py.observed"
+            assert observer.calls == 1
+            assert (await sdk.session()).user_id == "py.observed"
+        finally:
+            server.close()
+    asyncio.run(run())

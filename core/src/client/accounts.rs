@@ -274,7 +274,8 @@ impl DeviceTrust {
     /// Tells `observer` of every session change: a sign-in, a refresh, a
     /// sign-out, a revocation the server reported, a sealed session that
     /// could not be restored (`session` is then `None`). Called on the
-    /// thread of the SDK call that caused it, with no SDK lock held.
+    /// thread of the SDK call that caused it, with no SDK lock held. An
+    /// observer that throws does not fail the call that caused the change.
     pub fn set_session_observer(&self, observer: Arc<dyn SessionObserver>) {
         *self
             .inner
@@ -366,7 +367,16 @@ impl DeviceTrust {
             .clone();
         if let Some(observer) = observer {
             for (user_id, session) in changes {
-                observer.session_changed(user_id, session);
+                // An observer in Kotlin, Swift or Python that throws reaches
+                // here as a panic (uniffi's rule for a callback returning
+                // nothing). The change has happened: report the call's own
+                // outcome, not the observer's failure, and tell the others.
+                let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    observer.session_changed(user_id, session)
+                }));
+                if told.is_err() {
+                    tracing::warn!("the session observer failed; the change stands");
+                }
             }
         }
     }
@@ -1234,6 +1244,34 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(sent, None, "a request went out");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_observer_that_fails_does_not_turn_a_sign_in_into_an_error() {
+        // A Kotlin or Python observer that throws reaches Rust as a panic
+        // (uniffi's rule for a callback that returns nothing).
+        struct Throws;
+        impl SessionObserver for Throws {
+            fn session_changed(&self, _: String, _: Option<SessionInfo>) {
+                panic!("Callback interface failure: NullPointerException");
+            }
+        }
+        let (url, sign_in_arrived, gate, _) = held_sign_in(0);
+        gate.send(()).unwrap();
+        drop(sign_in_arrived);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.set_session_observer(Arc::new(Throws));
+        let signing_in = sdk.clone();
+        let step = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await })
+            .await
+            .map_err(|e| e.is_panic());
+        // The session is kept either way: the app must hear of it.
+        assert_eq!(sdk.active_account().as_deref(), Some("ann"));
+        assert!(
+            matches!(step, Ok(Ok(crate::model::SignInStep::SignedIn { .. }))),
+            "the sign-in kept a session but reported {step:?}"
+        );
     }
 
     #[tokio::test]
