@@ -317,3 +317,38 @@ def test_an_observer_that_raises_does_not_fail_the_sign_in():
         finally:
             server.close()
     asyncio.run(run())
+
+
+def test_enabling_cancelled_at_the_prompt_leaves_no_key(server):
+    """The app leaves the "turn on biometric sign-in" screen while the
+    prompt is shown: the key made for it is deleted, not left behind."""
+    async def run():
+        await bind_loop()
+        server.add_user("py.enable.cancel")
+        sdk, keys = phone(server)
+        await first_sign_in(server, sdk, "py.enable.cancel")
+        entered = asyncio.Event()
+        original = keys.sign
+
+        async def prompt_stays(alias, data, p):
+            entered.set()
+            await asyncio.Event().wait()
+
+        keys.sign = prompt_stays
+        task = asyncio.ensure_future(sdk.enable_biometric_sign_in(
+            "Laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on")))
+        await asyncio.wait_for(entered.wait(), 10)
+        assert keys.key_count() == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await sdk.local_enrolment("py.enable.cancel") is None
+        # Deleted at the latest when the user turns it on again (this app
+        # did not call uniffi_set_event_loop, so the SDK's own task cannot
+        # call the Python key store): one key, the one in use.
+        keys.sign = original
+        await sdk.enable_biometric_sign_in(
+            "Laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on"))
+        assert keys.key_count() == 1, "the cancelled registration's key was left behind"
+        assert await sdk.local_enrolment("py.enable.cancel") is not None
+    asyncio.run(run())

@@ -1274,6 +1274,90 @@ mod tests {
         );
     }
 
+    /// A key store whose prompt stays on screen until the call is dropped.
+    struct PromptStays {
+        inner: SoftwareKeyStore,
+        alias: Mutex<Option<String>>,
+        shown: tokio::sync::mpsc::UnboundedSender<()>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::keystore::PlatformKeyStore for PromptStays {
+        async fn generate_key(
+            &self,
+            alias: String,
+            user_verification: UserVerification,
+            challenge: Vec<u8>,
+        ) -> std::result::Result<crate::keystore::GeneratedKey, PlatformKeyError> {
+            *self.alias.lock().unwrap() = Some(alias.clone());
+            self.inner
+                .generate_key(alias, user_verification, challenge)
+                .await
+        }
+        async fn sign(
+            &self,
+            _: String,
+            _: Vec<u8>,
+            _: crate::keystore::PromptText,
+        ) -> std::result::Result<Vec<u8>, PlatformKeyError> {
+            let _ = self.shown.send(());
+            std::future::pending().await
+        }
+        async fn delete_key(&self, alias: String) -> std::result::Result<(), PlatformKeyError> {
+            self.inner.delete_key(alias).await
+        }
+        async fn key_exists(&self, alias: String) -> std::result::Result<bool, PlatformKeyError> {
+            self.inner.key_exists(alias).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enabling_biometric_sign_in_cancelled_at_the_prompt_leaves_no_key() {
+        use crate::keystore::PlatformKeyStore;
+        use crate::test_server::{serve, Reply};
+        let (url, _server) = serve(vec![Reply::json(
+            200,
+            r#"{"registration_id": "r1", "challenge": "AAAAAAAAAAAAAAAAAAAAAA"}"#,
+        )]);
+        let dir = tempfile::tempdir().unwrap();
+        let (shown, mut on_screen) = tokio::sync::mpsc::unbounded_channel();
+        let keys = Arc::new(PromptStays {
+            inner: SoftwareKeyStore::new(dir.path().join("keys"), &[9u8; 32]).unwrap(),
+            alias: Mutex::new(None),
+            shown,
+        });
+        let mut config = Config::new(&url, "https://rp.test", dir.path().to_str().unwrap());
+        config.allow_insecure_http = true;
+        let sdk = DeviceTrust::new(config, keys.clone()).unwrap();
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+
+        let enabling = sdk.clone();
+        let task = tokio::spawn(async move {
+            enabling
+                .enable_biometric_sign_in(
+                    "phone",
+                    UserVerification::None,
+                    crate::keystore::PromptText::default(),
+                )
+                .await
+        });
+        on_screen.recv().await.unwrap();
+        // The app leaves the screen: its coroutine or task is cancelled.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let alias = keys.alias.lock().unwrap().clone().unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            if !keys.inner.key_exists(alias.clone()).await.unwrap() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the new key was left in the key store");
+        assert!(sdk.inner.state.device("ann").unwrap().is_none());
+    }
+
     #[tokio::test]
     async fn the_accounts_on_a_phone_are_bounded() {
         let dir = tempfile::tempdir().unwrap();

@@ -120,6 +120,7 @@ impl DeviceTrust {
                 "the device name must be 1 to 64 characters",
             ));
         }
+        self.delete_orphan_keys().await;
         let user_id = self
             .session()
             .await
@@ -146,6 +147,9 @@ impl DeviceTrust {
         let key = self
             .key_generate(&alias, user_verification, challenge)
             .await?;
+        // Dropped with this future when the app cancels (its coroutine or
+        // task, most often while the prompt is shown): the new key goes.
+        let cleanup = NewKeyCleanup::new(self, &alias);
         let created = self
             .register_key(
                 &user_id,
@@ -157,6 +161,7 @@ impl DeviceTrust {
                 prompt,
             )
             .await;
+        cleanup.disarm();
         match created {
             Ok(device) => Ok(device),
             Err(e) => {
@@ -212,6 +217,81 @@ impl DeviceTrust {
             self.drop_session(&user_id).await;
         }
         Ok(())
+    }
+}
+
+/// A key made for a registration that was cancelled (its future dropped)
+/// before it finished; the registration's own failures delete it in line.
+/// The cancelled future cannot await the deletion: the alias is noted and
+/// deleted by a task of its own (uniffi drops a cancelled call's future
+/// inside the tokio runtime) and, should that fail (a Python app that did
+/// not register its event loop with `uniffi_set_event_loop` has no loop on
+/// the runtime's threads), at the start of the next
+/// `enable_biometric_sign_in`.
+struct NewKeyCleanup {
+    client: DeviceTrust,
+    alias: Option<String>,
+}
+
+/// Keys noted for deletion at most: a bound, not an expected number.
+const MAX_ORPHAN_KEYS: usize = 16;
+
+impl NewKeyCleanup {
+    fn new(client: &DeviceTrust, alias: &str) -> Self {
+        NewKeyCleanup {
+            client: client.clone(),
+            alias: Some(alias.to_owned()),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.alias = None;
+    }
+}
+
+impl Drop for NewKeyCleanup {
+    fn drop(&mut self) {
+        let Some(alias) = self.alias.take() else {
+            return;
+        };
+        self.client.note_orphan_key(alias);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let client = self.client.clone();
+            runtime.spawn(async move { client.delete_orphan_keys().await });
+        }
+    }
+}
+
+impl DeviceTrust {
+    fn orphan_keys(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.inner
+            .orphan_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_orphan_key(&self, alias: String) {
+        let mut keys = self.orphan_keys();
+        if keys.len() >= MAX_ORPHAN_KEYS {
+            tracing::warn!("too many keys of cancelled registrations; the oldest is left");
+            keys.remove(0);
+        }
+        keys.push(alias);
+    }
+
+    /// Deletes the keys of cancelled registrations. Each stays noted until
+    /// deleted: a try that hangs or fails (the task above, in a Python app)
+    /// leaves it to the next (deleting a key twice is no error).
+    async fn delete_orphan_keys(&self) {
+        let aliases = self.orphan_keys().clone();
+        for alias in aliases {
+            match self.key_delete(&alias).await {
+                Ok(()) => self.orphan_keys().retain(|a| *a != alias),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a cancelled registration's key was not deleted")
+                }
+            }
+        }
     }
 }
 

@@ -158,6 +158,9 @@ struct Inner {
     observer: std::sync::RwLock<Option<Arc<dyn SessionObserver>>>,
     flow: std::sync::Mutex<Option<Flow>>,
     sign_outs: std::sync::Mutex<SignOuts>,
+    /// Keys of registrations cancelled before they finished, to delete
+    /// (see `devices.rs`).
+    orphan_keys: std::sync::Mutex<Vec<String>>,
     /// `(user_id, change_id)` of the e-mail or mobile change waiting for
     /// its code.
     contact_change: std::sync::Mutex<Option<(String, String)>>,
@@ -203,6 +206,7 @@ impl DeviceTrust {
                 observer: std::sync::RwLock::new(None),
                 flow: std::sync::Mutex::new(None),
                 sign_outs: std::sync::Mutex::new(SignOuts::default()),
+                orphan_keys: std::sync::Mutex::new(Vec::new()),
                 contact_change: std::sync::Mutex::new(None),
             }),
         })
