@@ -1161,6 +1161,45 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_code_on_its_way_does_not_outlive_logging_out_of_the_flow() {
+        use crate::test_server::{serve, Reply};
+        use std::sync::mpsc::channel;
+        // A first sign-in (no account active yet): password, then the code.
+        let (arrived_tx, arrived_rx) = channel();
+        let (gate, gate_rx) = channel();
+        let (url, _server) = serve(vec![
+            Reply::json(
+                200,
+                r#"{"status": "second_factor_required", "login_id": "l1",
+                    "expires_at": 4102444800, "methods": [
+                    {"type": "otp", "channel": "email", "destination": "a@x"}]}"#,
+            ),
+            Reply {
+                status: 200,
+                body: ANN_SIGNED_IN.as_bytes().to_vec(),
+                arrived: Some(arrived_tx),
+                gate: Some(gate_rx),
+            },
+            Reply::json(200, "{}"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        assert!(matches!(
+            sdk.sign_in_with_password("ann", "pw").await,
+            Ok(crate::model::SignInStep::SecondFactorRequired { .. })
+        ));
+        let verifying = sdk.clone();
+        let task = tokio::spawn(async move { verifying.verify_otp("123456").await });
+        assert!(arrived(arrived_rx).await.is_some());
+        // "Log out" on the code screen: the flow is abandoned.
+        sdk.sign_out().await.unwrap();
+        gate.send(()).unwrap();
+        assert_eq!(task.await.unwrap(), Err(DeviceTrustError::NotSignedIn));
+        assert_eq!(sdk.session().await, None);
+        assert_eq!(sdk.active_account(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sign_in_in_flight_does_not_bring_a_removed_account_back() {
         let (url, sign_in_arrived, gate, mut later) = held_sign_in(1);
         let dir = tempfile::tempdir().unwrap();

@@ -415,8 +415,14 @@ impl DeviceTrust {
     /// Signs the active account out: its session is forgotten here at once
     /// (and its sealed copy deleted), then revoked on the server. Biometric
     /// sign-in stays enabled; the other accounts stay signed in, and none of
-    /// them becomes active by itself.
+    /// them becomes active by itself. A sign-in in progress is abandoned:
+    /// a step of it already on its way keeps no session (`NotSignedIn`).
     pub async fn sign_out(&self) -> Result<()> {
+        // "Log out" on a sign-in's own screens abandons it: a step of it
+        // already on its way (a code being checked) keeps no session.
+        if let Some(super::Flow::SignIn(pending)) = self.flow() {
+            self.mark_signed_out(Some(&pending.user_id));
+        }
         self.clear_pending();
         self.set_contact_change(None);
         match self.active_user() {
