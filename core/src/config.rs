@@ -54,7 +54,8 @@ pub struct Config {
     /// Base64 (standard, padded) SHA-256 digests of the DER
     /// SubjectPublicKeyInfo of certificates to pin: the `pin-sha256` values
     /// of RFC 7469. When any are given, a connection succeeds only if a
-    /// certificate of the chain matches one of them (besides normal checks).
+    /// certificate of the verified chain (leaf, intermediate or trust
+    /// anchor) matches one of them (besides normal checks).
     #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub tls_pins: Vec<String>,
     /// Extra trust anchors (DER), for private PKI and tests; the Mozilla root

@@ -74,7 +74,7 @@ pub enum DeviceTrustError {
 
     /// No biometric is enrolled or the hardware is unavailable. `reason` is
     /// the platform's words.
-    #[error("biometric sign-in is unavailable: {reason}")]
+    #[error("biometric sign-in is unavailable: {}", said(reason))]
     BiometricUnavailable { reason: String },
 
     /// Too many failed biometric tries; the platform locked the biometric.
@@ -173,7 +173,7 @@ pub enum DeviceTrustError {
     },
 
     /// The platform key store failed in a way not listed above.
-    #[error("secure key storage failed: {reason}")]
+    #[error("secure key storage failed: {}", said(reason))]
     KeyStore { reason: String },
 
     /// The platform key store did not answer within the configured time
@@ -274,6 +274,16 @@ impl From<rusqlite::Error> for DeviceTrustError {
 }
 
 pub type Result<T, E = DeviceTrustError> = std::result::Result<T, E>;
+
+/// A reason as shown in a message: a platform may give none (an exception
+/// without a message), and a message must never be empty or end on ":".
+pub(crate) fn said(reason: &str) -> &str {
+    if reason.trim().is_empty() {
+        "no reason given"
+    } else {
+        reason
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,10 @@ use crate::wire::ServerError;
 /// Attempts for a request that is safe to repeat.
 const MAX_ATTEMPTS: u32 = 3;
 const PIN_MISMATCH: &str = "certificate pin mismatch";
+/// The largest answer read. The largest the API sends (200 security
+/// events) is well under 100 KB; a server, or whatever answers in its name,
+/// that sends more must not fill the phone's memory before the timeout.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Whether a request may be sent again after a failure that leaves its
 /// outcome unknown.
@@ -47,21 +51,84 @@ pub(crate) struct Http {
     base: String,
 }
 
-/// Checks the chain as usual, then requires one of its certificates to
-/// carry a pinned public key.
+/// Checks the chain as usual, then requires a certificate of a chain that
+/// verifies (leaf, intermediates, trust anchor) to carry a pinned public
+/// key. Not merely one of the certificates sent: a man in the middle with a
+/// certificate the phone trusts could send the real server's certificate
+/// (its key is public) beside his chain.
 #[derive(Debug)]
 struct PinningVerifier {
     inner: Arc<WebPkiServerVerifier>,
     pins: Vec<[u8; 32]>,
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
 }
 
-fn spki_sha256(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
-    let parsed = rustls::server::ParsedCertificate::try_from(cert).ok()?;
-    let spki = parsed.subject_public_key_info();
-    let digest = ring::digest::digest(&ring::digest::SHA256, spki.as_ref());
+fn sha256(spki: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, spki);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
-    Some(out)
+    out
+}
+
+/// `SEQUENCE { contents }` in DER: a trust anchor keeps its SPKI's contents
+/// only, a pin is over the whole SPKI.
+fn der_sequence(contents: &[u8]) -> Vec<u8> {
+    let len = contents.len();
+    let mut out = vec![0x30];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+impl PinningVerifier {
+    /// Whether a chain from `end_entity` that verifies has a pinned key.
+    fn pinned_path(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> bool {
+        let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+            return false;
+        };
+        let pinned = |path: &webpki::VerifiedPath<'_>| {
+            let mut spkis = vec![sha256(path.end_entity().subject_public_key_info().as_ref())];
+            spkis.extend(
+                path.intermediate_certificates()
+                    .map(|c| sha256(c.subject_public_key_info().as_ref())),
+            );
+            spkis.push(sha256(&der_sequence(
+                path.anchor().subject_public_key_info.as_ref(),
+            )));
+            if spkis.iter().any(|h| self.pins.contains(h)) {
+                Ok(())
+            } else {
+                // Any non-fatal error: path building tries the other chains.
+                Err(webpki::Error::UnknownIssuer)
+            }
+        };
+        cert.verify_for_usage(
+            self.provider.signature_verification_algorithms.all,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&pinned),
+        )
+        .is_ok()
+    }
 }
 
 impl ServerCertVerifier for PinningVerifier {
@@ -80,14 +147,7 @@ impl ServerCertVerifier for PinningVerifier {
             ocsp_response,
             now,
         )?;
-        if self.pins.is_empty() {
-            return Ok(verified);
-        }
-        let matched = std::iter::once(end_entity)
-            .chain(intermediates.iter())
-            .filter_map(spki_sha256)
-            .any(|h| self.pins.contains(&h));
-        if matched {
+        if self.pins.is_empty() || self.pinned_path(end_entity, intermediates, now) {
             Ok(verified)
         } else {
             Err(rustls::Error::General(PIN_MISMATCH.into()))
@@ -142,10 +202,16 @@ fn tls_config(config: &Config) -> Result<rustls::ClientConfig, DeviceTrustError>
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let roots = Arc::new(roots);
+    let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
         .map_err(|e| DeviceTrustError::invalid(format!("TLS roots: {e}")))?;
-    let verifier = PinningVerifier { inner, pins };
+    let verifier = PinningVerifier {
+        inner,
+        pins,
+        roots,
+        provider: provider.clone(),
+    };
     Ok(
         rustls::ClientConfig::builder_with_provider(provider as Arc<CryptoProvider>)
             .with_safe_default_protocol_versions()
@@ -263,15 +329,36 @@ impl Http {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req
+        let mut resp = req
             .send()
             .await
             .map_err(|e| CallError::Transport(transport_error(e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
+        let too_large = || {
+            CallError::Transport(DeviceTrustError::Server {
+                status,
+                code: "response_too_large".into(),
+                reason: format!("the server's answer is over {MAX_RESPONSE_BYTES} bytes"),
+            })
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        // Read chunk by chunk: a missing or lying content-length is bounded too.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| CallError::Transport(transport_error(e)))?;
+            .map_err(|e| CallError::Transport(transport_error(e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !(200..300).contains(&status) {
             return Err(CallError::Api(ServerError::from_body(status, &bytes)));
         }
@@ -284,5 +371,80 @@ impl Http {
                 reason: e.to_string(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_server::{serve, Reply};
+
+    fn http(url: &str) -> Http {
+        let mut config = Config::new(url, "https://rp.test", "/nonexistent");
+        config.allow_insecure_http = true;
+        Http::new(&config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_large_is_refused_not_held_in_memory() {
+        // A server (or whatever answers in its name) that sends 200 and an
+        // endless body must not make the phone hold it all: 64 MiB here.
+        let mut huge = b"{\"devices\": [\"".to_vec();
+        huge.resize(64 << 20, b'a');
+        let (url, server) = serve(vec![Reply {
+            status: 200,
+            body: huge,
+            arrived: None,
+            gate: None,
+        }]);
+        let result = http(&url)
+            .call::<Value>(Method::GET, "/v1/devices", None, None, Repeat::Once)
+            .await;
+        match result {
+            Err(CallError::Transport(DeviceTrustError::Server { code, .. })) => {
+                assert_eq!(code, "response_too_large")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(server);
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_too_large_is_refused_too() {
+        let (url, _server) = serve(vec![Reply {
+            status: 500,
+            body: vec![b' '; MAX_RESPONSE_BYTES + 1],
+            arrived: None,
+            gate: None,
+        }]);
+        let result = http(&url)
+            .call::<Value>(Method::GET, "/v1/me", None, None, Repeat::Once)
+            .await;
+        assert!(
+            matches!(
+                &result,
+                Err(CallError::Transport(DeviceTrustError::Server { code, .. })) if code == "response_too_large"
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn a_trust_anchor_spki_is_wrapped_as_der() {
+        assert_eq!(der_sequence(&[1, 2]), vec![0x30, 2, 1, 2]);
+        let long = der_sequence(&[0; 300]);
+        assert_eq!(&long[..4], &[0x30, 0x82, 0x01, 0x2c]);
+        assert_eq!(long.len(), 304);
+        assert_eq!(&der_sequence(&[0; 0x80])[..3], &[0x30, 0x81, 0x80]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_within_the_bound_is_read() {
+        let (url, _server) = serve(vec![Reply::json(200, r#"{"ok": true}"#)]);
+        let v: Value = http(&url)
+            .call(Method::GET, "/v1/me", None, None, Repeat::Once)
+            .await
+            .unwrap();
+        assert_eq!(v["ok"], true);
     }
 }

@@ -58,6 +58,23 @@ pub(crate) fn user_id(user_id: &str) -> Result<()> {
     }
 }
 
+/// The API path of a device: its id is one of the server's (1–64 of
+/// `A-Z a-z 0-9 _ -`, as the server's own check), so that an id from the
+/// app or a tampered answer cannot steer the request to another path
+/// (`../account/mobile`).
+pub(crate) fn device_path(device_id: &str) -> Result<String> {
+    let ok = !device_id.is_empty()
+        && device_id.len() <= 64
+        && device_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(format!("/v1/devices/{device_id}"))
+    } else {
+        Err(DeviceTrustError::invalid("no such device"))
+    }
+}
+
 /// E.164: `+`, a non-zero digit, then 7 to 14 more digits.
 pub(crate) fn mobile(mobile: &str) -> Result<()> {
     let b = mobile.as_bytes();

@@ -141,7 +141,7 @@ pub enum PlatformKeyError {
     #[error("key permanently invalidated")]
     KeyInvalidated,
     /// No biometric hardware, none enrolled, or not available now.
-    #[error("biometric unavailable: {reason}")]
+    #[error("biometric unavailable: {}", crate::error::said(reason))]
     BiometricUnavailable { reason: String },
     /// Too many failed biometric attempts.
     #[error("biometric locked out")]
@@ -150,7 +150,7 @@ pub enum PlatformKeyError {
     #[error("no such key")]
     KeyNotFound,
     /// Anything else, in the platform's words.
-    #[error("{reason}")]
+    #[error("{}", crate::error::said(reason))]
     Other { reason: String },
 }
 
@@ -239,6 +239,35 @@ pub trait SessionObserver: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_store_error_without_words_still_says_something() {
+        // Kotlin `message`, Swift `localizedDescription` and Python `str(e)`
+        // come from this Display; a platform that gives no reason (an
+        // exception without a message) must not make it empty.
+        for e in [
+            PlatformKeyError::Other { reason: "".into() },
+            PlatformKeyError::Other {
+                reason: "  ".into(),
+            },
+            PlatformKeyError::BiometricUnavailable { reason: "".into() },
+        ] {
+            let text = e.to_string();
+            assert!(
+                !text.trim().is_empty() && !text.trim_end().ends_with(':'),
+                "{e:?} says {text:?}"
+            );
+        }
+        assert_eq!(
+            PlatformKeyError::Other {
+                reason: "busy".into()
+            }
+            .to_string(),
+            "busy"
+        );
+        let sdk = crate::client::map_key_error(PlatformKeyError::Other { reason: "".into() });
+        assert!(!sdk.to_string().trim_end().ends_with(':'), "{sdk}");
+    }
 
     #[test]
     fn the_client_data_hash_is_a_sha256() {

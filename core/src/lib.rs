@@ -102,6 +102,8 @@ mod software_keystore;
 #[cfg(feature = "software-keystore")]
 mod software_sealer;
 mod state;
+#[cfg(test)]
+mod test_server;
 mod wire;
 
 pub use client::{Account, DeviceTrust, KnownAccount, Recovery, MAX_ACCOUNTS};

@@ -13,8 +13,15 @@ use crate::keystore::{KeyStorage, UserVerification};
 
 /// Unix seconds from the server as a point in time (negative: the epoch).
 pub(crate) fn at(unix_secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(unix_secs.max(0) as u64)
+    UNIX_EPOCH + Duration::from_secs(unix_secs.clamp(0, LATEST_UNIX_SECS) as u64)
 }
+
+/// 9999-12-31T23:59:59Z: the latest point in time every binding can hold
+/// (Python's `datetime` ends there; Kotlin's `Instant` and Swift's `Date`
+/// go further). Points in time come from the server, which is not trusted
+/// to keep them in range: one past this would fail in the binding's own
+/// conversion, not as an SDK error.
+pub(crate) const LATEST_UNIX_SECS: i64 = 253_402_300_799;
 
 /// A point in time as Unix seconds (0 before the epoch).
 pub(crate) fn unix_secs(t: SystemTime) -> i64 {

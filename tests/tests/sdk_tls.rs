@@ -23,17 +23,36 @@ async fn tls_proxy(backend: SocketAddr) -> Proxy {
     install_crypto_provider();
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let cert: CertificateDer<'static> = ck.cert.der().clone();
-    let spki = ck.signing_key.subject_public_key_info();
-    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
-    let pin = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    let pin = pin_of(&ck.signing_key);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let port = serve_tls(backend, vec![cert.clone()], key).await;
+    Proxy {
+        port,
+        cert: cert.to_vec(),
+        pin,
+    }
+}
+
+/// The RFC 7469 `pin-sha256` of a key.
+fn pin_of(key: &impl PublicKeyData) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Terminates TLS presenting `chain` (leaf first) and forwards the bytes
+/// to `backend`; returns the port.
+async fn serve_tls(
+    backend: SocketAddr,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> u16 {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("versions")
     .with_no_client_auth()
-    .with_single_cert(vec![cert.clone()], key)
+    .with_single_cert(chain, key)
     .expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -54,11 +73,7 @@ async fn tls_proxy(backend: SocketAddr) -> Proxy {
             });
         }
     });
-    Proxy {
-        port,
-        cert: cert.to_vec(),
-        pin,
-    }
+    port
 }
 
 fn sdk(proxy: &Proxy, dir: &std::path::Path, roots: bool, pins: Vec<String>) -> DeviceTrust {
@@ -116,6 +131,92 @@ async fn pinned_and_trusted_tls_works_and_anything_else_fails_closed() {
     }
     // Nothing reached the server from the refused connections: one lockout-free user.
     assert_eq!(srv.password("tls", PASSWORD, None).await.status, 200);
+    srv.stop().await;
+}
+
+/// A man in the middle with a certificate the phone trusts (a CA that
+/// misissued one: exactly what pinning is for) who also sends the real
+/// server's certificate, whose key is public, as if it were an
+/// intermediate. The pin must be on the chain that was verified, not
+/// merely among the certificates sent.
+#[tokio::test]
+async fn a_pinned_certificate_sent_beside_the_chain_does_not_pass() {
+    let srv = TestServer::start().await;
+    srv.add_user("tls.mitm", "GB", None).await;
+    install_crypto_provider();
+    let real = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let mitm = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let port = serve_tls(
+        srv.addr,
+        vec![mitm.cert.der().clone(), real.cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(mitm.signing_key.serialize_der())),
+    )
+    .await;
+    let proxy = Proxy {
+        port,
+        cert: mitm.cert.der().to_vec(),
+        pin: pin_of(&real.signing_key),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    match sdk(&proxy, dir.path(), true, vec![proxy.pin.clone()])
+        .sign_in_with_password("tls.mitm", PASSWORD)
+        .await
+    {
+        Err(DeviceTrustError::Network {
+            retryable: false,
+            reason: message,
+        }) => assert!(message.contains("pin"), "{message}"),
+        other => panic!("the pin was bypassed: {other:?}"),
+    }
+    srv.stop().await;
+}
+
+/// A pin on the CA (the trust anchor) of a server that does not send its
+/// root: the verified chain ends at the pinned key, so it passes; a pin on
+/// another CA does not.
+#[tokio::test]
+async fn a_pin_on_the_trust_anchor_passes_when_the_chain_ends_there() {
+    let srv = TestServer::start().await;
+    srv.add_user("tls.ca", "GB", None).await;
+    install_crypto_provider();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_pin = pin_of(&ca_key);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf");
+    let port = serve_tls(
+        srv.addr,
+        vec![leaf.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    )
+    .await;
+    let proxy = Proxy {
+        port,
+        cert: ca.der().to_vec(),
+        pin: ca_pin,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        sdk(&proxy, dir.path(), true, vec![proxy.pin.clone()])
+            .sign_in_with_password("tls.ca", PASSWORD)
+            .await,
+        Ok(SignInStep::EnrolmentRequired { .. })
+    ));
+    let other = pin_of(&rcgen::KeyPair::generate().expect("key"));
+    assert!(matches!(
+        sdk(&proxy, dir.path(), true, vec![other])
+            .sign_in_with_password("tls.ca", PASSWORD)
+            .await,
+        Err(DeviceTrustError::Network {
+            retryable: false,
+            ..
+        })
+    ));
     srv.stop().await;
 }
 

@@ -44,6 +44,10 @@ def test_errors_say_their_message_and_keep_their_fields():
     assert str(E.NotSignedIn()) == "you are signed out: sign in again"
     assert str(E.KeyStoreTimeout(after_ms=5)) != ""
     assert str(devicetrust.PlatformKeyError.Cancelled()) == "cancelled by the user"
+    # A platform error without words (an exception with no message) still
+    # says something, and not a dangling "…: ".
+    assert str(devicetrust.PlatformKeyError.Other(reason="")).strip()
+    assert not str(E.KeyStore(reason="")).rstrip().endswith(":")
     for name in dir(E):
         variant = getattr(E, name)
         if isinstance(variant, type) and issubclass(variant, Exception) and variant is not E:
@@ -213,4 +217,138 @@ def test_a_prompt_left_unanswered_times_out(server):
         assert "300 ms" in str(e.value)
         await asyncio.wait_for(cancelled.wait(), 5)
         assert (await sdk.session()) is None
+    asyncio.run(run())
+
+
+class ScriptedServer:
+    """Answers every POST with one fixed status and body: a server (or
+    whatever answers in its name) whose answers the SDK must not trust."""
+
+    def __init__(self, status, body):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def sdk_for(base):
+    folder = tempfile.mkdtemp()
+    config = devicetrust.Config(server_url=base, rp_id=RP_ID,
+                                state_dir=folder + "/state", allow_insecure_http=True)
+    return devicetrust.DeviceTrust(config, CryptographyKeyStore(folder + "/keys"))
+
+
+def test_untrusted_answers_give_sdk_errors_or_sane_values():
+    async def run():
+        await bind_loop()
+        # A point in time past what datetime holds (year 9999): a value the
+        # app can use, not an OverflowError from inside the binding.
+        far = json.dumps({"status": "enrolment_required", "login_id": "l1",
+                          "expires_at": 10 ** 15,
+                          "profile": {"name": "N", "email": "n@example.com"}}).encode()
+        # 200 with something that is not the API's JSON.
+        garbage = b"<html>captive portal</html>"
+        # A session whose lifetimes overflow when added to now.
+        huge = json.dumps({"status": "authenticated", "session": {
+            "access_token": "dta_x", "expires_in": 2 ** 63 - 1, "refresh_token": "dtr_x",
+            "refresh_expires_in": 2 ** 63 - 1, "user_id": "py.huge", "amr": ["pwd"],
+            "auth_time": 2 ** 63 - 1}}).encode()
+        for body, check in [(far, "far"), (garbage, "garbage"), (huge, "huge")]:
+            server = ScriptedServer(200, body)
+            try:
+                sdk = sdk_for(server.base)
+                if check == "far":
+                    step = await sdk.sign_in_with_password("py.far", "password")
+                    assert step.expires_at.year == 9999
+                elif check == "garbage":
+                    with pytest.raises(devicetrust.DeviceTrustError.Server) as e:
+                        await sdk.sign_in_with_password("py.garbage", "password")
+                    assert e.value.code == "unreadable_response" and str(e.value)
+                else:
+                    step = await sdk.sign_in_with_password("py.huge", "password")
+                    assert step.session.auth_time.year == 9999
+                    assert (await sdk.session()).user_id == "py.huge"
+                    assert (await sdk.accounts())[0].last_sign_in_at is not None
+            finally:
+                server.close()
+    asyncio.run(run())
+
+
+class Throws(devicetrust.SessionObserver):
+    def __init__(self):
+        self.calls = 0
+
+    def session_changed(self, user_id, session):
+        self.calls += 1
+        raise RuntimeError("the app's observer has a bug")
+
+
+def test_an_observer_that_raises_does_not_fail_the_sign_in():
+    """The session is kept before the observer is told: were its exception
+    to fail the call, the app would show an error while signed in."""
+    async def run():
+        await bind_loop()
+        body = json.dumps({"status": "authenticated", "session": {
+            "access_token": "dta_x", "expires_in": 900, "refresh_token": "dtr_x",
+            "user_id": "py.observed", "amr": ["pwd", "otp"], "auth_time": 1}}).encode()
+        server = ScriptedServer(200, body)
+        try:
+            sdk = sdk_for(server.base)
+            observer = Throws()
+            sdk.set_session_observer(observer)
+            step = await sdk.sign_in_with_password("py.observed", "password")
+            assert step.session.user_id == "py.observed"
+            assert observer.calls == 1
+            assert (await sdk.session()).user_id == "py.observed"
+        finally:
+            server.close()
+    asyncio.run(run())
+
+
+def test_enabling_cancelled_at_the_prompt_leaves_no_key(server):
+    """The app leaves the "turn on biometric sign-in" screen while the
+    prompt is shown: the key made for it is deleted, not left behind."""
+    async def run():
+        await bind_loop()
+        server.add_user("py.enable.cancel")
+        sdk, keys = phone(server)
+        await first_sign_in(server, sdk, "py.enable.cancel")
+        entered = asyncio.Event()
+        original = keys.sign
+
+        async def prompt_stays(alias, data, p):
+            entered.set()
+            await asyncio.Event().wait()
+
+        keys.sign = prompt_stays
+        task = asyncio.ensure_future(sdk.enable_biometric_sign_in(
+            "Laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on")))
+        await asyncio.wait_for(entered.wait(), 10)
+        assert keys.key_count() == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await sdk.local_enrolment("py.enable.cancel") is None
+        # Deleted at the latest when the user turns it on again (this app
+        # did not call uniffi_set_event_loop, so the SDK's own task cannot
+        # call the Python key store): one key, the one in use.
+        keys.sign = original
+        await sdk.enable_biometric_sign_in(
+            "Laptop", devicetrust.UserVerification.BIOMETRIC, prompt("Turn on"))
+        assert keys.key_count() == 1, "the cancelled registration's key was left behind"
+        assert await sdk.local_enrolment("py.enable.cancel") is not None
     asyncio.run(run())

@@ -127,19 +127,21 @@ impl Account {
     /// `InvalidInput` when no change waits for a code.
     pub async fn confirm_contact_change(&self, code: &str) -> Result<Profile> {
         let code = input::otp_code(code)?;
-        let user_id = self.client.session().await.map(|s| s.user_id);
-        let change_id = match self.client.contact_change() {
-            Some((owner, id)) if Some(&owner) == user_id.as_ref() => id,
+        let user_id = self.client.active_user();
+        let change_id = match (self.client.contact_change(), user_id) {
+            (Some((owner, id)), Some(user)) if owner == user => (user, id),
             _ => {
                 return Err(DeviceTrustError::invalid(
                     "no e-mail or mobile change is waiting for a code",
                 ))
             }
         };
+        let (user_id, change_id) = change_id;
         let body = json!({"change_id": change_id, "code": code});
         match self
             .client
-            .authed::<WireMe>(
+            .authed_as::<WireMe>(
+                &user_id,
                 Method::POST,
                 "/v1/account/contact/verify",
                 Some(&body),
@@ -253,7 +255,8 @@ impl Account {
             .user_id;
         let change: WireContactChange = self
             .client
-            .authed(
+            .authed_as(
+                &user_id,
                 Method::POST,
                 "/v1/account/contact",
                 Some(&body),

@@ -25,6 +25,7 @@ use super::session::{ActiveSession, Change, Slot};
 use super::{now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::Repeat;
+use crate::input;
 use crate::keystore::{PlatformKeyError, SessionObserver, SessionSealer};
 use crate::model::{Profile, SessionInfo};
 use crate::state::LocalEnrolment;
@@ -176,9 +177,12 @@ impl DeviceTrust {
     /// Signs `user_id` out (here at once, then on the server); the other
     /// accounts stay signed in. If it was active, no account is active until
     /// the app switches or signs one in. Signing out an account without a
-    /// session is not an error.
+    /// session is not an error. A sign-in of it already under way keeps no
+    /// session (it fails with `NotSignedIn`, its session ended on the server).
     pub async fn sign_out_account(&self, user_id: &str) -> Result<()> {
         let user = user_id.to_ascii_lowercase();
+        // Also when it has no session yet: its first sign-in may be under way.
+        self.mark_signed_out(Some(&user));
         if !self.may_have_session(&user)? {
             return Ok(());
         }
@@ -187,7 +191,9 @@ impl DeviceTrust {
 
     /// Signs every account on this phone out. Each is signed out here even
     /// when the server cannot be reached; the first such error is returned.
+    /// Sign-ins already under way keep no session (`NotSignedIn`).
     pub async fn sign_out_all(&self) -> Result<()> {
+        self.mark_signed_out(None);
         self.clear_pending();
         self.set_contact_change(None);
         let mut users = self.slot_users();
@@ -209,16 +215,22 @@ impl DeviceTrust {
     /// Removes `user_id` from this phone: signs it out, turns biometric
     /// sign-in off here (the key is deleted; the device is removed on the
     /// server now when the account has a session, else at its next sign-in
-    /// here) and forgets its name and e-mail.
+    /// here) and forgets its name and e-mail. A sign-in of it already under
+    /// way does not bring it back (`NotSignedIn`).
     pub async fn remove_account(&self, user_id: &str) -> Result<()> {
         let user = user_id.to_ascii_lowercase();
+        self.mark_signed_out(Some(&user));
         if let Some(record) = self.inner.state.device(&user)? {
-            let path = format!("/v1/devices/{}", record.enrolment.device_id);
-            let removed = match self
-                .authed_as::<Value>(&user, Method::DELETE, &path, None, Repeat::Once)
-                .await
-            {
-                Ok(_) | Err(DeviceTrustError::Server { status: 404, .. }) => true,
+            // An id that is not the server's names no device there.
+            let removed = match input::device_path(&record.enrolment.device_id) {
+                Ok(path) => self
+                    .authed_as::<Value>(&user, Method::DELETE, &path, None, Repeat::Once)
+                    .await
+                    .map(drop),
+                Err(_) => Ok(()),
+            };
+            let removed = match removed {
+                Ok(()) | Err(DeviceTrustError::Server { status: 404, .. }) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "device not removed now; queued");
                     false
@@ -262,7 +274,8 @@ impl DeviceTrust {
     /// Tells `observer` of every session change: a sign-in, a refresh, a
     /// sign-out, a revocation the server reported, a sealed session that
     /// could not be restored (`session` is then `None`). Called on the
-    /// thread of the SDK call that caused it, with no SDK lock held.
+    /// thread of the SDK call that caused it, with no SDK lock held. An
+    /// observer that throws does not fail the call that caused the change.
     pub fn set_session_observer(&self, observer: Arc<dyn SessionObserver>) {
         *self
             .inner
@@ -354,7 +367,16 @@ impl DeviceTrust {
             .clone();
         if let Some(observer) = observer {
             for (user_id, session) in changes {
-                observer.session_changed(user_id, session);
+                // An observer in Kotlin, Swift or Python that throws reaches
+                // here as a panic (uniffi's rule for a callback returning
+                // nothing). The change has happened: report the call's own
+                // outcome, not the observer's failure, and tell the others.
+                let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    observer.session_changed(user_id, session)
+                }));
+                if told.is_err() {
+                    tracing::warn!("the session observer failed; the change stands");
+                }
             }
         }
     }
@@ -1004,6 +1026,375 @@ mod tests {
             key_alias: format!("alias-{user}"),
             public_key: vec![4; 65],
         }
+    }
+
+    /// Runs `call` on the SDK while the server holds its first answer,
+    /// switches to `to` meanwhile, then lets the answer go.
+    async fn switch_during<T: Send + 'static>(
+        sdk: &DeviceTrust,
+        to: &str,
+        arrived: std::sync::mpsc::Receiver<String>,
+        gate: std::sync::mpsc::Sender<()>,
+        call: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let task = tokio::spawn(call);
+        let line = tokio::task::spawn_blocking(move || arrived.recv().unwrap())
+            .await
+            .unwrap();
+        assert!(!line.is_empty());
+        sdk.switch_account(to).await.unwrap();
+        gate.send(()).unwrap();
+        task.await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_device_list_fetched_for_one_account_never_touches_another() {
+        use crate::test_server::{serve, Reply};
+        use std::sync::mpsc::channel;
+        let (arrived_tx, arrived) = channel();
+        let (gate, gate_rx) = channel();
+        // Ann's device list: she has no trusted device.
+        let (url, _server) = serve(vec![Reply {
+            status: 200,
+            body: br#"{"devices": []}"#.to_vec(),
+            arrived: Some(arrived_tx),
+            gate: Some(gate_rx),
+        }]);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        install(&sdk, "bob", "dtr_bob_0123456789").await;
+        sdk.inner.state.save_device(&device("bob")).unwrap();
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+
+        // Ann's settings screen lists her devices; the user switches to Bob
+        // while the list is on its way.
+        let listing = sdk.clone();
+        let listed = switch_during(&sdk, "bob", arrived, gate, async move {
+            listing.trusted_devices().await
+        })
+        .await;
+        assert_eq!(listed.unwrap(), vec![]);
+        // Ann's list says nothing about Bob's biometric sign-in.
+        assert!(
+            sdk.inner.state.device("bob").unwrap().is_some(),
+            "Bob's biometric sign-in was forgotten because of Ann's device list"
+        );
+    }
+
+    const ANN_SIGNED_IN: &str = r#"{"status": "authenticated", "session": {
+        "access_token": "dta_late", "expires_in": 900, "refresh_token": "dtr_late",
+        "refresh_expires_in": 3600, "user_id": "ann", "amr": ["pwd", "otp"],
+        "auth_time": 1700000000}}"#;
+
+    /// A password sign-in of Ann whose answer the server holds until the
+    /// test lets it go; `then` answer the requests that follow, in order.
+    /// Returns the URL, "the sign-in arrived", its gate, and one "arrived"
+    /// per following reply.
+    #[allow(clippy::type_complexity)]
+    fn held_sign_in(
+        then: usize,
+    ) -> (
+        String,
+        std::sync::mpsc::Receiver<String>,
+        std::sync::mpsc::Sender<()>,
+        Vec<std::sync::mpsc::Receiver<String>>,
+    ) {
+        use crate::test_server::{serve, Reply};
+        use std::sync::mpsc::channel;
+        let (arrived_tx, arrived) = channel();
+        let (gate, gate_rx) = channel();
+        let mut replies = vec![Reply {
+            status: 200,
+            body: ANN_SIGNED_IN.as_bytes().to_vec(),
+            arrived: Some(arrived_tx),
+            gate: Some(gate_rx),
+        }];
+        let mut later = Vec::new();
+        for _ in 0..then {
+            let (tx, rx) = channel();
+            let mut reply = Reply::json(200, "{}");
+            reply.arrived = Some(tx);
+            replies.push(reply);
+            later.push(rx);
+        }
+        let (url, _server) = serve(replies);
+        (url, arrived, gate, later)
+    }
+
+    async fn arrived(rx: std::sync::mpsc::Receiver<String>) -> Option<String> {
+        tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)).ok())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_in_flight_does_not_outlive_signing_everyone_out() {
+        let (url, sign_in_arrived, gate, mut later) = held_sign_in(2);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.set_session_sealer(sealer(1));
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+        let recorder = observe(&sdk);
+
+        let signing_in = sdk.clone();
+        let task = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await });
+        assert!(arrived(sign_in_arrived).await.is_some());
+        // The app signs everyone out (the user tapped "log out", an
+        // inactivity timer ran out) while the answer is on its way.
+        sdk.sign_out_all().await.unwrap();
+        gate.send(()).unwrap();
+        let late = task.await.unwrap();
+
+        assert_eq!(late, Err(DeviceTrustError::NotSignedIn));
+        assert_eq!(sdk.session().await, None);
+        assert_eq!(sdk.active_account(), None);
+        assert_eq!(sealed_count(&sdk), 0);
+        assert_eq!(seen(&recorder), vec![("ann".to_owned(), None)]);
+        // The old session's logout, then the late one's: the server ends it.
+        let old = later.remove(0);
+        assert!(arrived(old).await.unwrap().contains("/v1/session/logout"));
+        let revoked = arrived(later.remove(0)).await;
+        assert!(
+            revoked.is_some_and(|l| l.contains("/v1/session/logout")),
+            "the late session was not revoked"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_code_on_its_way_does_not_outlive_logging_out_of_the_flow() {
+        use crate::test_server::{serve, Reply};
+        use std::sync::mpsc::channel;
+        // A first sign-in (no account active yet): password, then the code.
+        let (arrived_tx, arrived_rx) = channel();
+        let (gate, gate_rx) = channel();
+        let (url, _server) = serve(vec![
+            Reply::json(
+                200,
+                r#"{"status": "second_factor_required", "login_id": "l1",
+                    "expires_at": 4102444800, "methods": [
+                    {"type": "otp", "channel": "email", "destination": "a@x"}]}"#,
+            ),
+            Reply {
+                status: 200,
+                body: ANN_SIGNED_IN.as_bytes().to_vec(),
+                arrived: Some(arrived_tx),
+                gate: Some(gate_rx),
+            },
+            Reply::json(200, "{}"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        assert!(matches!(
+            sdk.sign_in_with_password("ann", "pw").await,
+            Ok(crate::model::SignInStep::SecondFactorRequired { .. })
+        ));
+        let verifying = sdk.clone();
+        let task = tokio::spawn(async move { verifying.verify_otp("123456").await });
+        assert!(arrived(arrived_rx).await.is_some());
+        // "Log out" on the code screen: the flow is abandoned.
+        sdk.sign_out().await.unwrap();
+        gate.send(()).unwrap();
+        assert_eq!(task.await.unwrap(), Err(DeviceTrustError::NotSignedIn));
+        assert_eq!(sdk.session().await, None);
+        assert_eq!(sdk.active_account(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_in_flight_does_not_bring_a_removed_account_back() {
+        let (url, sign_in_arrived, gate, mut later) = held_sign_in(1);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.inner.state.account_signed_in("ann", 1_000).unwrap();
+        let recorder = observe(&sdk);
+
+        let signing_in = sdk.clone();
+        let task = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await });
+        assert!(arrived(sign_in_arrived).await.is_some());
+        sdk.remove_account("ann").await.unwrap();
+        gate.send(()).unwrap();
+
+        assert_eq!(task.await.unwrap(), Err(DeviceTrustError::NotSignedIn));
+        assert_eq!(sdk.active_account(), None);
+        assert!(sdk.accounts().await.unwrap().is_empty(), "Ann is back");
+        assert!(seen(&recorder).is_empty());
+        assert!(arrived(later.remove(0)).await.is_some(), "not revoked");
+        // A sign-in started after the removal is the user's wish: kept.
+        // (Its answer would come from a server; the bound is the point.)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_cancelled_after_its_request_was_sent_keeps_nothing() {
+        let (url, sign_in_arrived, gate, _) = held_sign_in(0);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.set_session_sealer(sealer(1));
+        let recorder = observe(&sdk);
+        let signing_in = sdk.clone();
+        let task = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await });
+        assert!(arrived(sign_in_arrived).await.is_some());
+        // The app gives up (its coroutine or task cancelled) while the
+        // server has opened the session and is answering.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        gate.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        assert_eq!(sdk.session().await, None);
+        assert_eq!(sdk.active_account(), None);
+        assert_eq!(sealed_count(&sdk), 0);
+        assert!(sdk.accounts().await.unwrap().is_empty());
+        assert!(seen(&recorder).is_empty());
+        assert_eq!(
+            sdk.switch_account("ann").await,
+            Err(DeviceTrustError::NotSignedIn)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_device_id_cannot_steer_the_request_elsewhere() {
+        use crate::test_server::{serve, Reply};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut reply = Reply::json(200, "{}");
+        reply.arrived = Some(tx);
+        let (url, _server) = serve(vec![reply]);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+        // "Remove this device" with an id from a deep link or a tampered
+        // list: resolved as a URL it would be DELETE /v1/account/mobile.
+        for id in [
+            "../account/mobile",
+            "a/b",
+            "x?y=1",
+            "",
+            "%2e%2e",
+            &"d".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    sdk.remove_device(id).await,
+                    Err(DeviceTrustError::InvalidInput { .. })
+                ),
+                "{id:?}"
+            );
+        }
+        let sent =
+            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_millis(300)).ok())
+                .await
+                .unwrap();
+        assert_eq!(sent, None, "a request went out");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_observer_that_fails_does_not_turn_a_sign_in_into_an_error() {
+        // A Kotlin or Python observer that throws reaches Rust as a panic
+        // (uniffi's rule for a callback that returns nothing).
+        struct Throws;
+        impl SessionObserver for Throws {
+            fn session_changed(&self, _: String, _: Option<SessionInfo>) {
+                panic!("Callback interface failure: NullPointerException");
+            }
+        }
+        let (url, sign_in_arrived, gate, _) = held_sign_in(0);
+        gate.send(()).unwrap();
+        drop(sign_in_arrived);
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = sdk_at(dir.path(), &url);
+        sdk.set_session_observer(Arc::new(Throws));
+        let signing_in = sdk.clone();
+        let step = tokio::spawn(async move { signing_in.sign_in_with_password("ann", "pw").await })
+            .await
+            .map_err(|e| e.is_panic());
+        // The session is kept either way: the app must hear of it.
+        assert_eq!(sdk.active_account().as_deref(), Some("ann"));
+        assert!(
+            matches!(step, Ok(Ok(crate::model::SignInStep::SignedIn { .. }))),
+            "the sign-in kept a session but reported {step:?}"
+        );
+    }
+
+    /// A key store whose prompt stays on screen until the call is dropped.
+    struct PromptStays {
+        inner: SoftwareKeyStore,
+        alias: Mutex<Option<String>>,
+        shown: tokio::sync::mpsc::UnboundedSender<()>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::keystore::PlatformKeyStore for PromptStays {
+        async fn generate_key(
+            &self,
+            alias: String,
+            user_verification: UserVerification,
+            challenge: Vec<u8>,
+        ) -> std::result::Result<crate::keystore::GeneratedKey, PlatformKeyError> {
+            *self.alias.lock().unwrap() = Some(alias.clone());
+            self.inner
+                .generate_key(alias, user_verification, challenge)
+                .await
+        }
+        async fn sign(
+            &self,
+            _: String,
+            _: Vec<u8>,
+            _: crate::keystore::PromptText,
+        ) -> std::result::Result<Vec<u8>, PlatformKeyError> {
+            let _ = self.shown.send(());
+            std::future::pending().await
+        }
+        async fn delete_key(&self, alias: String) -> std::result::Result<(), PlatformKeyError> {
+            self.inner.delete_key(alias).await
+        }
+        async fn key_exists(&self, alias: String) -> std::result::Result<bool, PlatformKeyError> {
+            self.inner.key_exists(alias).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enabling_biometric_sign_in_cancelled_at_the_prompt_leaves_no_key() {
+        use crate::keystore::PlatformKeyStore;
+        use crate::test_server::{serve, Reply};
+        let (url, _server) = serve(vec![Reply::json(
+            200,
+            r#"{"registration_id": "r1", "challenge": "AAAAAAAAAAAAAAAAAAAAAA"}"#,
+        )]);
+        let dir = tempfile::tempdir().unwrap();
+        let (shown, mut on_screen) = tokio::sync::mpsc::unbounded_channel();
+        let keys = Arc::new(PromptStays {
+            inner: SoftwareKeyStore::new(dir.path().join("keys"), &[9u8; 32]).unwrap(),
+            alias: Mutex::new(None),
+            shown,
+        });
+        let mut config = Config::new(&url, "https://rp.test", dir.path().to_str().unwrap());
+        config.allow_insecure_http = true;
+        let sdk = DeviceTrust::new(config, keys.clone()).unwrap();
+        install(&sdk, "ann", "dtr_ann_0123456789").await;
+
+        let enabling = sdk.clone();
+        let task = tokio::spawn(async move {
+            enabling
+                .enable_biometric_sign_in(
+                    "phone",
+                    UserVerification::None,
+                    crate::keystore::PromptText::default(),
+                )
+                .await
+        });
+        on_screen.recv().await.unwrap();
+        // The app leaves the screen: its coroutine or task is cancelled.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let alias = keys.alias.lock().unwrap().clone().unwrap();
+        let mut gone = false;
+        for _ in 0..50 {
+            if !keys.inner.key_exists(alias.clone()).await.unwrap() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the new key was left in the key store");
+        assert!(sdk.inner.state.device("ann").unwrap().is_none());
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use super::{map_call, now, DeviceTrust};
 use crate::error::{DeviceTrustError, Result};
 use crate::http::CallError;
 use crate::http::Repeat;
+use crate::input;
 use crate::keystore::{GeneratedKey, KeyAttestation, KeyStorage, PromptText, UserVerification};
 use crate::model::{at, AttestationFormat, TrustedDevice, VerifiedAttestation};
 use crate::signature::{b64, check, der_to_jws_signature, jwk, signing_input};
@@ -119,6 +120,7 @@ impl DeviceTrust {
                 "the device name must be 1 to 64 characters",
             ));
         }
+        self.delete_orphan_keys().await;
         let user_id = self
             .session()
             .await
@@ -126,7 +128,13 @@ impl DeviceTrust {
             .user_id;
         // The challenge comes first: the key is attested with it.
         let registration: WireRegistration = self
-            .authed(Method::POST, "/v1/devices/registration", None, Repeat::Safe)
+            .authed_as(
+                &user_id,
+                Method::POST,
+                "/v1/devices/registration",
+                None,
+                Repeat::Safe,
+            )
             .await?;
         let challenge = URL_SAFE_NO_PAD
             .decode(&registration.challenge)
@@ -139,6 +147,9 @@ impl DeviceTrust {
         let key = self
             .key_generate(&alias, user_verification, challenge)
             .await?;
+        // Dropped with this future when the app cancels (its coroutine or
+        // task, most often while the prompt is shown): the new key goes.
+        let cleanup = NewKeyCleanup::new(self, &alias);
         let created = self
             .register_key(
                 &user_id,
@@ -150,6 +161,7 @@ impl DeviceTrust {
                 prompt,
             )
             .await;
+        cleanup.disarm();
         match created {
             Ok(device) => Ok(device),
             Err(e) => {
@@ -164,10 +176,13 @@ impl DeviceTrust {
     /// The signed-in user's trusted devices. Also brings this phone's local
     /// record in line (trust renewed, or removed from another phone).
     pub async fn trusted_devices(&self) -> Result<Vec<TrustedDevice>> {
+        // One account for the whole call: were it read again after the
+        // request, a switch meanwhile would judge another account's device
+        // by this account's list (and forget it).
+        let user_id = self.active_user().ok_or(DeviceTrustError::NotSignedIn)?;
         let list: WireDeviceList = self
-            .authed(Method::GET, "/v1/devices", None, Repeat::Safe)
+            .authed_as(&user_id, Method::GET, "/v1/devices", None, Repeat::Safe)
             .await?;
-        let user_id = self.session().await.map(|s| s.user_id).unwrap_or_default();
         self.sync_this_device(&user_id, list).await
     }
 
@@ -184,13 +199,9 @@ impl DeviceTrust {
             .state
             .device(&user_id)?
             .filter(|r| r.enrolment.device_id == device_id);
+        let path = input::device_path(device_id)?;
         let result = self
-            .authed::<Value>(
-                Method::DELETE,
-                &format!("/v1/devices/{device_id}"),
-                None,
-                Repeat::Once,
-            )
+            .authed_as::<Value>(&user_id, Method::DELETE, &path, None, Repeat::Once)
             .await;
         match result {
             Ok(_) => {}
@@ -206,6 +217,81 @@ impl DeviceTrust {
             self.drop_session(&user_id).await;
         }
         Ok(())
+    }
+}
+
+/// A key made for a registration that was cancelled (its future dropped)
+/// before it finished; the registration's own failures delete it in line.
+/// The cancelled future cannot await the deletion: the alias is noted and
+/// deleted by a task of its own (uniffi drops a cancelled call's future
+/// inside the tokio runtime) and, should that fail (a Python app that did
+/// not register its event loop with `uniffi_set_event_loop` has no loop on
+/// the runtime's threads), at the start of the next
+/// `enable_biometric_sign_in`.
+struct NewKeyCleanup {
+    client: DeviceTrust,
+    alias: Option<String>,
+}
+
+/// Keys noted for deletion at most: a bound, not an expected number.
+const MAX_ORPHAN_KEYS: usize = 16;
+
+impl NewKeyCleanup {
+    fn new(client: &DeviceTrust, alias: &str) -> Self {
+        NewKeyCleanup {
+            client: client.clone(),
+            alias: Some(alias.to_owned()),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.alias = None;
+    }
+}
+
+impl Drop for NewKeyCleanup {
+    fn drop(&mut self) {
+        let Some(alias) = self.alias.take() else {
+            return;
+        };
+        self.client.note_orphan_key(alias);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let client = self.client.clone();
+            runtime.spawn(async move { client.delete_orphan_keys().await });
+        }
+    }
+}
+
+impl DeviceTrust {
+    fn orphan_keys(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.inner
+            .orphan_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_orphan_key(&self, alias: String) {
+        let mut keys = self.orphan_keys();
+        if keys.len() >= MAX_ORPHAN_KEYS {
+            tracing::warn!("too many keys of cancelled registrations; the oldest is left");
+            keys.remove(0);
+        }
+        keys.push(alias);
+    }
+
+    /// Deletes the keys of cancelled registrations. Each stays noted until
+    /// deleted: a try that hangs or fails (the task above, in a Python app)
+    /// leaves it to the next (deleting a key twice is no error).
+    async fn delete_orphan_keys(&self) {
+        let aliases = self.orphan_keys().clone();
+        for alias in aliases {
+            match self.key_delete(&alias).await {
+                Ok(()) => self.orphan_keys().retain(|a| *a != alias),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a cancelled registration's key was not deleted")
+                }
+            }
+        }
     }
 }
 
@@ -241,9 +327,23 @@ impl DeviceTrust {
             body["attestation"] = attestation;
         }
         let created: WireDeviceEnvelope = self
-            .authed(Method::POST, "/v1/devices", Some(&body), Repeat::Once)
+            .authed_as(
+                user_id,
+                Method::POST,
+                "/v1/devices",
+                Some(&body),
+                Repeat::Once,
+            )
             .await?;
         let d = created.device;
+        // The id goes into later request paths: one of the server's, or
+        // the answer is not the API's.
+        let device_path =
+            input::device_path(&d.device_id).map_err(|_| DeviceTrustError::Server {
+                status: 200,
+                code: "unreadable_response".into(),
+                reason: "the new device's id is not one of the server's".into(),
+            })?;
         let state = &self.inner.state;
         let previous = state.device(user_id)?;
         let record = DeviceRecord {
@@ -262,12 +362,7 @@ impl DeviceTrust {
         if let Err(e) = state.save_device(&record) {
             // Not remembered here means unusable: take it back on the server.
             let _ = self
-                .authed::<Value>(
-                    Method::DELETE,
-                    &format!("/v1/devices/{}", d.device_id),
-                    None,
-                    Repeat::Once,
-                )
+                .authed_as::<Value>(user_id, Method::DELETE, &device_path, None, Repeat::Once)
                 .await;
             return Err(e);
         }
@@ -275,9 +370,10 @@ impl DeviceTrust {
             // This phone had an older key for the user: retire it.
             let _ = self.key_delete(&old.key_alias).await;
             if let Err(e) = self
-                .authed::<Value>(
+                .authed_as::<Value>(
+                    user_id,
                     Method::DELETE,
-                    &format!("/v1/devices/{}", old.enrolment.device_id),
+                    &input::device_path(&old.enrolment.device_id)?,
                     None,
                     Repeat::Once,
                 )
@@ -333,7 +429,11 @@ impl DeviceTrust {
         let state = &self.inner.state;
         let http = &self.inner.http;
         for device_id in state.pending_removals(user_id)? {
-            let path = format!("/v1/devices/{device_id}");
+            let Ok(path) = input::device_path(&device_id) else {
+                // Not an id the server gave: nothing to remove there.
+                state.removal_done(&device_id)?;
+                continue;
+            };
             match http
                 .call::<Value>(
                     Method::DELETE,
@@ -414,7 +514,9 @@ impl DeviceTrust {
     pub(super) async fn biometrics_changed(&self, record: &DeviceRecord) {
         self.forget_device(record).await;
         let user_id = &record.enrolment.user_id;
-        let path = format!("/v1/devices/{}", record.enrolment.device_id);
+        let Ok(path) = input::device_path(&record.enrolment.device_id) else {
+            return;
+        };
         // Whichever account it is, active or not, if it has a session here.
         let removed = self
             .authed_as::<Value>(user_id, Method::DELETE, &path, None, Repeat::Once)

@@ -80,6 +80,8 @@ pub(crate) fn map_key_error(e: PlatformKeyError) -> DeviceTrustError {
 struct PendingSignIn {
     login_id: String,
     user_id: String,
+    /// When the sign-in started (see `SignOuts`).
+    started: u64,
     /// `(challenge_id, challenge)` of the `device` method, when offered.
     device_challenge: Option<(String, String)>,
 }
@@ -101,6 +103,47 @@ enum Flow {
     Recovery(PendingRecovery),
 }
 
+/// The app's sign-outs and removals, so that a sign-in already under way
+/// (its answer on the network, its prompt on screen) does not bring back a
+/// session the app ended after it started: a sign-in notes `now()` when it
+/// starts and keeps its session only if its account was not signed out or
+/// removed since.
+#[derive(Default)]
+struct SignOuts {
+    clock: u64,
+    /// The last `sign_out_all`.
+    all: u64,
+    /// The last sign-out or removal per account. Bounded: past
+    /// `MAX_MARKED` it folds into `all` (a sign-in under way then may be
+    /// refused for nothing, never kept wrongly).
+    one: std::collections::HashMap<String, u64>,
+}
+
+const MAX_MARKED: usize = 64;
+
+impl SignOuts {
+    fn now(&self) -> u64 {
+        self.clock
+    }
+
+    fn mark(&mut self, user_id: Option<&str>) {
+        self.clock += 1;
+        match user_id {
+            Some(user) if self.one.len() < MAX_MARKED || self.one.contains_key(user) => {
+                self.one.insert(user.to_owned(), self.clock);
+            }
+            _ => {
+                self.all = self.clock;
+                self.one.clear();
+            }
+        }
+    }
+
+    fn ended_since(&self, user_id: &str, started: u64) -> bool {
+        self.all > started || self.one.get(user_id).is_some_and(|&t| t > started)
+    }
+}
+
 /// The state every handle shares.
 struct Inner {
     config: Config,
@@ -114,6 +157,10 @@ struct Inner {
     sealer: std::sync::RwLock<Option<Arc<dyn SessionSealer>>>,
     observer: std::sync::RwLock<Option<Arc<dyn SessionObserver>>>,
     flow: std::sync::Mutex<Option<Flow>>,
+    sign_outs: std::sync::Mutex<SignOuts>,
+    /// Keys of registrations cancelled before they finished, to delete
+    /// (see `devices.rs`).
+    orphan_keys: std::sync::Mutex<Vec<String>>,
     /// `(user_id, change_id)` of the e-mail or mobile change waiting for
     /// its code.
     contact_change: std::sync::Mutex<Option<(String, String)>>,
@@ -158,6 +205,8 @@ impl DeviceTrust {
                 sealer: std::sync::RwLock::new(None),
                 observer: std::sync::RwLock::new(None),
                 flow: std::sync::Mutex::new(None),
+                sign_outs: std::sync::Mutex::new(SignOuts::default()),
+                orphan_keys: std::sync::Mutex::new(Vec::new()),
                 contact_change: std::sync::Mutex::new(None),
             }),
         })
@@ -211,13 +260,38 @@ impl DeviceTrust {
         &self,
         login_id: String,
         user_id: &str,
+        started: u64,
         device_challenge: Option<(String, String)>,
     ) {
         self.set_flow(Some(Flow::SignIn(PendingSignIn {
             login_id,
             user_id: user_id.to_owned(),
+            started,
             device_challenge,
         })));
+    }
+
+    fn sign_outs(&self) -> std::sync::MutexGuard<'_, SignOuts> {
+        self.inner
+            .sign_outs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes when a sign-in starts.
+    fn sign_in_started(&self) -> u64 {
+        self.sign_outs().now()
+    }
+
+    /// The app signs `user_id` (`None`: everyone) out or removes it: sign-ins
+    /// under way for it keep no session.
+    fn mark_signed_out(&self, user_id: Option<&str>) {
+        self.sign_outs().mark(user_id);
+    }
+
+    /// Whether `user_id` was signed out or removed since `started`.
+    fn signed_out_since(&self, user_id: &str, started: u64) -> bool {
+        self.sign_outs().ended_since(user_id, started)
     }
 
     fn clear_pending(&self) {

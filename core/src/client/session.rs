@@ -45,8 +45,9 @@ pub(super) fn session_info(user_id: &str, amr: &[String], auth_time: i64) -> Ses
 pub(super) fn active(s: WireSession) -> ActiveSession {
     let now = now();
     ActiveSession {
-        access_expires_at: now + s.expires_in,
-        expires_at: s.refresh_expires_in.map(|left| now + left),
+        // The server's numbers, not trusted to fit: no overflow.
+        access_expires_at: now.saturating_add(s.expires_in),
+        expires_at: s.refresh_expires_in.map(|left| now.saturating_add(left)),
         info: session_info(&s.user_id.to_ascii_lowercase(), &s.amr, s.auth_time),
         amr: s.amr,
         auth_time: s.auth_time,
@@ -331,11 +332,16 @@ impl DeviceTrust {
     /// Keeps the session as this account's (sealed when the app gave a
     /// sealer) and makes the account active — another account's session is
     /// kept — then settles what waited for one: device removals queued
-    /// while signed out, and this phone's record.
-    pub(super) async fn signed_in(&self, session: WireSession) -> Result<SignInStep> {
+    /// while signed out, and this phone's record. A session whose account
+    /// the app signed out or removed after the sign-in `started` is not
+    /// kept but ended on the server (`NotSignedIn`).
+    pub(super) async fn signed_in(&self, session: WireSession, started: u64) -> Result<SignInStep> {
         let fresh = active(session);
         let info = fresh.info.clone();
         let user = info.user_id.clone();
+        if self.signed_out_since(&user, started) {
+            return self.refuse_late_session(fresh).await;
+        }
         self.make_room_for(&user).await;
         // What waited for a sign-in is settled with the new token first; the
         // session is kept last, with no await after the slot is taken: a
@@ -345,18 +351,47 @@ impl DeviceTrust {
             .await?;
         {
             let mut slot = self.slot(&user).lock_owned().await;
+            // Checked again with the slot held: a sign-out from now on
+            // finds this slot and ends what it holds.
+            if self.signed_out_since(&user, started) {
+                drop(slot);
+                return self.refuse_late_session(fresh).await;
+            }
             // Sealed first: a crash before this line leaves the previous
             // copy (a session the server still honours) or none.
             self.persist(&user, &fresh);
             slot.session = Some(fresh);
             slot.loaded = true;
+            // Still under the slot's lock, so a removal waiting for it
+            // comes after and its forgetting wins.
+            if let Err(e) = self.inner.state.account_signed_in(&user, now()) {
+                tracing::warn!(error = %e, "could not record the account on this phone");
+            }
+            self.activate(&user);
         }
-        if let Err(e) = self.inner.state.account_signed_in(&user, now()) {
-            tracing::warn!(error = %e, "could not record the account on this phone");
-        }
-        self.activate(&user);
         self.notify(vec![(user.clone(), Some(info.clone()))]);
         Ok(SignInStep::SignedIn { session: info })
+    }
+
+    /// A session the app no longer wants: ended on the server, best effort
+    /// (its token is dropped here whatever the answer).
+    async fn refuse_late_session(&self, late: ActiveSession) -> Result<SignInStep> {
+        tracing::info!("a sign-in finished after its account was signed out: not kept");
+        if let Err(e) = self
+            .inner
+            .http
+            .call::<Value>(
+                Method::POST,
+                "/v1/session/logout",
+                None,
+                Some(&late.access_token),
+                Repeat::Once,
+            )
+            .await
+        {
+            tracing::warn!(error = %map_call(e), "a session not kept was not revoked");
+        }
+        Err(DeviceTrustError::NotSignedIn)
     }
 }
 
@@ -380,13 +415,43 @@ impl DeviceTrust {
     /// Signs the active account out: its session is forgotten here at once
     /// (and its sealed copy deleted), then revoked on the server. Biometric
     /// sign-in stays enabled; the other accounts stay signed in, and none of
-    /// them becomes active by itself.
+    /// them becomes active by itself. A sign-in in progress is abandoned:
+    /// a step of it already on its way keeps no session (`NotSignedIn`).
     pub async fn sign_out(&self) -> Result<()> {
+        // "Log out" on a sign-in's own screens abandons it: a step of it
+        // already on its way (a code being checked) keeps no session.
+        if let Some(super::Flow::SignIn(pending)) = self.flow() {
+            self.mark_signed_out(Some(&pending.user_id));
+        }
         self.clear_pending();
         self.set_contact_change(None);
         match self.active_user() {
             Some(user) => self.sign_out_account(&user).await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LATEST_UNIX_SECS;
+
+    #[test]
+    fn a_session_with_absurd_numbers_is_held_without_overflow() {
+        let s: WireSession = serde_json::from_value(json!({
+            "access_token": "dta", "expires_in": i64::MAX, "refresh_token": "dtr",
+            "refresh_expires_in": i64::MAX, "user_id": "Ann", "amr": ["pwd"],
+            "auth_time": i64::MAX,
+        }))
+        .unwrap();
+        let held = active(s);
+        assert_eq!(held.access_expires_at, i64::MAX);
+        assert_eq!(held.expires_at, Some(i64::MAX));
+        assert_eq!(
+            held.info.auth_time,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(LATEST_UNIX_SECS as u64)
+        );
+        assert_eq!(held.info.user_id, "ann");
     }
 }

@@ -21,6 +21,7 @@ impl DeviceTrust {
         if user_id.is_empty() || password.is_empty() {
             return Err(DeviceTrustError::invalid("enter your user ID and password"));
         }
+        let started = self.sign_in_started();
         let user_key = user_id.to_ascii_lowercase();
         self.check_room_for(&user_key)?;
         self.clear_pending();
@@ -42,7 +43,7 @@ impl DeviceTrust {
             )
             .await
             .map_err(map_call)?;
-        self.next_step(&user_key, step).await
+        self.next_step(&user_key, started, step).await
     }
 
     /// Finishes the one-time enrolment of the sign-in in progress: the new
@@ -68,7 +69,8 @@ impl DeviceTrust {
             )
             .await
             .map_err(|e| self.pending_failed(e))?;
-        self.next_step(&pending.user_id, step).await
+        self.next_step(&pending.user_id, pending.started, step)
+            .await
     }
 
     /// Sends a one-time code for the flow in progress: a sign-in, or a
@@ -118,7 +120,7 @@ impl DeviceTrust {
             .map_err(|e| self.pending_failed(e))?;
         let session = session_in(&reply)?;
         self.clear_pending();
-        self.signed_in(session).await
+        self.signed_in(session, pending.started).await
     }
 
     /// Approves the password sign-in in progress with this phone's key
@@ -135,7 +137,9 @@ impl DeviceTrust {
             .device(&pending.user_id)?
             .ok_or(DeviceTrustError::NotEnrolledOnThisDevice)?;
         let proof = self.login_proof(&record, &challenge, prompt).await?;
-        let result = self.redeem(&record, &challenge_id, &proof).await;
+        let result = self
+            .redeem(&record, &challenge_id, &proof, pending.started)
+            .await;
         if !matches!(result, Err(DeviceTrustError::BiometricCancelled)) {
             self.clear_pending();
         }
@@ -149,6 +153,7 @@ impl DeviceTrust {
         user_id: &str,
         prompt: PromptText,
     ) -> Result<SignInStep> {
+        let started = self.sign_in_started();
         let user_key = user_id.to_ascii_lowercase();
         let record = self
             .inner
@@ -180,7 +185,8 @@ impl DeviceTrust {
         let proof = self
             .login_proof(&record, &challenge.challenge, prompt)
             .await?;
-        self.redeem(&record, &challenge.challenge_id, &proof).await
+        self.redeem(&record, &challenge.challenge_id, &proof, started)
+            .await
     }
 }
 
@@ -224,6 +230,7 @@ impl DeviceTrust {
         record: &DeviceRecord,
         challenge_id: &str,
         proof: &str,
+        started: u64,
     ) -> Result<SignInStep> {
         let body = json!({"challenge_id": challenge_id, "proof": proof});
         match self
@@ -240,11 +247,11 @@ impl DeviceTrust {
         {
             Ok(reply) => {
                 let session = session_in(&reply)?;
-                self.signed_in(session).await
+                self.signed_in(session, started).await
             }
             Err(CallError::Api(e)) if e.code == "step_up_required" => {
                 let login_id = e.login_id.clone().unwrap_or_default();
-                self.set_pending(login_id, &record.enrolment.user_id, None);
+                self.set_pending(login_id, &record.enrolment.user_id, started, None);
                 Ok(SignInStep::SecondFactorRequired {
                     otp_options: otp_options(&e.methods),
                     this_device_can_approve: false,
@@ -262,14 +269,14 @@ impl DeviceTrust {
         }
     }
 
-    async fn next_step(&self, user_id: &str, step: WireStep) -> Result<SignInStep> {
+    async fn next_step(&self, user_id: &str, started: u64, step: WireStep) -> Result<SignInStep> {
         match step {
             WireStep::EnrolmentRequired {
                 login_id,
                 expires_at,
                 profile,
             } => {
-                self.set_pending(login_id, user_id, None);
+                self.set_pending(login_id, user_id, started, None);
                 Ok(SignInStep::EnrolmentRequired {
                     name: profile.name,
                     email: profile.email,
@@ -290,7 +297,7 @@ impl DeviceTrust {
                     WireMethod::Otp { .. } | WireMethod::Unknown => None,
                 });
                 let can_approve = device.is_some() && self.inner.state.device(user_id)?.is_some();
-                self.set_pending(login_id, user_id, device.filter(|_| can_approve));
+                self.set_pending(login_id, user_id, started, device.filter(|_| can_approve));
                 Ok(SignInStep::SecondFactorRequired {
                     otp_options: otp_options(&methods),
                     this_device_can_approve: can_approve,
@@ -300,7 +307,7 @@ impl DeviceTrust {
             }
             WireStep::Authenticated { session } => {
                 self.clear_pending();
-                self.signed_in(session).await
+                self.signed_in(session, started).await
             }
         }
     }

@@ -31,6 +31,16 @@ final class ApplePlatformTests: XCTestCase {
         XCTAssertTrue(reason.contains("-50"), reason)
     }
 
+    /// The Keychain before the first unlock is "not now": the SDK keeps a
+    /// sealed session on `BiometricUnavailable` and deletes it on `Other`.
+    func testALockedKeychainIsNotNowNotBroken() {
+        guard case .BiometricUnavailable(let reason) = keychainError(errSecInteractionNotAllowed, "reading the session key") else {
+            return XCTFail("a locked keychain must not delete the sealed session")
+        }
+        XCTAssertTrue(reason.contains("locked"), reason)
+        guard case .Other = keychainError(errSecMissingEntitlement, "reading the session key") else { return XCTFail("entitlement") }
+    }
+
     func testLocalAuthenticationCodesMapOneByOne() {
         let la = LAError.errorDomain
         for code: LAError.Code in [.userCancel, .appCancel, .systemCancel, .userFallback, .invalidContext] {

@@ -13,8 +13,9 @@ import Security
 /// Called by the SDK from its own threads (the methods are synchronous and
 /// show no UI). Errors: no key when opening → `KeyNotFound` (the sealed
 /// session cannot be opened any more: sign in again); altered or foreign
-/// bytes → `Other`; keychain locked before the first unlock → `Other`
-/// (temporary: keep the sealed bytes).
+/// bytes → `Other`; keychain locked before the first unlock →
+/// `BiometricUnavailable` (temporary: the SDK keeps the sealed bytes and
+/// tries again at its next call; on `Other` it would delete them).
 public final class KeychainSessionSealer: SessionSealer, @unchecked Sendable {
     /// Bound into every seal: bytes sealed for something else with the same key never open here.
     private static let associatedData = Data("devicetrust.session.v1".utf8)

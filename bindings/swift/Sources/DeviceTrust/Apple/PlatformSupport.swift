@@ -117,8 +117,11 @@ func keychainError(_ status: OSStatus, _ what: String) -> PlatformKeyError {
     switch status {
     case errSecInteractionNotAllowed:
         // Before the first unlock after a restart (or a locked phone for
-        // WhenUnlocked items): temporary, the item is still there.
-        return .Other(reason: "\(what): the keychain is locked until the phone is unlocked (\(osStatusDescription(status)))")
+        // WhenUnlocked items): temporary, the item is still there. Not
+        // `Other`: the SDK deletes a sealed session whose `open` fails with
+        // `Other` (signing the user out after every reboot that launches the
+        // app in the background), and keeps it on `BiometricUnavailable`.
+        return .BiometricUnavailable(reason: "\(what): the keychain is locked until the phone is unlocked (\(osStatusDescription(status)))")
     case errSecMissingEntitlement:
         return .Other(reason: "\(what): the app lacks the keychain entitlement (code signing / keychain-access-groups; \(osStatusDescription(status)))")
     default:

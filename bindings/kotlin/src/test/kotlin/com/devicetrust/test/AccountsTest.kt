@@ -218,4 +218,22 @@ class AccountsTest {
             assertFalse(sdk.accounts().of("kt.lost").signedIn)
         }
     }
+
+    @Test fun `an observer that throws does not fail the sign-in it is told of`() = runBlocking {
+        server.addUser("kt.throws")
+        val calls = AtomicInteger()
+        val throws = object : SessionObserver {
+            override fun sessionChanged(userId: String, session: SessionInfo?) {
+                calls.incrementAndGet()
+                throw IllegalStateException("the app's observer has a bug")
+            }
+        }
+        Phone().open(observer = throws).use { sdk ->
+            // Kept before the observer is told: an error here would leave the
+            // app showing a failure while signed in.
+            assertEquals("kt.throws", firstSignIn(sdk, "kt.throws").userId)
+            assertEquals("kt.throws", sdk.session()!!.userId)
+            assertTrue(calls.get() >= 1)
+        }
+    }
 }

@@ -87,6 +87,9 @@ class ApiTest {
         assertEquals("the code has expired: ask for a new one", DeviceTrustException.OtpExpired().message)
         assertEquals("you are signed out: sign in again", DeviceTrustException.NotSignedIn().localizedMessage)
         assertEquals("cancelled by the user", PlatformKeyException.Cancelled().message)
+        // A platform error without words (an exception with no message).
+        assertTrue(!PlatformKeyException.Other("").message.isNullOrBlank())
+        assertTrue(!DeviceTrustException.KeyStore("").message!!.trimEnd().endsWith(":"))
         var units = 0
         for (variant in DeviceTrustException::class.java.declaredClasses) {
             val unit = variant.constructors.singleOrNull { it.parameterCount == 0 } ?: continue
