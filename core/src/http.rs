@@ -519,6 +519,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        // Would carry the bearer token to another host if it were.
+        let (url, seen) = one_shot(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:9/steal\r\ncontent-length: 0\r\n\r\n"
+                .into(),
+        )
+        .await;
+        let http = Http::new(&config(&url)).unwrap();
+        match http
+            .call::<Value>(Method::POST, "/v1/a", None, Some("dta_tok"), Repeat::Once)
+            .await
+        {
+            Err(CallError::Api(e)) => assert_eq!(e.status, 307),
+            other => panic!("{other:?}"),
+        }
+        assert!(seen.await.unwrap().starts_with("POST /v1/a "));
+    }
+
+    #[tokio::test]
     async fn a_refused_connection_and_a_silent_server_are_retryable_network_errors() {
         // Bound then dropped: nothing listens there.
         let port = TcpListener::bind("127.0.0.1:0")
