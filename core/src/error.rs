@@ -265,14 +265,6 @@ pub(crate) fn from_server(e: ServerError) -> DeviceTrustError {
     }
 }
 
-impl From<rusqlite::Error> for DeviceTrustError {
-    fn from(e: rusqlite::Error) -> Self {
-        DeviceTrustError::LocalStorage {
-            reason: e.to_string(),
-        }
-    }
-}
-
 pub type Result<T, E = DeviceTrustError> = std::result::Result<T, E>;
 
 /// A reason as shown in a message: a platform may give none (an exception

@@ -1,14 +1,28 @@
-//! HTTP to the server: reqwest over rustls with ring (no OpenSSL, no
-//! aws-lc: it cross-compiles to Android and iOS with nothing but cargo),
-//! Mozilla's roots (webpki-roots) plus optional SPKI pins, timeouts, and
-//! retries with back-off for requests that are safe to repeat.
+//! HTTP to the server: hyper's HTTP/1.1 client (hyper-util's pooled
+//! client, hyper-rustls) over rustls with ring (no OpenSSL, no aws-lc: it
+//! cross-compiles to Android and iOS with nothing but cargo), Mozilla's
+//! roots (webpki-roots) plus optional SPKI pins, timeouts, and retries with
+//! back-off for requests that are safe to repeat. Not reqwest: the SDK sends
+//! a few small JSON requests to one host, and reqwest's URL parsing (IDNA
+//! tables), redirects, proxies and middleware cost ~200 KB of the mobile
+//! library (docs/PERFORMANCE.md, "Mobile library size").
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use reqwest::Method;
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+pub(crate) use http::Method;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -47,9 +61,16 @@ pub(crate) enum CallError {
 }
 
 pub(crate) struct Http {
-    client: reqwest::Client,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
+    /// The whole exchange: connection, request, answer's body.
+    timeout: Duration,
 }
+
+/// A request's outcome before decoding: status and body.
+type Exchange<'a> = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), CallError>> + Send + 'a>>;
+
+const AGENT: &str = concat!("devicetrust-core/", env!("CARGO_PKG_VERSION"));
 
 /// Checks the chain as usual, then requires a certificate of a chain that
 /// verifies (leaf, intermediates, trust anchor) to carry a pinned public
@@ -223,8 +244,8 @@ fn tls_config(config: &Config) -> Result<rustls::ClientConfig, DeviceTrustError>
 }
 
 /// Whether an error's chain holds a TLS failure (retrying cannot fix it).
-fn is_tls_failure(err: &reqwest::Error) -> Option<String> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
     while let Some(e) = next {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
@@ -241,18 +262,15 @@ fn is_tls_failure(err: &reqwest::Error) -> Option<String> {
     None
 }
 
-fn transport_error(err: reqwest::Error) -> DeviceTrustError {
-    if let Some(tls) = is_tls_failure(&err) {
+fn transport_error(err: &(dyn std::error::Error + 'static)) -> DeviceTrustError {
+    if let Some(tls) = tls_failure(err) {
         return DeviceTrustError::network(false, format!("TLS: {tls}"));
     }
-    if err.is_timeout() {
-        return DeviceTrustError::network(true, "the server did not answer in time");
-    }
-    if err.is_connect() {
+    let connect = err
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(|e| e.is_connect());
+    if connect {
         return DeviceTrustError::network(true, "the server cannot be reached");
-    }
-    if err.is_builder() {
-        return DeviceTrustError::network(false, format!("request not sent: {err}"));
     }
     DeviceTrustError::network(true, format!("the connection failed: {err}"))
 }
@@ -271,22 +289,41 @@ impl Http {
                 "server_url must use https:// (allow_insecure_http is for local development only)",
             ));
         }
-        // reqwest insists on a process-wide rustls provider even when it is
-        // handed a complete config; install ring unless the app chose one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(config)?)
-            .https_only(!config.allow_insecure_http)
-            .timeout(config.request_timeout())
-            .connect_timeout(config.connect_timeout())
-            .user_agent(concat!("devicetrust-core/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| DeviceTrustError::invalid(format!("HTTP client: {e}")))?;
-        Ok(Http { client, base })
+        // hyper's `Uri` takes ASCII only (no IDNA tables in the library).
+        if base
+            .parse::<http::Uri>()
+            .map_or(true, |u| u.host().is_none())
+        {
+            return Err(DeviceTrustError::invalid(
+                "server_url is not a URL with an ASCII (punycode) host name",
+            ));
+        }
+        let mut tcp = HttpConnector::new();
+        // The scheme is the TLS layer's business (below).
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(config.connect_timeout()));
+        tcp.set_nodelay(true);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(config)?);
+        let tls = if config.allow_insecure_http {
+            tls.https_or_http()
+        } else {
+            tls.https_only()
+        };
+        let connector = tls.enable_http1().wrap_connector(tcp);
+        // Idle connections close after hyper-util's default 90 s; the timer
+        // is what enforces it.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Http {
+            client,
+            base,
+            timeout: config.request_timeout(),
+        })
     }
 
     /// Sends one request; repeats it with back-off only when `repeat` says
-    /// that is safe and the failure is transient.
+    /// that is safe and the failure is transient; reads a JSON answer.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -295,6 +332,24 @@ impl Http {
         token: Option<&str>,
         repeat: Repeat,
     ) -> Result<T, CallError> {
+        // Only the last step is per answer type: the request, retries and
+        // transport are compiled once, behind a boxed future, instead of once
+        // per type (26 copies of ~3 KB in the mobile library otherwise).
+        let exchange: Exchange<'_> = Box::pin(self.exchange(method, path, body, token, repeat));
+        let (status, bytes) = exchange.await?;
+        // 204 has no body; callers that expect none ask for `Value`.
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| unreadable(status, e))
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        repeat: Repeat,
+    ) -> Result<(u16, Vec<u8>), CallError> {
         let mut attempt = 1;
         loop {
             let result = self.once(method.clone(), path, body, token).await;
@@ -315,67 +370,301 @@ impl Http {
         }
     }
 
-    async fn once<T: DeserializeOwned>(
+    async fn once(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
         token: Option<&str>,
-    ) -> Result<T, CallError> {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(transport_error(e)))?;
-        let status = resp.status().as_u16();
-        let too_large = || {
-            CallError::Transport(DeviceTrustError::Server {
-                status,
-                code: "response_too_large".into(),
-                reason: format!("the server's answer is over {MAX_RESPONSE_BYTES} bytes"),
-            })
+    ) -> Result<(u16, Vec<u8>), CallError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(USER_AGENT, AGENT)
+            .header(ACCEPT, "application/json");
+        let payload = match body {
+            Some(b) => {
+                req = req.header(CONTENT_TYPE, "application/json");
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
         };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(too_large());
+        if let Some(t) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                CallError::Transport(DeviceTrustError::network(
+                    false,
+                    "request not sent: the token is not a header value",
+                ))
+            })?;
+            // Kept out of hyper's debug output.
+            value.set_sensitive(true);
+            req = req.header(AUTHORIZATION, value);
         }
-        // Read chunk by chunk: a missing or lying content-length is bounded too.
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| CallError::Transport(transport_error(e)))?
-        {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+        let req = req.body(Full::new(payload)).map_err(|e| {
+            CallError::Transport(DeviceTrustError::network(
+                false,
+                format!("request not sent: {e}"),
+            ))
+        })?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| CallError::Transport(transport_error(&e)))?;
+            let status = resp.status().as_u16();
+            let too_large = || {
+                CallError::Transport(DeviceTrustError::Server {
+                    status,
+                    code: "response_too_large".into(),
+                    reason: format!("the server's answer is over {MAX_RESPONSE_BYTES} bytes"),
+                })
+            };
+            if resp
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+            {
                 return Err(too_large());
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            // Read chunk by chunk: a missing or lying content-length is bounded too.
+            let mut body = resp.into_body();
+            let mut bytes = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| CallError::Transport(transport_error(&e)))?;
+                if let Ok(chunk) = frame.into_data() {
+                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            Ok::<_, CallError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                CallError::Transport(DeviceTrustError::network(
+                    true,
+                    "the server did not answer in time",
+                ))
+            })??;
         if !(200..300).contains(&status) {
             return Err(CallError::Api(ServerError::from_body(status, &bytes)));
         }
-        // 204 has no body; callers that expect none ask for `Value`.
-        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(bytes).map_err(|e| {
-            CallError::Transport(DeviceTrustError::Server {
-                status,
-                code: "unreadable_response".into(),
-                reason: e.to_string(),
-            })
-        })
+        Ok((status, Vec::from(bytes)))
     }
+}
+
+fn unreadable(status: u16, e: serde_json::Error) -> CallError {
+    CallError::Transport(DeviceTrustError::Server {
+        status,
+        code: "unreadable_response".into(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn config(url: &str) -> Config {
+        let mut c = Config::new(url, "https://rp.test", "/nonexistent");
+        c.allow_insecure_http = true;
+        c.request_timeout_ms = 500;
+        c.connect_timeout_ms = 500;
+        c
+    }
+
+    fn reason(e: CallError) -> (bool, String) {
+        match e {
+            CallError::Transport(DeviceTrustError::Network { retryable, reason }) => {
+                (retryable, reason)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_urls_hyper_can_reach_are_accepted() {
+        for bad in [
+            "https://bänk.example",
+            "https://",
+            "ftp://x.example",
+            "https://a b",
+        ] {
+            let mut c = config(bad);
+            c.allow_insecure_http = false;
+            assert!(
+                matches!(Http::new(&c), Err(DeviceTrustError::InvalidInput { .. })),
+                "{bad}"
+            );
+        }
+        let mut c = config("http://127.0.0.1:1");
+        c.allow_insecure_http = false;
+        assert!(matches!(
+            Http::new(&c),
+            Err(DeviceTrustError::InvalidInput { .. })
+        ));
+        assert!(Http::new(&config("https://xn--bnk-qla.example/")).is_ok());
+    }
+
+    fn json_answer(status: u16, json: &str) -> String {
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+            json.len()
+        )
+    }
+
+    /// Answers one request with `answer` and hands back what it read.
+    async fn one_shot(answer: String) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers, then the announced body.
+            loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    if seen.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8(seen).unwrap()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn a_request_carries_its_json_token_and_agent_and_reads_the_answer() {
+        let (url, seen) = one_shot(json_answer(200, r#"{"ok":true}"#)).await;
+        let http = Http::new(&config(&url)).unwrap();
+        let body = serde_json::json!({"user_id": "ann"});
+        let answer: Value = http
+            .call(
+                Method::POST,
+                "/v1/x",
+                Some(&body),
+                Some("dta_tok"),
+                Repeat::Once,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({"ok": true}));
+        let seen = seen.await.unwrap();
+        assert!(seen.starts_with("POST /v1/x HTTP/1.1\r\n"), "{seen}");
+        assert!(seen.contains("authorization: Bearer dta_tok\r\n"), "{seen}");
+        assert!(
+            seen.contains("content-type: application/json\r\n"),
+            "{seen}"
+        );
+        assert!(seen.contains(&format!("user-agent: {AGENT}\r\n")), "{seen}");
+        assert!(seen.ends_with("{\"user_id\":\"ann\"}"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn no_content_reads_as_null_and_an_error_answer_as_the_servers_error() {
+        let (url, _) = one_shot("HTTP/1.1 204 No Content\r\n\r\n".into()).await;
+        let http = Http::new(&config(&url)).unwrap();
+        let answer: Value = http
+            .call(Method::DELETE, "/v1/y", None, None, Repeat::Once)
+            .await
+            .unwrap();
+        assert_eq!(answer, Value::Null);
+
+        let (url, _) = one_shot(json_answer(
+            401,
+            r#"{"error":{"code":"invalid_token","message":"expired"}}"#,
+        ))
+        .await;
+        let http = Http::new(&config(&url)).unwrap();
+        match http
+            .call::<Value>(Method::GET, "/v1/z", None, None, Repeat::Safe)
+            .await
+        {
+            Err(CallError::Api(e)) => {
+                assert_eq!((e.status, e.code.as_str()), (401, "invalid_token"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        // Would carry the bearer token to another host if it were.
+        let (url, seen) = one_shot(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:9/steal\r\ncontent-length: 0\r\n\r\n"
+                .into(),
+        )
+        .await;
+        let http = Http::new(&config(&url)).unwrap();
+        match http
+            .call::<Value>(Method::POST, "/v1/a", None, Some("dta_tok"), Repeat::Once)
+            .await
+        {
+            Err(CallError::Api(e)) => assert_eq!(e.status, 307),
+            other => panic!("{other:?}"),
+        }
+        assert!(seen.await.unwrap().starts_with("POST /v1/a "));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_and_a_silent_server_are_retryable_network_errors() {
+        // Bound then dropped: nothing listens there.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let http = Http::new(&config(&format!("http://127.0.0.1:{port}"))).unwrap();
+        let e = http
+            .call::<Value>(Method::GET, "/", None, None, Repeat::Once)
+            .await
+            .unwrap_err();
+        assert_eq!(reason(e), (true, "the server cannot be reached".into()));
+
+        // Accepts, reads, never answers: the request timeout ends it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let _hold = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(socket);
+        });
+        let http = Http::new(&config(&url)).unwrap();
+        let started = std::time::Instant::now();
+        let e = http
+            .call::<Value>(Method::GET, "/", None, None, Repeat::Once)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            reason(e),
+            (true, "the server did not answer in time".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod answer_bounds {
     use super::*;
     use crate::test_server::{serve, Reply};
 

@@ -637,7 +637,7 @@ async fn local_state_survives_an_app_restart() {
     ));
     // No secret in the state folder: no token is ever written there.
     let session = srv.sign_in_with_otp("restart", None).await;
-    let state = std::fs::read(phone.dir.path().join("state/devicetrust-state.db")).unwrap();
+    let state = std::fs::read(phone.dir.path().join("state/devicetrust-state.json")).unwrap();
     let needle = &session["refresh_token"].as_str().unwrap().as_bytes()[..12];
     assert!(!state.windows(needle.len()).any(|w| w == needle));
     srv.stop().await;

@@ -1,7 +1,7 @@
 //! `Account`: what a signed-in card holder manages — profile, password,
 //! e-mail, mobile, security code, cards, security events.
 
-use reqwest::Method;
+use crate::http::Method;
 use serde_json::{json, Value};
 
 use super::{user_profile, DeviceTrust};

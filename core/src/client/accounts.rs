@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::Method;
+use crate::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -1,9 +1,9 @@
 //! Trusted devices: enabling biometric sign-in on this phone, the device
 //! list, removal, and what this phone remembers without asking the server.
 
+use crate::http::Method;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{map_call, now, DeviceTrust};

@@ -1,7 +1,7 @@
 //! Becoming a user: the password policy, and setting up online access from
 //! a card ("create a user ID and password with your card details").
 
-use reqwest::Method;
+use crate::http::Method;
 use serde_json::json;
 
 use super::DeviceTrust;

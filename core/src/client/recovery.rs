@@ -1,7 +1,7 @@
 //! `Recovery`: getting back in with the security code — the forgotten
 //! user ID by e-mail, and a password reset confirmed by a one-time code.
 
-use reqwest::Method;
+use crate::http::Method;
 use serde_json::{json, Value};
 
 use super::{map_call, now, otp_options, DeviceTrust, Flow, PendingRecovery};

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use reqwest::Method;
+use crate::http::Method;
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 

@@ -1,7 +1,7 @@
 //! Signing in: the password step machine (enrolment, OTP, approval by this
 //! phone) and biometric sign-in.
 
-use reqwest::Method;
+use crate::http::Method;
 use serde_json::{json, Value};
 
 use super::{map_call, now, otp_options, session_in, DeviceTrust, Flow};
