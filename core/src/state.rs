@@ -189,6 +189,22 @@ fn record(user_id: &str, d: &DeviceEntry) -> DeviceRecord {
     }
 }
 
+/// Creates the state folder (and missing parents) readable by the app
+/// alone: on a desktop (Python, the terminal sample) its file holds
+/// accounts' names, e-mails and sealed sessions, and a phone's app sandbox
+/// is not there to hide them. A folder that exists is the app's choice and
+/// is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 pub(crate) struct LocalState {
     dir: PathBuf,
     path: PathBuf,
@@ -198,7 +214,7 @@ impl LocalState {
     /// Creates the folder and checks that its state file (if any) is one
     /// this SDK reads, so a damaged file fails at construction.
     pub fn open(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| storage_error("cannot create", dir, e))?;
+        create_private_dir(dir).map_err(|e| storage_error("cannot create", dir, e))?;
         let state = LocalState {
             dir: dir.to_owned(),
             path: dir.join(FILE),
@@ -651,5 +667,16 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_the_sdk_creates_is_private_to_the_app() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        LocalState::open(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }
