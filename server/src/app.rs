@@ -681,7 +681,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(doc));
     let metrics = state.metrics.clone();
-    request_layers(router.with_state(state), metrics, internal_error)
+    let trusted = state.settings().trusted_proxies.clone();
+    request_layers(router.with_state(state), metrics, &trusted, internal_error)
 }
 
 fn internal_error() -> AxumResponse {
@@ -696,7 +697,8 @@ fn internal_error() -> AxumResponse {
 ///   client does (a counted attempt always reaches its audit line);
 /// - the 16 KiB body cap;
 /// - a panic becomes `internal` (500), answered by `internal`;
-/// - metrics, request ids and a trace span with method, path and id only.
+/// - metrics, the exported span (`ops::trace`), request ids and a log span
+///   with method, path and id only.
 ///
 /// The body timeout (408 after `body_timeout`) is the accept loop's
 /// (`http_server::run_with_tls`), with the listener's limits, so it covers
@@ -705,6 +707,7 @@ fn internal_error() -> AxumResponse {
 pub fn request_layers(
     router: Router,
     metrics: Arc<crate::ops::metrics::Metrics>,
+    trusted_proxies: &[ipnet::IpNet],
     internal: fn() -> AxumResponse,
 ) -> Router {
     router
@@ -715,6 +718,12 @@ pub fn request_layers(
         .layer(middleware::from_fn_with_state(
             metrics,
             crate::ops::metrics::track,
+        ))
+        // The exported span (off unless `--otlp-endpoint`); a trusted
+        // proxy's `traceparent` is its parent.
+        .layer(middleware::from_fn_with_state(
+            Arc::<[ipnet::IpNet]>::from(trusted_proxies),
+            crate::ops::trace::server_span,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

@@ -199,6 +199,7 @@ impl Metrics {
             Unit::Seconds,
             storage_duration.clone(),
         );
+        crate::ops::trace::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -363,7 +364,7 @@ impl Metrics {
 
 /// The standard methods by name; anything else (extension methods are
 /// unbounded) as `other`.
-fn method_label(m: &Method) -> &'static str {
+pub(crate) fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::POST => "POST",
