@@ -46,6 +46,34 @@ struct Args {
     /// DEVICETRUST_TEST_DATABASE); requests are spread over them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
     instances: u64,
+    /// Export traces (docs/OPERATIONS.md, "Traces") to an OTLP sink this
+    /// process starts on loopback, which reads and discards each batch: what
+    /// export costs the server, against a collector that keeps up.
+    #[arg(long)]
+    trace_sink: bool,
+}
+
+/// A loopback OTLP/HTTP endpoint that reads every batch and drops it;
+/// returns its URL and the bytes it received.
+async fn trace_sink() -> (String, Arc<AtomicUsize>) {
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let seen = bytes.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(body.len(), Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the trace sink");
+    let url = format!("http://{}", listener.local_addr().expect("sink address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, bytes)
 }
 
 fn ring_verify_rate() -> f64 {
@@ -77,6 +105,18 @@ fn ring_verify_rate() -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let tracing = if args.trace_sink {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let (url, bytes) = trace_sink().await;
+        let url = devicetrust_server::ops::trace::parse_endpoint(&url).expect("sink URL");
+        let (layer, exporter) = devicetrust_server::ops::trace::layer(&url).expect("exporter");
+        tracing_subscriber::registry().with(layer).init();
+        eprintln!("trace export: on, to a loopback sink");
+        Some((exporter, bytes))
+    } else {
+        None
+    };
     let backend = match devicetrust_e2e::test_database() {
         Some(_) => "PostgreSQL",
         None => "SQLite synchronous=FULL",
@@ -240,6 +280,13 @@ async fn main() {
         );
     }
     println!("  ring ES256 verify, one core, same run: {verify_rate:.0} /s");
+    if let Some((exporter, bytes)) = tracing {
+        exporter.shutdown().await;
+        println!(
+            "  trace export  {} bytes of OTLP received by the sink",
+            bytes.load(Ordering::Relaxed)
+        );
+    }
     drop(srv);
     if let Ok(servers) = Arc::try_unwrap(servers) {
         for srv in servers {
