@@ -710,20 +710,25 @@ pub fn request_layers(
     trusted_proxies: &[ipnet::IpNet],
     internal: fn() -> AxumResponse,
 ) -> Router {
+    let router = router.layer(middleware::from_fn_with_state(internal, run_to_completion));
+    // The exported span, when export is on (`--otlp-endpoint`, installed
+    // before any router is built); a trusted proxy's `traceparent` is its
+    // parent. Off, the layer is not there at all: nothing to pay per request.
+    let router = if crate::ops::trace::enabled() {
+        router.layer(middleware::from_fn_with_state(
+            Arc::<[ipnet::IpNet]>::from(trusted_proxies),
+            crate::ops::trace::server_span,
+        ))
+    } else {
+        router
+    };
     router
-        .layer(middleware::from_fn_with_state(internal, run_to_completion))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CatchPanicLayer::custom(move |_| internal()))
         // Inside the router, where the matched route template is known.
         .layer(middleware::from_fn_with_state(
             metrics,
             crate::ops::metrics::track,
-        ))
-        // The exported span (off unless `--otlp-endpoint`); a trusted
-        // proxy's `traceparent` is its parent.
-        .layer(middleware::from_fn_with_state(
-            Arc::<[ipnet::IpNet]>::from(trusted_proxies),
-            crate::ops::trace::server_span,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

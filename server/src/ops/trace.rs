@@ -45,8 +45,8 @@ pub const TARGET: &str = "devicetrust::trace";
 /// dropped: a collector that hangs must not hold the export thread long.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Set once the exporter is installed; while false the per-request
-/// middleware does nothing but read it.
+/// Set once the exporter is installed, which is before any router is
+/// built: while false, `app::request_layers` does not add the span layer.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
