@@ -702,7 +702,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(doc));
     let metrics = state.metrics.clone();
-    request_layers(router.with_state(state), metrics, internal_error)
+    let trusted = state.settings().trusted_proxies.clone();
+    request_layers(router.with_state(state), metrics, &trusted, internal_error)
 }
 
 fn internal_error() -> AxumResponse {
@@ -717,7 +718,8 @@ fn internal_error() -> AxumResponse {
 ///   client does (a counted attempt always reaches its audit line);
 /// - the 16 KiB body cap;
 /// - a panic becomes `internal` (500), answered by `internal`;
-/// - metrics, request ids and a trace span with method, path and id only.
+/// - metrics, the exported span (`ops::trace`), request ids and a log span
+///   with method, path and id only.
 ///
 /// The body timeout (408 after `body_timeout`) is the accept loop's
 /// (`http_server::run_with_tls`), with the listener's limits, so it covers
@@ -726,10 +728,22 @@ fn internal_error() -> AxumResponse {
 pub fn request_layers(
     router: Router,
     metrics: Arc<crate::ops::metrics::Metrics>,
+    trusted_proxies: &[ipnet::IpNet],
     internal: fn() -> AxumResponse,
 ) -> Router {
+    let router = router.layer(middleware::from_fn_with_state(internal, run_to_completion));
+    // The exported span, when export is on (`--otlp-endpoint`, installed
+    // before any router is built); a trusted proxy's `traceparent` is its
+    // parent. Off, the layer is not there at all: nothing to pay per request.
+    let router = if crate::ops::trace::enabled() {
+        router.layer(middleware::from_fn_with_state(
+            Arc::<[ipnet::IpNet]>::from(trusted_proxies),
+            crate::ops::trace::server_span,
+        ))
+    } else {
+        router
+    };
     router
-        .layer(middleware::from_fn_with_state(internal, run_to_completion))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(CatchPanicLayer::custom(move |_| internal()))
         // Inside the router, where the matched route template is known.

@@ -209,6 +209,10 @@ pub struct ServeArgs {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
     #[arg(long, env = "DEVICETRUST_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector base URL
+    /// (e.g. http://127.0.0.1:4318; `/v1/traces` is appended). Off by default.
+    #[arg(long, env = "DEVICETRUST_OTLP_ENDPOINT", value_parser = crate::ops::trace::parse_endpoint)]
+    pub otlp_endpoint: Option<reqwest::Url>,
 }
 
 /// Which risk policy judges sign-ins (docs/RISK.md).
@@ -604,6 +608,16 @@ fn parse_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// Runs a parsed command line.
+impl Cli {
+    /// `serve --otlp-endpoint`: where traces go, when anywhere.
+    pub fn otlp_endpoint(&self) -> Option<&reqwest::Url> {
+        match &self.command {
+            Command::Serve(args) => args.otlp_endpoint.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(&cli.database, *args).await,

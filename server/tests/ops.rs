@@ -1,7 +1,7 @@
 //! Operations, on the real binary: the configuration file's precedence and
-//! `config check`, the metrics listener, `--version`, and TLS with a
+//! `config check`, the metrics listener, `--version`, TLS with a
 //! certificate reloaded on SIGHUP while the process and its connections
-//! carry on.
+//! carry on, and the OTLP endpoint's precedence and flush on exit.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -368,4 +368,98 @@ async fn tls_certificate_reloads_on_sighup_without_a_restart() {
     assert!(srv.alive());
     assert_eq!(srv.child.id(), pid);
     assert!(!srv.log().contains("BEGIN"), "key material in the log");
+}
+
+/// A stand-in OTLP collector: counts the non-empty protobuf posts to
+/// `/v1/traces` (decoding them is `tests/tests/traces.rs`'s job).
+async fn collector() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let posts = Arc::new(AtomicUsize::new(0));
+    let seen = posts.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    if headers.get("content-type").and_then(|v| v.to_str().ok())
+                        == Some("application/x-protobuf")
+                        && !body.is_empty()
+                    {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, posts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_endpoint_precedence_and_the_queue_flushed_on_a_graceful_exit() {
+    use std::sync::atomic::Ordering;
+    provider();
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let (live, posts) = collector().await;
+    let (other, other_posts) = collector().await;
+    let config = dir.path().join("devicetrust.toml");
+    std::fs::write(&config, format!("otlp-endpoint = \"{other}\"\n")).unwrap();
+    let cfg = config.display().to_string();
+    // The environment beats the file; batches wait a minute, so whatever
+    // arrives was sent by the shutdown's flush.
+    let mut srv = start(
+        dir.path(),
+        &["--config", &cfg],
+        &[
+            ("DEVICETRUST_OTLP_ENDPOINT", live.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+        ],
+    );
+    let (status, _) = get(&http, &format!("{}/healthz", srv.base), None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(posts.load(Ordering::SeqCst), 0, "nothing before the flush");
+    srv.signal("-TERM");
+    let mut exited = false;
+    for _ in 0..200 {
+        if !srv.alive() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exited, "still running:\n{}", srv.log());
+    assert!(srv.log().contains("shut down cleanly"), "{}", srv.log());
+    assert!(
+        posts.load(Ordering::SeqCst) >= 1,
+        "the queued span was flushed"
+    );
+    assert_eq!(other_posts.load(Ordering::SeqCst), 0);
+    drop(srv);
+
+    // A flag beats both; `config check` refuses a bad endpoint in the file.
+    let srv = start(
+        dir.path(),
+        &["--config", &cfg, "--otlp-endpoint", &live],
+        &[("DEVICETRUST_OTLP_ENDPOINT", "not a url")],
+    );
+    let (status, _) = get(&http, &format!("{}/healthz", srv.base), None).await;
+    assert_eq!(status, 200);
+    drop(srv);
+    std::fs::write(
+        &config,
+        format!(
+            "otlp-endpoint = \"collector:4318\"\nrp-id = \"https://rp.example\"\noutbox = \"{}/o.jsonl\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["config", "check", "--config", &cfg], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("otlp-endpoint"), "{err}");
 }

@@ -53,6 +53,9 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// SQLite whatever the matrix says (the source of a `migrate`).
     pub sqlite: bool,
+    /// A notifier of the test's own instead of the outbox (e.g. a real
+    /// SMS webhook to an in-test gateway); `carrier_down` does not apply.
+    pub notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             server_key: None,
             clock: None,
             sqlite: false,
+            notifier: None,
         }
     }
 }
@@ -203,10 +207,13 @@ impl TestServer {
             settings: opts.settings,
             store: store.clone(),
             clock: Arc::new(clock.clone()),
-            notifier: Arc::new(SwitchedOutbox {
-                outbox: Outbox::new(&outbox),
-                down: opts.carrier_down.clone(),
-            }),
+            notifier: match opts.notifier {
+                Some(notifier) => notifier,
+                None => Arc::new(SwitchedOutbox {
+                    outbox: Outbox::new(&outbox),
+                    down: opts.carrier_down.clone(),
+                }),
+            },
             risk: match opts.risk {
                 Risk::Habits(config) => Arc::new(HabitsPolicy::new(store.clone(), config)),
                 Risk::Policy(policy) => policy,

@@ -144,13 +144,14 @@ fn html_page(title: &str, text: &str) -> String {
 /// accept loop adds the body timeout.
 pub fn router(state: AppState, mount: Mount) -> Router {
     let metrics = state.metrics().clone();
+    let trusted = state.settings().trusted_proxies.clone();
     let router = Router::new()
         .nest_service(PREFIX, service(state, mount))
         .route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
         .fallback(|| async { Failure::Api(ApiError::NotFound) })
         .method_not_allowed_fallback(|| async { Failure::Api(ApiError::MethodNotAllowed) })
         .layer(middleware::from_fn(guard));
-    crate::app::request_layers(router, metrics, internal_error_page)
+    crate::app::request_layers(router, metrics, &trusted, internal_error_page)
 }
 
 fn internal_error_page() -> Response {

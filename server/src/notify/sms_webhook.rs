@@ -128,9 +128,12 @@ impl SmsWebhook {
             carrier: CARRIER,
             detail,
         };
+        let mut trace = reqwest::header::HeaderMap::new();
+        crate::ops::trace::inject(&mut trace);
         let response = self
             .client
             .post(self.url.clone())
+            .headers(trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
             .body(body.to_vec())

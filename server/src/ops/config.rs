@@ -312,6 +312,51 @@ lockout-threshold = 4
     }
 
     #[test]
+    fn the_otlp_endpoint_follows_the_same_precedence_and_is_checked() {
+        let file = "otlp-endpoint = \"http://file-collector:4318\"\n";
+        let endpoint = |cli: Cli| serve(cli).1.otlp_endpoint.map(|u| u.to_string());
+        // Off unless set.
+        assert_eq!(endpoint(run("", &["serve"], &[]).unwrap()), None);
+        assert_eq!(
+            endpoint(run(file, &["serve"], &[]).unwrap()).as_deref(),
+            Some("http://file-collector:4318/")
+        );
+        assert_eq!(
+            endpoint(
+                run(
+                    file,
+                    &["serve", "--otlp-endpoint", "https://flag-collector/otlp"],
+                    &[]
+                )
+                .unwrap()
+            )
+            .as_deref(),
+            Some("https://flag-collector/otlp")
+        );
+        // A set variable keeps the file's value out (see above for why the
+        // real variable is not read here).
+        assert_eq!(
+            endpoint(
+                run(
+                    file,
+                    &["serve"],
+                    &[("DEVICETRUST_OTLP_ENDPOINT", "http://env-collector:4318")]
+                )
+                .unwrap()
+            ),
+            None
+        );
+        for bad in [
+            "collector:4318",
+            "ftp://c.example",
+            "http://user:pw@c.example",
+        ] {
+            let e = run(&format!("otlp-endpoint = \"{bad}\"\n"), &["serve"], &[]).unwrap_err();
+            assert!(e.to_string().contains("otlp-endpoint"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn other_commands_take_only_the_global_settings() {
         let cli = run(FILE, &["user", "unlock", "alice"], &[]).unwrap();
         assert_eq!(cli.database, "sqlite:///var/lib/devicetrust/file.db");

@@ -199,6 +199,7 @@ impl Metrics {
             Unit::Seconds,
             storage_duration.clone(),
         );
+        crate::ops::trace::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -231,7 +232,7 @@ impl Metrics {
         self.hash_wait.clone()
     }
 
-    pub(crate) fn observe_request(&self, method: &Method, route: String, status: u16, took: f64) {
+    pub fn observe_request(&self, method: &Method, route: String, status: u16, took: f64) {
         let method = method_label(method);
         self.request_duration
             .get_or_create(&RouteLabels {
@@ -248,7 +249,7 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn observe_storage(&self, op: &'static str, result: &'static str, took: Duration) {
+    pub fn observe_storage(&self, op: &'static str, result: &'static str, took: Duration) {
         self.storage_duration
             .get_or_create(&StorageLabels { op, result })
             .observe(took.as_secs_f64());
@@ -289,7 +290,7 @@ impl Metrics {
     /// security decision is already written down, so counting here covers
     /// every handler without touching them; the event and its reason are
     /// mapped onto closed sets (the reason may carry free text).
-    pub(crate) fn observe_event(&self, event: &str, reason: Option<&str>) {
+    pub fn observe_event(&self, event: &str, reason: Option<&str>) {
         let event_label = pick(event, EVENTS);
         self.security_events
             .get_or_create(&EventLabels { event: event_label })
@@ -363,7 +364,7 @@ impl Metrics {
 
 /// The standard methods by name; anything else (extension methods are
 /// unbounded) as `other`.
-fn method_label(m: &Method) -> &'static str {
+pub(crate) fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::POST => "POST",

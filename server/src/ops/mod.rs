@@ -6,6 +6,7 @@ pub mod health;
 pub mod metered_store;
 pub mod metrics;
 pub mod tls;
+pub mod trace;
 
 use std::sync::Arc;
 

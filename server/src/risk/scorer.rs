@@ -97,9 +97,12 @@ impl HttpScorer {
             "at": ctx.now,
         })
         .to_string();
+        let mut trace = reqwest::header::HeaderMap::new();
+        crate::ops::trace::inject(&mut trace);
         let mut request = self
             .client
             .post(self.url.clone())
+            .headers(trace)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(secret) = &self.secret {
             request = request.header(

@@ -11,6 +11,7 @@
 //! loadgen --url http://127.0.0.1:8080 --users 100000 --devices-per-user 2 --requests 20000
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,36 @@ struct RunArgs {
     /// half the cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     hash_concurrency: Option<u64>,
+    /// In-process: export traces (docs/OPERATIONS.md, "Traces") to an OTLP
+    /// sink this process starts on loopback, which reads and discards each
+    /// batch: what export costs the server, against a collector that keeps up.
+    #[arg(long)]
+    trace_sink: bool,
+}
+
+/// A loopback OTLP/HTTP endpoint that reads every batch and drops it;
+/// returns its URL and the bytes it received.
+async fn trace_sink() -> Result<(String, Arc<AtomicUsize>), LoadgenError> {
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let seen = bytes.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(body.len(), Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| LoadgenError::Setup(format!("trace sink: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| LoadgenError::Setup(format!("trace sink: {e}")))?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((format!("http://{addr}"), bytes))
 }
 
 /// Where the load goes, decided from the flags before anything starts.
@@ -146,10 +177,14 @@ fn plan(args: &RunArgs) -> Result<Plan, LoadgenError> {
     match &args.url {
         Some(url) => {
             let base = loadgen::loopback_base(url)?;
-            if args.instances != 1 || args.hash_concurrency.is_some() || args.risk != "habits" {
+            if args.instances != 1
+                || args.hash_concurrency.is_some()
+                || args.risk != "habits"
+                || args.trace_sink
+            {
                 return Err(LoadgenError::Usage(
-                    "--instances, --hash-concurrency and --risk set up the in-process server; \
-                     give them to the external server instead"
+                    "--instances, --hash-concurrency, --risk and --trace-sink set up the \
+                     in-process server; give them to the external server instead"
                         .into(),
                 ));
             }
@@ -175,6 +210,22 @@ fn run_config(args: &RunArgs, rp_id: String, server_pid: Option<u32>) -> RunConf
 }
 
 async fn in_process(args: &RunArgs) -> Result<Report, LoadgenError> {
+    // Before any server starts: its routers add the trace layer only when
+    // export is on.
+    let tracing = if args.trace_sink {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let (url, bytes) = trace_sink().await?;
+        let url =
+            devicetrust_server::ops::trace::parse_endpoint(&url).map_err(LoadgenError::Setup)?;
+        let (layer, exporter) = devicetrust_server::ops::trace::layer(&url)
+            .map_err(|e| LoadgenError::Setup(format!("trace exporter: {e}")))?;
+        tracing_subscriber::registry().with(layer).init();
+        eprintln!("trace export: on, to a loopback sink");
+        Some((exporter, bytes))
+    } else {
+        None
+    };
     let shared = if args.instances > 1 {
         let url = fresh_database().await.ok_or_else(|| {
             LoadgenError::Usage("--instances needs DEVICETRUST_TEST_DATABASE=postgres://…".into())
@@ -233,6 +284,13 @@ async fn in_process(args: &RunArgs) -> Result<Report, LoadgenError> {
     let report = loadgen::run(&target, &run_config(args, RP_ID.to_owned(), None)).await;
     for s in servers {
         s.stop().await;
+    }
+    if let Some((exporter, bytes)) = tracing {
+        exporter.shutdown().await;
+        eprintln!(
+            "trace export: {} bytes of OTLP received by the sink",
+            bytes.load(Ordering::Relaxed)
+        );
     }
     report
 }
