@@ -454,7 +454,7 @@ impl Http {
         if !(200..300).contains(&status) {
             return Err(CallError::Api(ServerError::from_body(status, &bytes)));
         }
-        Ok((status, Vec::from(bytes)))
+        Ok((status, bytes))
     }
 }
 
