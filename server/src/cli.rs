@@ -179,7 +179,8 @@ pub struct ServeArgs {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "DEVICETRUST_ACCESS_TTL", default_value_t = 900, value_parser = clap::value_parser!(i64).range(60..=86400))]
     pub access_ttl: i64,
-    /// Password hashes computed at once (default: half the cores).
+    /// Password hashes computed at once (default: every core; the hashing
+    /// threads run at nice 10, below device sign-ins).
     #[arg(long, env = "DEVICETRUST_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
     #[command(flatten)]

@@ -113,9 +113,11 @@ impl OtpKey {
     }
 }
 
-/// argon2id with the OWASP parameters, run on a bounded number of blocking
-/// threads so that a flood of password attempts queues here instead of
-/// starving device sign-ins, and is turned away once the queue is full.
+/// argon2id with the OWASP parameters, run on a bounded pool of dedicated
+/// threads at a lower scheduling priority (nice [`HASH_NICE`]): by default
+/// the pool has a thread per core so idle cores are used for hashing, while
+/// device sign-ins, on normal-priority threads, preempt it. A flood of
+/// password attempts queues here and is turned away once the queue is full.
 #[derive(Clone)]
 pub struct Hasher {
     inner: Arc<HasherInner>,
@@ -137,6 +139,73 @@ struct HasherInner {
     blocks: BlockPool,
     /// Where the time spent waiting for a slot is reported (metrics).
     waits: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
+    /// Feeds the hashing threads; dropping it (with the last `Hasher`) ends them.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The nice value of the hashing threads: below normal work, so a device
+/// sign-in is never queued behind a password hash on the same core.
+pub const HASH_NICE: i32 = 10;
+
+/// Starts `n` hashing threads taking jobs from one queue. At most `n` jobs
+/// are ever queued (the permits), so each finds a free thread at once.
+fn start_pool(n: usize) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    // The lock is held only while taking a job, not running it.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // A panicking job must not shrink the pool; its
+                        // caller sees the dropped answer as an internal error.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })?;
+    }
+    Ok(tx)
+}
+
+/// Lowers the calling thread's priority to [`HASH_NICE`] (never raises it:
+/// a process started under `nice 15` stays there). On Linux a nice value is
+/// per thread, so this leaves the runtime's threads alone.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id, no memory shared.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        let target = if *libc::__errno_location() == 0 {
+            now.max(HASH_NICE)
+        } else {
+            HASH_NICE
+        };
+        if libc::setpriority(libc::PRIO_PROCESS, tid, target) != 0 {
+            tracing::warn!("could not lower the priority of a password-hashing thread");
+        }
+    }
+}
+
+/// The calling thread's nice value (Linux; for tests).
+#[cfg(all(test, target_os = "linux"))]
+fn current_nice() -> i32 {
+    // SAFETY: as in `lower_priority`.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
 }
 
 /// Settings for the hashing pool.
@@ -160,8 +229,9 @@ impl Default for HasherConfig {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
-            // Leave at least one core for everything that is not a password.
-            concurrency: (cores / 2).max(1),
+            // Every core: the hashing threads run at a lower priority, so
+            // device sign-ins still get a core when they need one.
+            concurrency: cores.max(1),
             max_waiting: 256,
         }
     }
@@ -171,6 +241,8 @@ impl Default for HasherConfig {
 pub enum HashError {
     #[error("argon2 parameters rejected: {0}")]
     Params(String),
+    #[error("could not start the password-hashing threads: {0}")]
+    Threads(String),
 }
 
 impl Hasher {
@@ -187,6 +259,7 @@ impl Hasher {
             dummy_hash: String::new(),
             blocks: BlockPool::default(),
             waits: std::sync::OnceLock::new(),
+            jobs: start_pool(concurrency).map_err(|e| HashError::Threads(e.to_string()))?,
         };
         // A real hash of a random secret: verifying against it costs what a
         // real user's verification costs, so unknown users cannot be timed.
@@ -219,12 +292,20 @@ impl Hasher {
             h.observe(waited.elapsed().as_secs_f64());
         }
         let params = inner.params.clone();
-        tokio::task::spawn_blocking(move || {
-            let _held = (place, permit);
-            job(&params)
-        })
-        .await
-        .map_err(|_| ApiError::Internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        inner
+            .jobs
+            .send(Box::new(move || {
+                let held = (place, permit);
+                let out = job(&params);
+                // The slot is free before the caller hears the answer (and
+                // on a panic, `held` unwinds before `tx`).
+                drop(held);
+                let _ = tx.send(out);
+            }))
+            .map_err(|_| ApiError::Internal)?;
+        // A job that panicked drops `tx`: an internal error, not a hang.
+        rx.await.map_err(|_| ApiError::Internal)
     }
 
     /// Reports each hash's wait for a slot to `histogram` (the first one
@@ -390,6 +471,53 @@ fn verify_blocking(params: &Params, phc: &str, secret: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_defaults_to_every_core() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(HasherConfig::default().concurrency, cores);
+    }
+
+    /// The hashing runs on threads below normal priority, and only there:
+    /// the caller's own priority is untouched.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let hasher = Hasher::new(HasherConfig {
+            memory_kib: 64,
+            iterations: 1,
+            concurrency: 2,
+            ..HasherConfig::default()
+        })
+        .unwrap();
+        let caller = current_nice();
+        let (name, nice) = hasher
+            .run(|_| {
+                let name = std::thread::current().name().map(str::to_owned);
+                (name, current_nice())
+            })
+            .await
+            .unwrap();
+        assert!(name.unwrap().starts_with("argon2-"));
+        assert_eq!(nice, caller.max(HASH_NICE));
+        assert_eq!(current_nice(), caller);
+    }
+
+    /// A job that panics answers `Internal` and leaves the pool whole.
+    #[tokio::test]
+    async fn a_panicking_job_does_not_shrink_the_pool() {
+        let hasher = Hasher::new(HasherConfig {
+            memory_kib: 64,
+            iterations: 1,
+            concurrency: 1,
+            ..HasherConfig::default()
+        })
+        .unwrap();
+        let failed = hasher.run(|_| -> u8 { panic!("boom") }).await;
+        assert!(matches!(failed, Err(ApiError::Internal)));
+        assert_eq!(hasher.run(|_| 7u8).await.unwrap(), 7);
+        assert_eq!(hasher.queued(), 0);
+    }
 
     #[test]
     fn ids_and_tokens_carry_enough_entropy() {
