@@ -136,8 +136,8 @@ async fn concurrent_redemptions_of_one_token_open_one_session() {
         c.body["challenge"].as_str().unwrap(),
     );
     let body = json!({"challenge_id": c.body["challenge_id"], "proof": proof});
-    let barrier = Arc::new(tokio::sync::Barrier::new(8));
-    let tasks: Vec<_> = (0..8)
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (srv, body, barrier) = (srv.clone(), body.clone(), barrier.clone());
             tokio::spawn(async move {
