@@ -26,6 +26,13 @@ const MAC_LEN: usize = 16;
 const TOKEN_LEN: usize = RANDOM_LEN + EXPIRY_LEN + MAC_LEN;
 /// base64url without padding of `TOKEN_LEN` bytes.
 pub const TOKEN_CHARS: usize = (TOKEN_LEN * 4).div_ceil(3);
+/// How long a used token's row outlives the token. The token's expiry is
+/// judged by the redeeming instance's clock and the purge by the purging
+/// one's: without a margin, a purge on a clock a few seconds ahead (another
+/// instance, or this one before NTP steps it back) frees a token that a
+/// clock behind still accepts, and it can be redeemed again. Clocks further
+/// apart than this break more than challenges (sessions, OTP lives).
+pub const USED_ROW_GRACE_S: i64 = 600;
 /// Domain separation: a MAC made for another use of the key never matches.
 const PURPOSE: &[u8] = b"device-login v1";
 

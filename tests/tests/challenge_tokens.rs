@@ -136,8 +136,8 @@ async fn concurrent_redemptions_of_one_token_open_one_session() {
         c.body["challenge"].as_str().unwrap(),
     );
     let body = json!({"challenge_id": c.body["challenge_id"], "proof": proof});
-    let barrier = Arc::new(tokio::sync::Barrier::new(8));
-    let tasks: Vec<_> = (0..8)
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (srv, body, barrier) = (srv.clone(), body.clone(), barrier.clone());
             tokio::spawn(async move {
@@ -210,6 +210,45 @@ async fn used_tokens_are_purged_once_expired() {
     // Still within their lifetime: kept (a replay must find them).
     srv.store.purge_expired(now, RETENTION).await.unwrap();
     assert_eq!(srv.sql_i64("SELECT COUNT(*) FROM used_challenges").await, 3);
+    // Expired, but within the margin kept for clocks a little apart.
     srv.store.purge_expired(now + 121, RETENTION).await.unwrap();
+    assert_eq!(srv.sql_i64("SELECT COUNT(*) FROM used_challenges").await, 3);
+    let grace = devicetrust_server::challenge_token::USED_ROW_GRACE_S;
+    srv.store
+        .purge_expired(now + 121 + grace, RETENTION)
+        .await
+        .unwrap();
     assert_eq!(srv.sql_i64("SELECT COUNT(*) FROM used_challenges").await, 0);
+}
+
+/// Another instance's purge job, whose clock runs a little ahead (or this
+/// instance's, before NTP steps its clock back), must not free a used token
+/// that a clock a little behind still accepts: the purge keeps a margin.
+#[tokio::test]
+async fn a_purge_by_a_clock_slightly_ahead_does_not_free_a_used_token() {
+    let srv = TestServer::start().await;
+    let (_, device_id, key) = srv.user_with_device("token.skew").await;
+    let c = srv.challenge(&device_id).await;
+    let proof = key.login_proof(
+        RP_ID,
+        &device_id,
+        "token.skew",
+        c.body["challenge"].as_str().unwrap(),
+    );
+    // Redeemed in the last seconds of its life.
+    srv.clock.advance(118);
+    let first = redeem(&srv, &c.body["challenge_id"], proof.clone()).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    // A purge by a clock 5 s ahead: the token has expired by that clock.
+    let now = devicetrust_server::clock::Clock::now(&srv.clock);
+    srv.store.purge_expired(now + 5, RETENTION).await.unwrap();
+    let sessions = srv.sql_i64("SELECT COUNT(*) FROM sessions").await;
+    let replay = redeem(&srv, &c.body["challenge_id"], proof).await;
+    assert_eq!(
+        (replay.status, replay.code()),
+        (401, "challenge_invalid"),
+        "{:?}",
+        replay.body
+    );
+    assert_eq!(srv.sql_i64("SELECT COUNT(*) FROM sessions").await, sessions);
 }

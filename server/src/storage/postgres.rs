@@ -2507,7 +2507,10 @@ impl Store for PostgresStore {
             let mut n = 0u64;
             for (sql, before) in [
                 ("DELETE FROM challenges WHERE expires_at <= $1", now),
-                ("DELETE FROM used_challenges WHERE expires_at <= $1", now),
+                (
+                    "DELETE FROM used_challenges WHERE expires_at <= $1",
+                    now - crate::challenge_token::USED_ROW_GRACE_S,
+                ),
                 ("DELETE FROM registrations WHERE expires_at <= $1", now),
                 ("DELETE FROM logins WHERE expires_at <= $1", now),
                 ("DELETE FROM access_tokens WHERE expires_at <= $1", now),

@@ -2169,7 +2169,10 @@ impl Store for SqliteStore {
             let mut n = 0usize;
             for (sql, before) in [
                 ("DELETE FROM challenges WHERE expires_at <= ?1", now),
-                ("DELETE FROM used_challenges WHERE expires_at <= ?1", now),
+                (
+                    "DELETE FROM used_challenges WHERE expires_at <= ?1",
+                    now - crate::challenge_token::USED_ROW_GRACE_S,
+                ),
                 ("DELETE FROM registrations WHERE expires_at <= ?1", now),
                 ("DELETE FROM logins WHERE expires_at <= ?1", now),
                 ("DELETE FROM access_tokens WHERE expires_at <= ?1", now),
