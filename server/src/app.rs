@@ -163,6 +163,8 @@ pub struct Inner {
     pub(crate) challenge_keys: crate::challenge_token::ChallengeKeys,
     /// Prometheus metrics (docs/OPERATIONS.md).
     pub(crate) metrics: Arc<crate::ops::metrics::Metrics>,
+    /// `/readyz`'s last answer, shared by the probes of the next second.
+    pub(crate) readiness: crate::ops::health::ReadinessCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -248,6 +250,7 @@ impl AppState {
                 &c.server_key.derive(server_key::Purpose::ChallengeNonce),
             ),
             metrics,
+            readiness: Default::default(),
         })))
     }
 

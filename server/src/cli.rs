@@ -212,7 +212,7 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Export traces over OTLP/HTTP (protobuf) to this collector base URL
     /// (e.g. http://127.0.0.1:4318; `/v1/traces` is appended). Off by default.
-    #[arg(long, env = "DEVICETRUST_OTLP_ENDPOINT", value_parser = crate::ops::trace::parse_endpoint)]
+    #[arg(long, env = "DEVICETRUST_OTLP_ENDPOINT", value_parser = crate::ops::trace::EndpointParser)]
     pub otlp_endpoint: Option<reqwest::Url>,
 }
 

@@ -463,3 +463,82 @@ async fn otlp_endpoint_precedence_and_the_queue_flushed_on_a_graceful_exit() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("otlp-endpoint"), "{err}");
 }
+
+/// A credential put in the OTLP endpoint is refused, and the refusal does
+/// not repeat it: stderr goes to the journal, which more people read than
+/// the secret's owner (the flag, the variable and the file alike).
+#[test]
+fn a_refused_otlp_endpoint_does_not_echo_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = "https://otel-user:Sup3rS3cretPw@collector.example:4318";
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "otlp-endpoint = \"{bad}\"\nrp-id = \"https://rp.example\"\noutbox = \"{}/o.jsonl\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.display().to_string();
+    for (args, env) in [
+        (vec!["serve", "--otlp-endpoint", bad], vec![]),
+        (vec!["serve"], vec![("DEVICETRUST_OTLP_ENDPOINT", bad)]),
+        (vec!["config", "check", "--config", &cfg], vec![]),
+        (vec!["serve", "--config", &cfg], vec![]),
+    ] {
+        let (code, out, err) = run(&args, &env);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains("otlp-endpoint"), "{args:?}: {err}");
+        assert!(err.contains("credentials"), "{args:?}: {err}");
+        for secret in ["Sup3rS3cretPw", "otel-user"] {
+            assert!(!err.contains(secret), "{args:?} echoed {secret}: {err}");
+            assert!(!out.contains(secret), "{args:?} echoed {secret}: {out}");
+        }
+    }
+}
+
+/// `/readyz` is unauthenticated: a burst of probes must not become a burst
+/// of database round trips (each probe was a ping and a schema query).
+#[tokio::test]
+async fn a_burst_of_readiness_probes_does_not_hammer_the_database() {
+    provider();
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let srv = start(dir.path(), &[], &[]);
+    let url = format!("{}/readyz", srv.base);
+    let mut probes = tokio::task::JoinSet::new();
+    for _ in 0..60 {
+        let http = http.clone();
+        let url = url.clone();
+        probes.spawn(async move { get(&http, &url, None).await });
+    }
+    while let Some(probe) = probes.join_next().await {
+        let (status, body) = probe.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"ready\""), "{body}");
+    }
+    let (status, text) = get(&http, &format!("{}/metrics", srv.base), Some(ADMIN)).await;
+    assert_eq!(status, 200);
+    let count = |op: &str| -> u64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("devicetrust_storage_call_duration_seconds_count{")
+                    && l.contains(&format!("op=\"{op}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    // Start-up may ping once or twice; 60 probes in well under a second
+    // share at most a few checks.
+    assert!(
+        count("ping") <= 5,
+        "ping ran {} times:\n{text}",
+        count("ping")
+    );
+    assert!(
+        count("migrations_pending") <= 5,
+        "migrations_pending ran {} times",
+        count("migrations_pending")
+    );
+}

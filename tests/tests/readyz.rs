@@ -38,7 +38,11 @@ async fn readyz_flips_with_the_database_and_pending_migrations() {
             )
             .await
             .unwrap();
-            assert_eq!(ready(&srv).await, (503, "migrations_pending".into()));
+            // Answers are reused for a second (`/readyz` is unauthenticated).
+            assert_eq!(
+                wait_for(&srv, 503).await,
+                (503, "migrations_pending".into())
+            );
             c.batch_execute(
                 "UPDATE devicetrust_schema SET version = -version
                  WHERE version = (SELECT MIN(version) FROM devicetrust_schema)",
@@ -52,11 +56,15 @@ async fn readyz_flips_with_the_database_and_pending_migrations() {
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .unwrap();
             c.pragma_update(None, "user_version", v - 1).unwrap();
-            assert_eq!(ready(&srv).await, (503, "migrations_pending".into()));
+            // Answers are reused for a second (`/readyz` is unauthenticated).
+            assert_eq!(
+                wait_for(&srv, 503).await,
+                (503, "migrations_pending".into())
+            );
             c.pragma_update(None, "user_version", v).unwrap();
         }
     }
-    assert_eq!(ready(&srv).await, (200, String::new()));
+    assert_eq!(wait_for(&srv, 200).await, (200, String::new()));
 
     // The database goes away, and comes back.
     match &srv.database {

@@ -44,6 +44,41 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         )
             .into_response()
     };
+    match app.readiness.check(&app).await {
+        None => Json(Readiness {
+            status: "ready",
+            reason: None,
+        })
+        .into_response(),
+        Some(reason) => not_ready(reason),
+    }
+}
+
+/// How long one readiness answer is reused. `/readyz` is unauthenticated:
+/// without this, every probe (anyone's) was two database round trips.
+const READINESS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last readiness answer (`None`: ready, else the reason) and when it
+/// was found. One probe at a time asks the database; those that arrive
+/// meanwhile wait for and share its answer.
+#[derive(Debug, Default)]
+pub struct ReadinessCache(tokio::sync::Mutex<Option<(std::time::Instant, Option<&'static str>)>>);
+
+impl ReadinessCache {
+    async fn check(&self, app: &AppState) -> Option<&'static str> {
+        let mut last = self.0.lock().await;
+        if let Some((at, answer)) = *last {
+            if at.elapsed() < READINESS_TTL {
+                return answer;
+            }
+        }
+        let answer = probe(app).await;
+        *last = Some((std::time::Instant::now(), answer));
+        answer
+    }
+}
+
+async fn probe(app: &AppState) -> Option<&'static str> {
     // A database that hangs must not hang the probe: probes have timeouts
     // of their own, and an answer is more useful than none.
     let probe = tokio::time::timeout(std::time::Duration::from_secs(5), async {
@@ -52,19 +87,15 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     })
     .await;
     match probe {
-        Ok(Ok(false)) => Json(Readiness {
-            status: "ready",
-            reason: None,
-        })
-        .into_response(),
-        Ok(Ok(true)) => not_ready("migrations_pending"),
+        Ok(Ok(false)) => None,
+        Ok(Ok(true)) => Some("migrations_pending"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: the database does not answer");
-            not_ready("database_unreachable")
+            Some("database_unreachable")
         }
         Err(_) => {
             tracing::warn!("readiness: the database did not answer within 5 s");
-            not_ready("database_unreachable")
+            Some("database_unreachable")
         }
     }
 }

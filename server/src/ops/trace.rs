@@ -102,6 +102,35 @@ pub fn parse_endpoint(s: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+/// `--otlp-endpoint`'s clap parser: [`parse_endpoint`], whose refusal
+/// names the flag and the reason but not the value (clap's own message
+/// repeats it, and a refused URL may hold the very credentials refused).
+#[derive(Clone, Debug)]
+pub struct EndpointParser;
+
+impl clap::builder::TypedValueParser for EndpointParser {
+    type Value = reqwest::Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<reqwest::Url, clap::Error> {
+        let reason = match value.to_str().map(parse_endpoint) {
+            Some(Ok(url)) => return Ok(url),
+            Some(Err(reason)) => reason,
+            None => "not UTF-8".to_owned(),
+        };
+        let name = arg.and_then(|a| a.get_long()).unwrap_or("otlp-endpoint");
+        Err(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid value for '--{name}' (not shown: it may hold a secret): {reason}\n"),
+        )
+        .with_cmd(cmd))
+    }
+}
+
 fn traces_url(base: &reqwest::Url) -> String {
     let s = base.as_str().trim_end_matches('/');
     if s.ends_with("/v1/traces") {
