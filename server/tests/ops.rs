@@ -312,6 +312,8 @@ async fn tls_certificate_reloads_on_sighup_without_a_restart() {
     let (a, b) = (pair(), pair());
     std::fs::write(&cert, &a.cert_pem).unwrap();
     std::fs::write(&key, &a.key_pem).unwrap();
+    // A key readable by every user is refused (ops::tls).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut srv = start(
         dir.path(),
         &[

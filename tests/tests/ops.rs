@@ -196,6 +196,8 @@ fn pki() -> Pki {
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, leaf_cert.pem()).unwrap();
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    // A key readable by every user is refused (ops::tls).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     Pki {
         ca_der: ca_cert.der().to_vec(),
         pin,

@@ -31,6 +31,8 @@ pub enum TlsError {
     Mismatch { cert: PathBuf, key: PathBuf },
     #[error("TLS configuration: {0}")]
     Config(String),
+    #[error("the TLS private key {0} is readable by every user (mode {1:o}): chmod o-rwx it")]
+    Exposed(PathBuf, u32),
 }
 
 /// The certificate and key files, and what was last loaded from them.
@@ -98,6 +100,11 @@ fn load_pair(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<Certi
     if chain.is_empty() {
         return Err(TlsError::NoCert(cert.to_owned()));
     }
+    // Readable by the service's group is the usual arrangement (Debian's
+    // `ssl-cert`); readable by every user on the machine is not.
+    if let Some(mode) = world_readable(key) {
+        return Err(TlsError::Exposed(key.to_owned(), mode));
+    }
     let der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| TlsError::Key(key.to_owned(), e.to_string()))?;
     let signing = provider
@@ -114,6 +121,26 @@ fn load_pair(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<Certi
     Ok(certified)
 }
 
+#[cfg(unix)]
+fn world_readable(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o007 != 0).then_some(mode & 0o777)
+}
+
+#[cfg(not(unix))]
+fn world_readable(_path: &Path) -> Option<u32> {
+    None
+}
+
+/// Makes a key file the service's own (tests write keys with the umask's
+/// mode).
+#[cfg(all(test, unix))]
+pub(crate) fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +151,22 @@ mod tests {
         let key = dir.join(format!("{name}.key"));
         std::fs::write(&cert, ck.cert.pem()).unwrap();
         std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        make_private(&key);
         (cert, key)
+    }
+
+    #[test]
+    fn a_key_every_user_can_read_is_refused_and_a_group_readable_one_is_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair(dir.path(), "a", "localhost");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        match ReloadingCert::load(&cert, &key) {
+            Err(TlsError::Exposed(_, mode)) => assert_eq!(mode, 0o644),
+            other => panic!("{other:?}"),
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        ReloadingCert::load(&cert, &key).unwrap();
     }
 
     #[test]
