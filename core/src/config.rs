@@ -65,7 +65,8 @@ pub struct Config {
     /// Allows `http://` URLs. Only for development against a local server.
     #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub allow_insecure_http: bool,
-    /// Whole-request timeout, in milliseconds (default 15 s).
+    /// Whole-call timeout, in milliseconds (default 15 s): connecting,
+    /// sending, reading the answer, and any retries of a safe request.
     #[cfg_attr(feature = "uniffi", uniffi(default = 15000))]
     pub request_timeout_ms: u64,
     /// Connection timeout, in milliseconds (default 5 s).

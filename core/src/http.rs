@@ -63,7 +63,7 @@ pub(crate) enum CallError {
 pub(crate) struct Http {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
-    /// The whole exchange: connection, request, answer's body.
+    /// The whole call, retries included: connection, request, answer's body.
     timeout: Duration,
 }
 
@@ -290,12 +290,21 @@ impl Http {
             ));
         }
         // hyper's `Uri` takes ASCII only (no IDNA tables in the library).
-        if base
+        let Some(uri) = base
             .parse::<http::Uri>()
-            .map_or(true, |u| u.host().is_none())
-        {
+            .ok()
+            .filter(|u| u.host().is_some())
+        else {
             return Err(DeviceTrustError::invalid(
                 "server_url is not a URL with an ASCII (punycode) host name",
+            ));
+        };
+        // API paths are appended to the URL: a query or fragment would
+        // swallow them, and user info hides the real host
+        // (`https://auth.bank.example@evil.example` is evil.example).
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) || base.contains(['?', '#']) {
+            return Err(DeviceTrustError::invalid(
+                "server_url must have no user info, query or fragment",
             ));
         }
         let mut tcp = HttpConnector::new();
@@ -350,9 +359,13 @@ impl Http {
         token: Option<&str>,
         repeat: Repeat,
     ) -> Result<(u16, Vec<u8>), CallError> {
+        // One deadline for the call: what the app waits is the configured
+        // timeout, not that times the attempts (a server trickling bytes
+        // would otherwise hold a safe call three times as long).
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut attempt = 1;
         loop {
-            let result = self.once(method.clone(), path, body, token).await;
+            let result = self.once(method.clone(), path, body, token, deadline).await;
             let transient = match &result {
                 Err(CallError::Transport(DeviceTrustError::Network { retryable, .. })) => {
                     *retryable
@@ -360,10 +373,14 @@ impl Http {
                 Err(CallError::Api(e)) => matches!(e.status, 502..=504),
                 _ => false,
             };
-            if repeat == Repeat::Once || !transient || attempt >= MAX_ATTEMPTS {
+            let wait = Duration::from_millis(200 * 2u64.pow(attempt - 1));
+            if repeat == Repeat::Once
+                || !transient
+                || attempt >= MAX_ATTEMPTS
+                || tokio::time::Instant::now() + wait >= deadline
+            {
                 return result;
             }
-            let wait = Duration::from_millis(200 * 2u64.pow(attempt - 1));
             tracing::debug!(path, attempt, ?wait, "retrying a safe request");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -376,6 +393,7 @@ impl Http {
         path: &str,
         body: Option<&Value>,
         token: Option<&str>,
+        deadline: tokio::time::Instant,
     ) -> Result<(u16, Vec<u8>), CallError> {
         let mut req = Request::builder()
             .method(method)
@@ -443,14 +461,15 @@ impl Http {
             }
             Ok::<_, CallError>((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| {
-                CallError::Transport(DeviceTrustError::network(
-                    true,
-                    "the server did not answer in time",
-                ))
-            })??;
+        let (status, bytes) =
+            tokio::time::timeout_at(deadline, exchange)
+                .await
+                .map_err(|_| {
+                    CallError::Transport(DeviceTrustError::network(
+                        true,
+                        "the server did not answer in time",
+                    ))
+                })??;
         if !(200..300).contains(&status) {
             return Err(CallError::Api(ServerError::from_body(status, &bytes)));
         }
@@ -735,5 +754,195 @@ mod answer_bounds {
             .await
             .unwrap();
         assert_eq!(v["ok"], true);
+    }
+}
+
+#[cfg(test)]
+mod review2 {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn config(url: &str, timeout_ms: u64) -> Config {
+        let mut c = Config::new(url, "https://rp.test", "/nonexistent");
+        c.allow_insecure_http = true;
+        c.request_timeout_ms = timeout_ms;
+        c.connect_timeout_ms = timeout_ms;
+        c
+    }
+
+    #[test]
+    fn a_server_url_with_credentials_a_query_or_a_fragment_is_refused() {
+        // `https://auth.bank.example@evil.example` goes to evil.example; a
+        // query or fragment would swallow every API path appended to it.
+        for bad in [
+            "https://auth.bank.example@evil.example",
+            "https://user:pw@auth.example",
+            "https://auth.example/?tenant=1",
+            "https://auth.example/#x",
+            "https://auth.example/api?",
+        ] {
+            let mut c = config(bad, 500);
+            c.allow_insecure_http = false;
+            assert!(
+                matches!(Http::new(&c), Err(DeviceTrustError::InvalidInput { .. })),
+                "{bad}"
+            );
+        }
+        // A path prefix (a server behind a reverse proxy) and literal IPs stay.
+        for good in [
+            "https://auth.example/api",
+            "https://[2001:db8::1]:8443",
+            "https://192.0.2.1",
+        ] {
+            let mut c = config(good, 500);
+            c.allow_insecure_http = false;
+            assert!(Http::new(&c).is_ok(), "{good}");
+        }
+    }
+
+    /// Accepts every connection, reads the request, then sends an answer
+    /// one byte every `every` (a slowloris server); counts connections.
+    async fn trickling(every: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n";
+                    for byte in answer.iter().chain([b' '; 1000].iter()) {
+                        if socket.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(every).await;
+                    }
+                });
+            }
+        });
+        (url, count)
+    }
+
+    #[tokio::test]
+    async fn a_trickling_server_is_cut_at_the_request_timeout() {
+        // Every read makes progress, so only a bound on the whole exchange
+        // (not an idle timeout) ends it.
+        let (url, _) = trickling(Duration::from_millis(50)).await;
+        let http = Http::new(&config(&url, 600)).unwrap();
+        let started = std::time::Instant::now();
+        let e = http
+            .call::<Value>(Method::POST, "/v1/x", None, None, Repeat::Once)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            CallError::Transport(DeviceTrustError::Network { ref reason, .. })
+                if reason == "the server did not answer in time"
+        ));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_safe_request_s_retries_stay_within_the_request_timeout() {
+        // The app's spinner waits `request_timeout_ms`, not three times it.
+        let (url, connections) = trickling(Duration::from_millis(50)).await;
+        let http = Http::new(&config(&url, 600)).unwrap();
+        let started = std::time::Instant::now();
+        let e = http
+            .call::<Value>(Method::GET, "/v1/me", None, None, Repeat::Safe)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(
+            e,
+            CallError::Transport(DeviceTrustError::Network { .. })
+        ));
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_safe_request_is_retried_after_a_503_and_a_once_request_is_not() {
+        use crate::test_server::{serve, Reply};
+        let (url, server) = serve(vec![
+            Reply::json(503, r#"{"error":{"code":"unavailable","message":"x"}}"#),
+            Reply::json(200, r#"{"ok": true}"#),
+        ]);
+        let http = Http::new(&config(&url, 5000)).unwrap();
+        let v: Value = http
+            .call(Method::GET, "/v1/me", None, None, Repeat::Safe)
+            .await
+            .unwrap();
+        assert_eq!(v["ok"], true);
+        assert_eq!(server.join().unwrap().len(), 2);
+
+        // A sign-in's proof is sent once: a second would be a second session.
+        let (url, server) = serve(vec![
+            Reply::json(503, r#"{"error":{"code":"unavailable","message":"x"}}"#),
+            Reply::json(200, r#"{"ok": true}"#),
+        ]);
+        let http = Http::new(&config(&url, 5000)).unwrap();
+        let e = http
+            .call::<Value>(Method::POST, "/v1/login/device", None, None, Repeat::Once)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CallError::Api(ref e) if e.status == 503));
+        drop(http);
+        // The second reply is never asked for; a connection that is not
+        // coming leaves the server thread waiting, so it is not joined.
+        drop(server);
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_line_break_is_not_sent() {
+        // A token from a tampered answer must not add a header.
+        let (url, _) = trickling(Duration::from_millis(1)).await;
+        let http = Http::new(&config(&url, 600)).unwrap();
+        for token in ["dta\r\nx-evil: 1", "dta\nx", "dta\0"] {
+            let e = http
+                .call::<Value>(Method::GET, "/v1/me", None, Some(token), Repeat::Safe)
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                e,
+                CallError::Transport(DeviceTrustError::Network { retryable: false, ref reason })
+                    if reason.contains("not a header value")
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_literal_server_url_is_reached() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            eprintln!("no IPv6 loopback here: skipped");
+            return;
+        };
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        assert!(url.starts_with("http://[::1]:"));
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap();
+            let body = r#"{"ok":true}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        let http = Http::new(&config(&url, 2000)).unwrap();
+        let v: Value = http
+            .call(Method::GET, "/v1/me", None, None, Repeat::Once)
+            .await
+            .unwrap();
+        assert_eq!(v["ok"], true);
+        let seen = server.await.unwrap();
+        assert!(seen.to_ascii_lowercase().contains("host: [::1]:"), "{seen}");
     }
 }

@@ -10,15 +10,16 @@
 //! change is written to a temporary file, flushed to disk (`fsync`), renamed
 //! over the old file and its folder flushed: a crash or power loss leaves
 //! the old state or the new one, never a mix (the guarantee SQLite's
-//! transactions gave). A process-wide lock orders read-modify-write cycles,
-//! so several `DeviceTrust` objects on one folder in one process never lose
-//! each other's changes; the file is read afresh at every call.
+//! transactions gave). A process-wide lock and (Unix) a `flock` on a lock
+//! file order read-modify-write cycles, so neither several `DeviceTrust`
+//! objects in one process nor several processes on one folder lose each
+//! other's changes; the file is read afresh at every call.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use base64::engine::general_purpose::STANDARD;
@@ -32,12 +33,24 @@ use crate::model::{at, unix_secs};
 /// The state file, and the version of its format this SDK writes.
 const FILE: &str = "devicetrust-state.json";
 const TMP: &str = "devicetrust-state.json.tmp";
+/// Locked (`flock`) around every read-modify-write, across processes.
+const LOCK_FILE: &str = "devicetrust-state.lock";
 /// SQLite state of SDK builds before 2026-11-23 (pre-release; not read).
 const OLD_SQLITE_FILE: &str = "devicetrust-state.db";
 const FORMAT: u32 = 1;
+/// The largest state file read (a few KB per account in practice).
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
-/// Orders every read-modify-write of state files in this process.
+/// Orders every read-modify-write of state files in this process; the lock
+/// file orders processes (`flock` locks belong to an open file, so threads
+/// of one process would not exclude each other with it alone).
 static LOCK: Mutex<()> = Mutex::new(());
+
+/// Both locks, released on drop (closing the lock file releases `flock`).
+struct Guard {
+    _file: Option<File>,
+    _process: MutexGuard<'static, ()>,
+}
 
 /// What this phone knows about a user's biometric sign-in, without asking
 /// the server.
@@ -219,7 +232,7 @@ impl LocalState {
             dir: dir.to_owned(),
             path: dir.join(FILE),
         };
-        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = state.lock()?;
         state.load()?;
         if !state.path.exists() && dir.join(OLD_SQLITE_FILE).exists() {
             // docs/SDK.md, "Local state": pre-release SQLite state is not
@@ -229,12 +242,81 @@ impl LocalState {
         Ok(state)
     }
 
+    /// The process-wide lock, then (Unix) an exclusive `flock` on the lock
+    /// file: another process using the folder waits for this call. Elsewhere
+    /// (Windows) only the process-wide lock (docs/SDK.md, "Local state").
+    fn lock(&self) -> Result<Guard> {
+        let process = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        #[cfg(unix)]
+        {
+            use rustix::fs::{flock, open, FlockOperation, Mode, OFlags};
+            let path = self.dir.join(LOCK_FILE);
+            let fd = open(
+                &path,
+                OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| storage_error("cannot open", &path, e))?;
+            loop {
+                match flock(&fd, FlockOperation::LockExclusive) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(storage_error("cannot lock", &path, e)),
+                }
+            }
+            Ok(Guard {
+                _file: Some(File::from(fd)),
+                _process: process,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Guard {
+            _file: None,
+            _process: process,
+        })
+    }
+
+    /// Opens the state file without following a symbolic link (Unix): a
+    /// link there was not made by the SDK, which only renames regular
+    /// files into place.
+    fn open_state_file(&self) -> std::io::Result<File> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{open, Mode, OFlags};
+            match open(
+                &self.path,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => Ok(File::from(fd)),
+                Err(rustix::io::Errno::LOOP) => Err(std::io::Error::other(
+                    "the state file is a symbolic link (not followed)",
+                )),
+                Err(e) => Err(e.into()),
+            }
+        }
+        #[cfg(not(unix))]
+        File::open(&self.path)
+    }
+
     fn load(&self) -> Result<Doc> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
+        let file = match self.open_state_file() {
+            Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Doc::default()),
             Err(e) => return Err(storage_error("cannot read", &self.path, e)),
         };
+        // Bounded: the file is read whole at every call.
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| storage_error("cannot read", &self.path, e))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(storage_error(
+                "local state too large in",
+                &self.path,
+                format!("over {MAX_FILE_BYTES} bytes"),
+            ));
+        }
         let doc: Doc = serde_json::from_slice(&bytes)
             .map_err(|e| storage_error("unreadable local state in", &self.path, e))?;
         if doc.format != FORMAT {
@@ -253,8 +335,18 @@ impl LocalState {
         let bytes =
             serde_json::to_vec(doc).map_err(|e| storage_error("cannot encode", &self.path, e))?;
         let tmp = self.dir.join(TMP);
+        // A file left at the temporary name (a crash before the rename, or
+        // planted in a folder others can write) is removed, not reused:
+        // `create_new` (O_EXCL) neither follows a symbolic link there nor
+        // keeps someone else's file and its mode. The lock makes the fixed
+        // name safe between our own writers.
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(storage_error("cannot remove", &tmp, e)),
+        }
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -278,13 +370,13 @@ impl LocalState {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Doc) -> T) -> Result<T> {
-        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock()?;
         Ok(f(&self.load()?))
     }
 
     /// Applies `f` and writes the result, unless it changed nothing.
     fn change(&self, f: impl FnOnce(&mut Doc)) -> Result<()> {
-        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock()?;
         let before = self.load()?;
         let mut doc = before.clone();
         f(&mut doc);
@@ -678,5 +770,140 @@ mod tests {
         LocalState::open(&dir).unwrap();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    /// Not a test on its own: the writer process of
+    /// `two_processes_on_one_folder_lose_no_change` (it does nothing unless
+    /// that test starts it).
+    #[test]
+    fn state_writer_process() {
+        let (Ok(dir), Ok(prefix)) = (
+            std::env::var("DEVICETRUST_STATE_WRITER_DIR"),
+            std::env::var("DEVICETRUST_STATE_WRITER_PREFIX"),
+        ) else {
+            return;
+        };
+        let state = LocalState::open(Path::new(&dir)).unwrap();
+        for j in 0..40 {
+            state
+                .account_signed_in(&format!("{prefix}-{j}"), j)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn two_processes_on_one_folder_lose_no_change() {
+        // An app's main process and its widget or service process, or two
+        // desktop processes: the process-wide mutex does not order them.
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|prefix| {
+                std::process::Command::new(&exe)
+                    .args(["--exact", "state::tests::state_writer_process", "--quiet"])
+                    .env("DEVICETRUST_STATE_WRITER_DIR", dir.path())
+                    .env("DEVICETRUST_STATE_WRITER_PREFIX", prefix)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        let state = LocalState::open(dir.path()).unwrap();
+        assert_eq!(state.accounts().unwrap().len(), 120);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_temporary_file_is_neither_written_through_nor_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        // A state folder others can write (a shared desktop folder): a
+        // symbolic link at the temporary name must not make the SDK
+        // overwrite its target, and a file planted there (readable by all,
+        // owned by someone else) must not become the state file.
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(TMP)).unwrap();
+        let state = LocalState::open(dir.path()).unwrap();
+        state.account_signed_in("ann", 1).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let meta = std::fs::symlink_metadata(dir.path().join(FILE)).unwrap();
+        assert!(meta.file_type().is_file());
+
+        std::fs::write(dir.path().join(TMP), b"planted").unwrap();
+        std::fs::set_permissions(dir.path().join(TMP), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        state.account_signed_in("bob", 2).unwrap();
+        let mode = std::fs::metadata(dir.path().join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(state.accounts().unwrap().len(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_file_that_is_a_symbolic_link_is_refused() {
+        // Someone who can write the folder points the file at state of his
+        // choosing (an active account, devices, key aliases).
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let planted = outside.path().join("planted.json");
+        std::fs::write(&planted, br#"{"format":1,"meta":{"active_user":"eve"}}"#).unwrap();
+        std::os::unix::fs::symlink(&planted, dir.path().join(FILE)).unwrap();
+        match LocalState::open(dir.path()) {
+            Err(DeviceTrustError::LocalStorage { reason }) => {
+                assert!(reason.contains("symbolic link"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_huge_or_deeply_nested_file_is_an_error_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        // Held whole in memory otherwise, at every call.
+        let mut huge = b"{\"format\":1,\"meta\":{\"x\":\"".to_vec();
+        huge.resize((MAX_FILE_BYTES + 1) as usize, b'a');
+        huge.extend_from_slice(b"\"}}");
+        std::fs::write(dir.path().join(FILE), &huge).unwrap();
+        match LocalState::open(dir.path()) {
+            Err(DeviceTrustError::LocalStorage { reason }) => {
+                assert!(reason.contains("too large"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // An unknown field is skipped without recursion (serde_json skips
+        // iteratively), so deep nesting there cannot overflow the stack; a
+        // newer SDK's unknown fields are dropped at the next write.
+        let deep = format!(
+            "{{\"format\":1,\"x\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        std::fs::write(dir.path().join(FILE), deep).unwrap();
+        let state = LocalState::open(dir.path()).unwrap();
+        state.account_signed_in("ann", 1).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!text.contains("\"x\""), "{text}");
+        // In a known field, past serde_json's depth limit: an error.
+        let deep = format!(
+            "{{\"format\":1,\"meta\":{}1{}}}",
+            "{\"a\":".repeat(1_000),
+            "}".repeat(1_000)
+        );
+        std::fs::write(dir.path().join(FILE), deep).unwrap();
+        match LocalState::open(dir.path()) {
+            Err(DeviceTrustError::LocalStorage { reason }) => {
+                assert!(reason.contains("unreadable"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 }
