@@ -285,6 +285,21 @@ pub enum ChallengeOutcome {
     TrustEnded,
 }
 
+impl ChallengeOutcome {
+    /// Whether a redemption stops at its device's row (`removed_at`,
+    /// `trusted_until`; `None` when there is no row): one rule for every
+    /// backend, read inside the redemption's transaction.
+    pub(crate) fn refusal_for_device(device: Option<(Option<i64>, i64)>, now: i64) -> Option<Self> {
+        match device {
+            None | Some((Some(_), _)) => Some(ChallengeOutcome::DeviceRemoved),
+            Some((None, trusted_until)) if trusted_until <= now => {
+                Some(ChallengeOutcome::TrustEnded)
+            }
+            Some(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     pub registration_id: String,

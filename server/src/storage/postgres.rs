@@ -1415,14 +1415,8 @@ impl Store for PostgresStore {
             let device: Option<(Option<i64>, i64)> = device
                 .map(|r| Ok::<_, PgError>((r.try_get(0)?, r.try_get(1)?)))
                 .transpose()?;
-            match device {
-                None | Some((Some(_), _)) => {
-                    return Ok(End::Rollback(ChallengeOutcome::DeviceRemoved))
-                }
-                Some((None, trusted_until)) if trusted_until <= now => {
-                    return Ok(End::Rollback(ChallengeOutcome::TrustEnded))
-                }
-                Some(_) => {}
+            if let Some(refused) = ChallengeOutcome::refusal_for_device(device, now) {
+                return Ok(End::Rollback(refused));
             }
             let login = match &login_id {
                 None => None,

@@ -987,14 +987,8 @@ impl Store for SqliteStore {
                     )?
                     .query_row(params![device_id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                match device {
-                    None | Some((Some(_), _)) => {
-                        return Ok(Step::Undo(ChallengeOutcome::DeviceRemoved))
-                    }
-                    Some((None, trusted_until)) if trusted_until <= now => {
-                        return Ok(Step::Undo(ChallengeOutcome::TrustEnded))
-                    }
-                    Some(_) => {}
+                if let Some(refused) = ChallengeOutcome::refusal_for_device(device, now) {
+                    return Ok(Step::Undo(refused));
                 }
                 let mut risk_written = false;
                 let login = match &login_id {
