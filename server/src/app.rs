@@ -383,14 +383,8 @@ impl AppState {
         ip: Option<IpAddr>,
         reason: Option<&str>,
     ) -> Result<(), ApiError> {
-        tracing::info!(
-            event,
-            user_id = user_id.unwrap_or("-"),
-            device_id = device_id.unwrap_or("-"),
-            ip = %ip.map(|i| i.to_string()).unwrap_or_default(),
-            reason = reason.unwrap_or("-"),
-            "security event"
-        );
+        let ip_text = ip.map(|i| i.to_string());
+        log_security_event(event, user_id, device_id, ip_text.as_deref(), reason);
         self.record_event(None, event, user_id, device_id, ip, reason)
             .await
     }
@@ -399,13 +393,12 @@ impl AppState {
     /// caller wrote in its own transaction (a device sign-in), once that
     /// transaction committed.
     pub(crate) fn announce_event(&self, e: &AuditEvent) {
-        tracing::info!(
-            event = %e.event,
-            user_id = e.user_id.as_deref().unwrap_or("-"),
-            device_id = e.device_id.as_deref().unwrap_or("-"),
-            ip = e.ip.as_deref().unwrap_or_default(),
-            reason = e.reason.as_deref().unwrap_or("-"),
-            "security event"
+        log_security_event(
+            &e.event,
+            e.user_id.as_deref(),
+            e.device_id.as_deref(),
+            e.ip.as_deref(),
+            e.reason.as_deref(),
         );
         self.metrics.observe_event(&e.event, e.reason.as_deref());
     }
@@ -864,4 +857,23 @@ async fn housekeeping(state: AppState) {
         }
         state.rate.housekeep();
     }
+}
+
+/// The log line of a holder's security event: one format whether its audit
+/// row is written by `audit` or inside a sign-in's own transaction.
+fn log_security_event(
+    event: &str,
+    user_id: Option<&str>,
+    device_id: Option<&str>,
+    ip: Option<&str>,
+    reason: Option<&str>,
+) {
+    tracing::info!(
+        event,
+        user_id = user_id.unwrap_or("-"),
+        device_id = device_id.unwrap_or("-"),
+        ip = %ip.unwrap_or_default(),
+        reason = reason.unwrap_or("-"),
+        "security event"
+    );
 }
