@@ -815,3 +815,31 @@ pub fn testvectors_dir() -> Option<PathBuf> {
 pub mod attestation;
 pub mod loadgen;
 pub mod sdk;
+
+/// Sends one device proof (`{"challenge_id", "proof"}`) `n` times at once,
+/// the requests spread over `servers` in turn and released together by a
+/// barrier; returns how many signed in. Every other answer must be
+/// `401 challenge_invalid`: a race for one challenge has no third outcome.
+pub async fn race_device_proof(servers: &[Arc<TestServer>], body: Value, n: usize) -> usize {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let srv = servers[i % servers.len()].clone();
+            let (body, barrier) = (body.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                srv.post("/v1/login/device", body, None).await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        let a = t.await.expect("racing request");
+        match a.status {
+            200 => wins += 1,
+            401 => assert_eq!(a.code(), "challenge_invalid"),
+            other => panic!("unexpected {other}: {:?}", a.body),
+        }
+    }
+    wins
+}

@@ -136,25 +136,7 @@ async fn concurrent_redemptions_of_one_token_open_one_session() {
         c.body["challenge"].as_str().unwrap(),
     );
     let body = json!({"challenge_id": c.body["challenge_id"], "proof": proof});
-    let barrier = Arc::new(tokio::sync::Barrier::new(20));
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (srv, body, barrier) = (srv.clone(), body.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                srv.post("/v1/login/device", body, None).await
-            })
-        })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        let a = t.await.unwrap();
-        match a.status {
-            200 => wins += 1,
-            401 => assert_eq!(a.code(), "challenge_invalid"),
-            other => panic!("unexpected {other}: {:?}", a.body),
-        }
-    }
+    let wins = race_device_proof(std::slice::from_ref(&srv), body, 20).await;
     assert_eq!(wins, 1);
     assert_eq!(
         srv.sql_i64("SELECT COUNT(*) FROM sessions").await,

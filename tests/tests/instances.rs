@@ -73,26 +73,7 @@ async fn a_challenge_issued_by_one_is_redeemed_at_the_other_exactly_once() {
         c.body["challenge"].as_str().unwrap(),
     );
     let body = json!({"challenge_id": c.body["challenge_id"], "proof": proof});
-    let barrier = Arc::new(tokio::sync::Barrier::new(32));
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let srv = if i % 2 == 0 { a.clone() } else { b.clone() };
-            let (body, barrier) = (body.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                srv.post("/v1/login/device", body, None).await
-            })
-        })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        let r = t.await.unwrap();
-        match r.status {
-            200 => wins += 1,
-            401 => assert_eq!(r.code(), "challenge_invalid"),
-            other => panic!("unexpected {other}: {:?}", r.body),
-        }
-    }
+    let wins = race_device_proof(&[a.clone(), b.clone()], body, 32).await;
     assert_eq!(wins, 1, "one winner across both instances");
 }
 
