@@ -152,8 +152,11 @@ pub struct DeviceChallengeRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChallengeResponse {
+    /// Opaque to clients. For a device sign-in it is an authenticated,
+    /// expiring token (docs/PROTOCOL.md, "Sign-in with the device").
     pub challenge_id: String,
-    /// 32 random bytes, base64url: the proof's `nonce`.
+    /// 32 unpredictable bytes, base64url: the proof's `nonce` (random, or
+    /// for a device sign-in an HMAC of `challenge_id` under a server key).
     pub challenge: String,
     pub expires_at: i64,
 }
