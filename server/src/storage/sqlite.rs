@@ -1,5 +1,5 @@
 //! The embedded SQLite backend: rusqlite (bundled), WAL, a small r2d2 pool,
-//! every call on tokio's blocking pool, versioned migrations.
+//! calls on tokio's blocking pool (point reads by key inline), versioned migrations.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +20,14 @@ const IN_FLIGHT_S: i64 = 60;
 /// Connections in the pool: SQLite has one writer at a time, so more would
 /// only add contention; readers run beside the writer under WAL.
 const POOL_SIZE: u32 = 8;
+
+/// Statements the writer connection keeps prepared (rusqlite's default is
+/// 16; a device sign-in's batch alone runs a dozen distinct ones).
+const WRITER_STATEMENTS: usize = 128;
+
+/// Connections for point reads on the runtime's threads: one per worker
+/// thread of a large machine is plenty (a read holds one for microseconds).
+const INLINE_POOL_SIZE: u32 = 4;
 
 /// Versioned schema. Append new migrations; never edit one that has shipped.
 fn migrations() -> Migrations<'static> {
@@ -59,6 +67,9 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     /// Device sign-ins' redemptions, batched into shared commits.
     group: super::group_commit::GroupCommit,
+    /// Connections for point reads run on the caller's thread
+    /// ([`SqliteStore::point_read`]): they never wait on a lock.
+    inline: Pool<SqliteConnectionManager>,
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -121,10 +132,30 @@ impl SqliteStore {
             .max_size(POOL_SIZE)
             .build(manager)
             .map_err(|e| StorageError::Pool(e.to_string()))?;
+        // busy_timeout 0: a point read that meets a lock (rare under WAL:
+        // a checkpoint resetting the log, a recovery) gives way to the pool
+        // at once instead of sleeping on a runtime thread.
+        let inline = Pool::builder()
+            .max_size(INLINE_POOL_SIZE)
+            // A local file connection does not go stale; a check per
+            // checkout would cost a statement per read.
+            .test_on_check_out(false)
+            .build(SqliteConnectionManager::file(path).with_init(|c| {
+                c.execute_batch("PRAGMA busy_timeout = 0; PRAGMA foreign_keys = ON;")
+            }))
+            .map_err(|e| StorageError::Pool(e.to_string()))?;
         let writer = Connection::open(path)?;
         writer.execute_batch(INIT)?;
+        // A group commit runs each sign-in in a SAVEPOINT; the savepoints'
+        // journal (the pages' old contents) stays in memory instead of
+        // spilling past 64 KiB into a temporary file created, written and
+        // unlinked for most batches (issue 14's trace: one per ~4 sign-ins).
+        writer.execute_batch("PRAGMA temp_store = MEMORY;")?;
+        // Room for every statement a write runs, so that none is parsed again.
+        writer.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
+            inline,
             readers,
             group: super::group_commit::GroupCommit::start(writer.clone())?,
             writer,
@@ -144,6 +175,32 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
+    /// A point read by key (a device, a risk profile, a session) on the
+    /// caller's own thread. Such a read is a few B-tree pages, almost always
+    /// in SQLite's or the OS's cache: microseconds of CPU, like the
+    /// signature check the same request does inline, and far less than the
+    /// two thread hand-offs of `spawn_blocking` (issue 14's profile: ~24
+    /// futex calls per device sign-in). It never waits: with no idle inline
+    /// connection, or when SQLite reports a lock, it runs on the pool
+    /// instead. Only for statements that read a handful of rows by key.
+    async fn point_read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + Sync + 'static,
+    {
+        if let Some(conn) = self.inline.try_get() {
+            match f(&conn) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) => {}
+                done => return Ok(done?),
+            }
+        }
+        self.read(move |c| Ok(f(c)?)).await
     }
 
     /// A write, on the single writer connection, off the async runtime.
@@ -222,16 +279,18 @@ fn insert_audit(c: &Connection, e: &AuditEvent) -> Result<(), StorageError> {
 /// another write came first (the caller then applies its change again).
 fn swap_risk_profile(tx: &Connection, w: &RiskWrite, now: i64) -> Result<bool, StorageError> {
     let n = match &w.expected {
-        Some(expected) => tx.execute(
-            "UPDATE risk_profiles SET profile = ?2, updated_at = ?4
+        Some(expected) => tx
+            .prepare_cached(
+                "UPDATE risk_profiles SET profile = ?2, updated_at = ?4
              WHERE user_id = ?1 AND profile = ?3",
-            params![w.user_id, w.new, expected, now],
-        )?,
-        None => tx.execute(
-            "INSERT INTO risk_profiles (user_id, profile, updated_at) VALUES (?1, ?2, ?3)
+            )?
+            .execute(params![w.user_id, w.new, expected, now])?,
+        None => tx
+            .prepare_cached(
+                "INSERT INTO risk_profiles (user_id, profile, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (user_id) DO NOTHING",
-            params![w.user_id, w.new, now],
-        )?,
+            )?
+            .execute(params![w.user_id, w.new, now])?,
     };
     Ok(n == 1)
 }
@@ -412,22 +471,22 @@ fn insert_session(
     s: &SessionRecord,
     tokens: &TokenPair,
 ) -> Result<(), StorageError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sessions (session_id, user_id, device_id, amr, auth_time, created_at,
                                expires_at)
          VALUES (?1, ?2,
                  (SELECT device_id FROM devices WHERE device_id = ?3 AND removed_at IS NULL),
                  ?4, ?5, ?6, ?7)",
-        params![
-            s.session_id,
-            s.user_id,
-            s.device_id,
-            join_amr(&s.amr),
-            s.auth_time,
-            s.created_at,
-            s.expires_at
-        ],
-    )?;
+    )?
+    .execute(params![
+        s.session_id,
+        s.user_id,
+        s.device_id,
+        join_amr(&s.amr),
+        s.auth_time,
+        s.created_at,
+        s.expires_at
+    ])?;
     insert_tokens(conn, &s.session_id, tokens)
 }
 
@@ -436,14 +495,22 @@ fn insert_tokens(
     session_id: &str,
     tokens: &TokenPair,
 ) -> Result<(), StorageError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![tokens.access_hash, session_id, tokens.access_expires_at],
-    )?;
-    conn.execute(
+    )?
+    .execute(params![
+        tokens.access_hash,
+        session_id,
+        tokens.access_expires_at
+    ])?;
+    conn.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![tokens.refresh_hash, session_id, tokens.refresh_expires_at],
-    )?;
+    )?
+    .execute(params![
+        tokens.refresh_hash,
+        session_id,
+        tokens.refresh_expires_at
+    ])?;
     Ok(())
 }
 
@@ -504,13 +571,10 @@ impl Store for SqliteStore {
 
     async fn user(&self, user_id: &str) -> Result<Option<User>, StorageError> {
         let user_id = user_id.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT * FROM users WHERE user_id = ?1",
-                params![user_id],
-                user_from_row,
-            )
-            .optional()?)
+        self.point_read(move |c| {
+            c.prepare_cached("SELECT * FROM users WHERE user_id = ?1")?
+                .query_row(params![user_id], user_from_row)
+                .optional()
         })
         .await
     }
@@ -1167,13 +1231,10 @@ impl Store for SqliteStore {
 
     async fn device(&self, device_id: &str) -> Result<Option<Device>, StorageError> {
         let id = device_id.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT * FROM devices WHERE device_id = ?1",
-                params![id],
-                device_from_row,
-            )
-            .optional()?)
+        self.point_read(move |c| {
+            c.prepare_cached("SELECT * FROM devices WHERE device_id = ?1")?
+                .query_row(params![id], device_from_row)
+                .optional()
         })
         .await
     }
@@ -1717,13 +1778,10 @@ impl Store for SqliteStore {
 
     async fn risk_profile(&self, user_id: &str) -> Result<Option<String>, StorageError> {
         let user_id = user_id.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT profile FROM risk_profiles WHERE user_id = ?1",
-                params![user_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.point_read(move |c| {
+            c.prepare_cached("SELECT profile FROM risk_profiles WHERE user_id = ?1")?
+                .query_row(params![user_id], |r| r.get(0))
+                .optional()
         })
         .await
     }
@@ -2205,5 +2263,98 @@ impl Store for SqliteStore {
             Ok(n as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with_profile() -> (tempfile::TempDir, String, SqliteStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s.db").to_string_lossy().into_owned();
+        let store = SqliteStore::open(&path).await.expect("store");
+        let c = Connection::open(&path).expect("open");
+        c.execute(
+            "INSERT INTO risk_profiles (user_id, profile, updated_at) VALUES ('u1', '{}', 1)",
+            [],
+        )
+        .expect("insert");
+        (dir, path, store)
+    }
+
+    #[tokio::test]
+    async fn a_point_read_answers_on_the_callers_thread() {
+        let (_dir, _path, store) = store_with_profile().await;
+        assert_eq!(
+            store.risk_profile("u1").await.expect("read").as_deref(),
+            Some("{}")
+        );
+        assert_eq!(store.risk_profile("nobody").await.expect("read"), None);
+        // Every inline connection is back in its pool, and none waits on a lock.
+        let c = store.inline.try_get().expect("an idle inline connection");
+        let timeout: i64 = c
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(timeout, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_point_read_that_meets_a_lock_runs_again_on_the_pool() {
+        let (_dir, _path, store) = store_with_profile().await;
+        // Which threads the read ran on; the first attempt reports the lock
+        // SQLite gives a reader that cannot wait (busy_timeout 0).
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let seen = threads.clone();
+        let caller = std::thread::current().id();
+        let read = store
+            .point_read(move |c| {
+                let mut seen = seen.lock().expect("threads");
+                seen.push(std::thread::current().id());
+                if seen.len() == 1 {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        None,
+                    ));
+                }
+                c.query_row("SELECT profile FROM risk_profiles", [], |r| {
+                    r.get::<_, String>(0)
+                })
+            })
+            .await
+            .expect("the pool's read");
+        assert_eq!(read, "{}");
+        let threads = threads.lock().expect("threads").clone();
+        assert_eq!(threads.len(), 2, "tried inline, then on the pool");
+        assert_eq!(
+            threads[0], caller,
+            "the first attempt is on the caller's thread"
+        );
+        assert_ne!(threads[1], caller, "the second is off the runtime");
+    }
+
+    #[tokio::test]
+    async fn a_point_reads_other_errors_are_not_retried() {
+        let (_dir, _path, store) = store_with_profile().await;
+        let calls = Arc::new(Mutex::new(0));
+        let counted = calls.clone();
+        let read = store
+            .point_read(move |c| {
+                *counted.lock().expect("calls") += 1;
+                c.query_row("SELECT nope FROM risk_profiles", [], |r| r.get::<_, i64>(0))
+            })
+            .await;
+        assert!(matches!(read, Err(StorageError::Database(_))), "{read:?}");
+        assert_eq!(*calls.lock().expect("calls"), 1);
+    }
+
+    #[tokio::test]
+    async fn the_writers_savepoint_journal_stays_in_memory() {
+        let (_dir, _path, store) = store_with_profile().await;
+        let c = store.writer.lock().expect("writer");
+        let temp_store: i64 = c
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(temp_store, 2, "MEMORY");
     }
 }
