@@ -112,7 +112,7 @@ fn writer_loop(writer: &Mutex<Connection>, rx: &mpsc::Receiver<Job>) {
 /// that lost the batch, if one did.
 fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Option<StorageError>) {
     let mut finishes = Vec::with_capacity(batch.len());
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let e = StorageError::from(e);
         for job in batch {
             finishes.push(job(Err(&e)).1);
@@ -122,7 +122,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Option<Storage
     let mut failed: Option<StorageError> = None;
     for job in batch {
         if failed.is_none() {
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = exec(conn, "SAVEPOINT job") {
                 failed = Some(e.into());
             }
         }
@@ -134,17 +134,17 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Option<Storage
         let (keep, finish) = job(Ok(conn));
         finishes.push(finish);
         let end = if keep {
-            "RELEASE job"
+            exec(conn, "RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             failed = Some(e.into());
         }
     }
     let commit = match failed {
         Some(e) => Err(e),
-        None => conn.execute_batch("COMMIT").map_err(StorageError::from),
+        None => exec(conn, "COMMIT").map_err(StorageError::from),
     };
     match commit {
         Ok(()) => (finishes, None),
@@ -154,6 +154,12 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Option<Storage
             (finishes, Some(e))
         }
     }
+}
+
+/// One of the batch's own statements, parsed once per connection: they run
+/// a few times per sign-in.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 #[cfg(test)]
