@@ -234,3 +234,43 @@ async fn a_purge_by_a_clock_slightly_ahead_does_not_free_a_used_token() {
     );
     assert_eq!(srv.sql_i64("SELECT COUNT(*) FROM sessions").await, sessions);
 }
+
+/// A client that sends its proof and vanishes before the answer: the
+/// sign-in runs to completion anyway (one session, one `signin_ok`, the
+/// token spent), so the proof cannot be replayed by whoever saw it, and
+/// the vanished client's request left nothing half done.
+#[tokio::test]
+async fn a_proof_whose_client_vanished_is_spent_and_its_sign_in_whole() {
+    let srv = TestServer::start().await;
+    let (_, device_id, key) = srv.user_with_device("token.vanish").await;
+    let sessions_before = srv
+        .sql_i64("SELECT COUNT(*) FROM sessions WHERE user_id = 'token.vanish'")
+        .await;
+    let signed_in_before = srv.wait_for_audit("token.vanish", "signin_ok", 0).await;
+    let c = srv.challenge(&device_id).await;
+    let nonce = c.body["challenge"].as_str().unwrap().to_owned();
+    let proof = key.login_proof(RP_ID, &device_id, "token.vanish", &nonce);
+    srv.send_and_vanish(
+        "/v1/login/device",
+        json!({"challenge_id": c.body["challenge_id"], "proof": proof}),
+    )
+    .await;
+    assert_eq!(
+        srv.wait_for_audit("token.vanish", "signin_ok", signed_in_before + 1)
+            .await,
+        signed_in_before + 1
+    );
+    assert_eq!(
+        srv.sql_i64("SELECT COUNT(*) FROM sessions WHERE user_id = 'token.vanish'")
+            .await,
+        sessions_before + 1,
+        "the session was opened, once"
+    );
+    let again = redeem(&srv, &c.body["challenge_id"], proof).await;
+    assert_eq!((again.status, again.code()), (401, "challenge_invalid"));
+    assert_eq!(
+        srv.sql_i64("SELECT COUNT(*) FROM sessions WHERE user_id = 'token.vanish'")
+            .await,
+        sessions_before + 1
+    );
+}
