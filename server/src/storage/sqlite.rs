@@ -21,6 +21,10 @@ const IN_FLIGHT_S: i64 = 60;
 /// only add contention; readers run beside the writer under WAL.
 const POOL_SIZE: u32 = 8;
 
+/// Rows the purge job deletes per transaction: small enough that a sign-in
+/// waiting for the writer waits milliseconds, not the whole purge.
+const PURGE_CHUNK: i64 = 1_000;
+
 /// Statements the writer connection keeps prepared (rusqlite's default is
 /// 16; a device sign-in's batch alone runs a dozen distinct ones).
 const WRITER_STATEMENTS: usize = 128;
@@ -41,6 +45,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0007_login_network.sql")),
         M::up(include_str!("migrations/0008_console.sql")),
         M::up(include_str!("migrations/0009_used_challenges.sql")),
+        M::up(include_str!("migrations/0010_token_indexes.sql")),
     ])
 }
 
@@ -2216,53 +2221,116 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64, retention: Retention) -> Result<u64, StorageError> {
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut n = 0usize;
-            for (sql, before) in [
-                ("DELETE FROM challenges WHERE expires_at <= ?1", now),
-                (
-                    "DELETE FROM used_challenges WHERE expires_at <= ?1",
-                    now - crate::challenge_token::USED_ROW_GRACE_S,
-                ),
-                ("DELETE FROM registrations WHERE expires_at <= ?1", now),
-                ("DELETE FROM logins WHERE expires_at <= ?1", now),
-                ("DELETE FROM access_tokens WHERE expires_at <= ?1", now),
-                // Used refresh tokens are kept until they expire: reuse
-                // detection needs them.
-                ("DELETE FROM refresh_tokens WHERE expires_at <= ?1", now),
-                // A session past its absolute end has no live token left.
-                (
-                    "DELETE FROM access_tokens WHERE session_id IN
-                       (SELECT session_id FROM sessions WHERE expires_at <= ?1)",
-                    now,
-                ),
-                (
-                    "DELETE FROM refresh_tokens WHERE session_id IN
-                       (SELECT session_id FROM sessions WHERE expires_at <= ?1)",
-                    now,
-                ),
-                ("DELETE FROM sessions WHERE expires_at <= ?1", now),
-                // Console sessions past their absolute end (idle ones are
-                // refused on use and gone by their end too).
-                ("DELETE FROM console_sessions WHERE expires_at <= ?1", now),
-                (
-                    "DELETE FROM otp_sends WHERE at <= ?1",
-                    now - retention.send_window_s,
-                ),
-                (
-                    "DELETE FROM attempts WHERE updated_at <= ?1
-                       AND (locked_until IS NULL OR locked_until <= ?1)",
-                    now - retention.attempts_s,
-                ),
-                ("DELETE FROM audit WHERE at <= ?1", now - retention.audit_s),
-            ] {
-                n += tx.execute(sql, params![before])?;
+        // In chunks of PURGE_CHUNK rows, each its own short transaction on
+        // the writer: sign-ins' batches commit between them. One
+        // transaction for everything held the writer for seconds at the
+        // minute a day's sessions and used challenges expired (issue 14's
+        // outside review).
+        let mut n = 0u64;
+        for (sql, before) in [
+            (
+                "DELETE FROM challenges WHERE rowid IN
+                   (SELECT rowid FROM challenges WHERE expires_at <= ?1 LIMIT ?2)",
+                now,
+            ),
+            (
+                "DELETE FROM used_challenges WHERE rowid IN
+                   (SELECT rowid FROM used_challenges WHERE expires_at <= ?1 LIMIT ?2)",
+                now - crate::challenge_token::USED_ROW_GRACE_S,
+            ),
+            (
+                "DELETE FROM registrations WHERE rowid IN
+                   (SELECT rowid FROM registrations WHERE expires_at <= ?1 LIMIT ?2)",
+                now,
+            ),
+            (
+                "DELETE FROM logins WHERE rowid IN
+                   (SELECT rowid FROM logins WHERE expires_at <= ?1 LIMIT ?2)",
+                now,
+            ),
+            (
+                "DELETE FROM access_tokens WHERE rowid IN
+                   (SELECT rowid FROM access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+                now,
+            ),
+            // Used refresh tokens are kept until they expire: reuse
+            // detection needs them.
+            (
+                "DELETE FROM refresh_tokens WHERE rowid IN
+                   (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+                now,
+            ),
+            // Console sessions past their absolute end (idle ones are
+            // refused on use and gone by their end too).
+            (
+                "DELETE FROM console_sessions WHERE rowid IN
+                   (SELECT rowid FROM console_sessions WHERE expires_at <= ?1 LIMIT ?2)",
+                now,
+            ),
+            (
+                "DELETE FROM otp_sends WHERE rowid IN
+                   (SELECT rowid FROM otp_sends WHERE at <= ?1 LIMIT ?2)",
+                now - retention.send_window_s,
+            ),
+            (
+                "DELETE FROM attempts WHERE rowid IN
+                   (SELECT rowid FROM attempts WHERE updated_at <= ?1
+                      AND (locked_until IS NULL OR locked_until <= ?1) LIMIT ?2)",
+                now - retention.attempts_s,
+            ),
+            (
+                "DELETE FROM audit WHERE id IN
+                   (SELECT id FROM audit WHERE at <= ?1 LIMIT ?2)",
+                now - retention.audit_s,
+            ),
+        ] {
+            loop {
+                let done = self
+                    .run(move |c| {
+                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let done = tx.execute(sql, params![before, PURGE_CHUNK])?;
+                        tx.commit()?;
+                        Ok(done)
+                    })
+                    .await?;
+                n += done as u64;
+                if done < PURGE_CHUNK as usize {
+                    break;
+                }
             }
-            tx.commit()?;
-            Ok(n as u64)
-        })
-        .await
+        }
+        // Sessions past their absolute end, with whatever token they still
+        // have, a chunk of sessions per transaction.
+        loop {
+            let done = self
+                .run(move |c| {
+                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let ids: Vec<String> = tx
+                        .prepare_cached(
+                            "SELECT session_id FROM sessions WHERE expires_at <= ?1 LIMIT ?2",
+                        )?
+                        .query_map(params![now, PURGE_CHUNK], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    let mut done = 0;
+                    for id in &ids {
+                        for sql in [
+                            "DELETE FROM access_tokens WHERE session_id = ?1",
+                            "DELETE FROM refresh_tokens WHERE session_id = ?1",
+                            "DELETE FROM sessions WHERE session_id = ?1",
+                        ] {
+                            done += tx.prepare_cached(sql)?.execute(params![id])?;
+                        }
+                    }
+                    tx.commit()?;
+                    Ok((ids.len(), done))
+                })
+                .await?;
+            n += done.1 as u64;
+            if done.0 < PURGE_CHUNK as usize {
+                break;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -2346,6 +2414,72 @@ mod tests {
             .await;
         assert!(matches!(read, Err(StorageError::Database(_))), "{read:?}");
         assert_eq!(*calls.lock().expect("calls"), 1);
+    }
+
+    /// More expired rows than one chunk: all go, tokens with their
+    /// sessions, live ones stay, and the foreign-key check of a session's
+    /// deletion finds its tokens by index instead of scanning.
+    #[tokio::test]
+    async fn the_purge_deletes_in_chunks_and_finds_tokens_by_session() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("p.db").to_string_lossy().into_owned();
+        let store = SqliteStore::open(&path).await.expect("store");
+        let c = Connection::open(&path).expect("open");
+        // Fixtures only: no users to reference.
+        c.execute_batch("PRAGMA foreign_keys = OFF; BEGIN;")
+            .expect("begin");
+        let sessions = PURGE_CHUNK * 2 + 17;
+        for i in 0..sessions + 3 {
+            // The last three are live.
+            let expires_at = if i < sessions { 100 } else { 10_000 };
+            let id = format!("s{i}");
+            c.execute(
+                "INSERT INTO sessions (session_id, user_id, amr, auth_time, created_at, expires_at)
+                 VALUES (?1, 'u', 'hwk', 1, 1, ?2)",
+                params![id, expires_at],
+            )
+            .expect("session");
+            for table in ["access_tokens", "refresh_tokens"] {
+                c.execute(
+                    &format!(
+                        "INSERT INTO {table} (token_hash, session_id, expires_at) VALUES (?1, ?2, ?3)"
+                    ),
+                    params![format!("{table}{i}").into_bytes(), id, expires_at],
+                )
+                .expect("token");
+            }
+            c.execute(
+                "INSERT INTO used_challenges (token_hash, expires_at) VALUES (?1, ?2)",
+                params![format!("u{i}").into_bytes(), expires_at - 2_000],
+            )
+            .expect("used");
+        }
+        c.execute_batch("COMMIT;").expect("commit");
+        let retention = Retention {
+            audit_s: 1_000_000,
+            attempts_s: 1_000_000,
+            send_window_s: 1_000_000,
+        };
+        let purged = store.purge_expired(1_000, retention).await.expect("purge");
+        assert_eq!(purged, (sessions * 4) as u64);
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).expect("count") };
+        assert_eq!(count("SELECT COUNT(*) FROM sessions"), 3);
+        assert_eq!(count("SELECT COUNT(*) FROM access_tokens"), 3);
+        assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens"), 3);
+        assert_eq!(count("SELECT COUNT(*) FROM used_challenges"), 3);
+        for (table, index) in [
+            ("access_tokens", "access_tokens_by_session"),
+            ("refresh_tokens", "refresh_tokens_by_session"),
+        ] {
+            let plan: String = c
+                .query_row(
+                    &format!("EXPLAIN QUERY PLAN SELECT 1 FROM {table} WHERE session_id = 's1'"),
+                    [],
+                    |r| r.get(3),
+                )
+                .expect("plan");
+            assert!(plan.contains(index), "{table}: {plan}");
+        }
     }
 
     #[tokio::test]
