@@ -38,7 +38,7 @@ where
 pub(crate) fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<crate::http_server::BodyDeadlineExceeded>() {
             return true;
         }
         cause = e.source();

@@ -135,6 +135,49 @@ async fn a_half_sent_body_times_out() {
     assert!(answer.contains("request_timeout"), "{answer}");
 }
 
+/// Issue 14's outside review: the body timeout restarted at every chunk,
+/// so a body sent a byte at a time held its connection (and, 4,096 times
+/// over, every slot) indefinitely. The deadline is for the whole body.
+#[tokio::test]
+async fn a_trickled_body_times_out_at_its_deadline() {
+    let srv = TestServer::start_with(options(ConnectionLimits {
+        body_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    }))
+    .await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(
+        b"POST /v1/login/password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    // A byte every 200 ms, each well inside the timeout: 4 s of body.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..20 {
+        if s.write_all(b" ").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "answered only after {:?}",
+        start.elapsed()
+    );
+}
+
 /// Hole 7: a half-sent body blocked graceful shutdown forever; now shutdown
 /// waits at most its grace period.
 #[tokio::test]
