@@ -299,7 +299,7 @@ impl AppState {
     ) -> (SessionRecord, MintedTokens, TokenPair) {
         let now = self.now();
         let record = SessionRecord {
-            session_id: new_id(),
+            session_id: crate::secrets::new_time_ordered_id(),
             user_id: user_id.to_owned(),
             device_id,
             amr,

@@ -56,6 +56,25 @@ pub fn new_id() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
+/// A 128-bit identifier, base64url (22 characters), that clusters by
+/// creation: 48 bits of milliseconds since 1970, then 80 random bits, so ids
+/// made within the same few milliseconds share their first characters. For
+/// the keys of rows written at a high rate (sessions): the ids of one group
+/// commit land on the same B-tree page of every index keyed by them (the
+/// session's own, the tokens' by session), so the commit writes one page
+/// there instead of one per sign-in (issue 14). Not a secret: the time it carries is the row's
+/// `created_at`. A clock that steps back only costs that locality.
+pub fn new_time_ordered_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut id = [0u8; 16];
+    id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    id[6..].copy_from_slice(&random_bytes::<10>());
+    URL_SAFE_NO_PAD.encode(id)
+}
+
 /// 32 random bytes, base64url: device challenges.
 pub fn new_challenge() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
@@ -470,6 +489,37 @@ fn verify_blocking(params: &Params, phc: &str, secret: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn time_ordered_ids_carry_the_time_and_80_random_bits() {
+        use base64::Engine as _;
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let (a, b) = (super::new_time_ordered_id(), super::new_time_ordered_id());
+        assert_eq!((a.len(), b.len()), (22, 22));
+        assert_ne!(a, b);
+        let decode = |id: &str| super::URL_SAFE_NO_PAD.decode(id).unwrap();
+        let (da, db) = (decode(&a), decode(&b));
+        let ms = |d: &[u8]| {
+            let mut be = [0u8; 8];
+            be[2..].copy_from_slice(&d[..6]);
+            u64::from_be_bytes(be)
+        };
+        assert!(
+            ms(&da) >= before && ms(&da) < before + 60_000,
+            "{}",
+            ms(&da)
+        );
+        assert!(ms(&db) >= ms(&da));
+        // Made a moment apart: the same leading characters (36 bits of
+        // milliseconds: unless a 4-second boundary fell between), different tails.
+        if ms(&da) >> 12 == ms(&db) >> 12 {
+            assert_eq!(a[..6], b[..6]);
+        }
+        assert_ne!(da[6..], db[6..]);
+    }
+
     use super::*;
 
     #[test]
