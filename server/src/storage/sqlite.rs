@@ -208,6 +208,31 @@ impl SqliteStore {
         self.read(move |c| Ok(f(c)?)).await
     }
 
+    /// Runs `chunk` in one writer transaction after another until it looks
+    /// at fewer than PURGE_CHUNK rows; `chunk` answers (rows it looked at,
+    /// rows it deleted), and returns the rows deleted in all.
+    async fn purge_in_chunks<F>(&self, chunk: F) -> Result<u64, StorageError>
+    where
+        F: Fn(&Connection) -> Result<(usize, usize), StorageError> + Clone + Send + 'static,
+    {
+        let mut deleted = 0u64;
+        loop {
+            let chunk = chunk.clone();
+            let (seen, done) = self
+                .run(move |c| {
+                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let counts = chunk(&tx)?;
+                    tx.commit()?;
+                    Ok(counts)
+                })
+                .await?;
+            deleted += done as u64;
+            if seen < PURGE_CHUNK as usize {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// A write, on the single writer connection, off the async runtime.
     async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
     where
@@ -2227,109 +2252,66 @@ impl Store for SqliteStore {
         // minute a day's sessions and used challenges expired (issue 14's
         // outside review).
         let mut n = 0u64;
-        for (sql, before) in [
+        for (table, expired, before) in [
+            ("challenges", "expires_at <= ?1", now),
             (
-                "DELETE FROM challenges WHERE rowid IN
-                   (SELECT rowid FROM challenges WHERE expires_at <= ?1 LIMIT ?2)",
-                now,
-            ),
-            (
-                "DELETE FROM used_challenges WHERE rowid IN
-                   (SELECT rowid FROM used_challenges WHERE expires_at <= ?1 LIMIT ?2)",
+                "used_challenges",
+                "expires_at <= ?1",
                 now - crate::challenge_token::USED_ROW_GRACE_S,
             ),
-            (
-                "DELETE FROM registrations WHERE rowid IN
-                   (SELECT rowid FROM registrations WHERE expires_at <= ?1 LIMIT ?2)",
-                now,
-            ),
-            (
-                "DELETE FROM logins WHERE rowid IN
-                   (SELECT rowid FROM logins WHERE expires_at <= ?1 LIMIT ?2)",
-                now,
-            ),
-            (
-                "DELETE FROM access_tokens WHERE rowid IN
-                   (SELECT rowid FROM access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
-                now,
-            ),
+            ("registrations", "expires_at <= ?1", now),
+            ("logins", "expires_at <= ?1", now),
+            ("access_tokens", "expires_at <= ?1", now),
             // Used refresh tokens are kept until they expire: reuse
             // detection needs them.
-            (
-                "DELETE FROM refresh_tokens WHERE rowid IN
-                   (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
-                now,
-            ),
+            ("refresh_tokens", "expires_at <= ?1", now),
             // Console sessions past their absolute end (idle ones are
             // refused on use and gone by their end too).
+            ("console_sessions", "expires_at <= ?1", now),
+            ("otp_sends", "at <= ?1", now - retention.send_window_s),
             (
-                "DELETE FROM console_sessions WHERE rowid IN
-                   (SELECT rowid FROM console_sessions WHERE expires_at <= ?1 LIMIT ?2)",
-                now,
-            ),
-            (
-                "DELETE FROM otp_sends WHERE rowid IN
-                   (SELECT rowid FROM otp_sends WHERE at <= ?1 LIMIT ?2)",
-                now - retention.send_window_s,
-            ),
-            (
-                "DELETE FROM attempts WHERE rowid IN
-                   (SELECT rowid FROM attempts WHERE updated_at <= ?1
-                      AND (locked_until IS NULL OR locked_until <= ?1) LIMIT ?2)",
+                "attempts",
+                "updated_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)",
                 now - retention.attempts_s,
             ),
-            (
-                "DELETE FROM audit WHERE id IN
-                   (SELECT id FROM audit WHERE at <= ?1 LIMIT ?2)",
-                now - retention.audit_s,
-            ),
+            ("audit", "at <= ?1", now - retention.audit_s),
         ] {
-            loop {
-                let done = self
-                    .run(move |c| {
-                        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let done = tx.execute(sql, params![before, PURGE_CHUNK])?;
-                        tx.commit()?;
-                        Ok(done)
-                    })
-                    .await?;
-                n += done as u64;
-                if done < PURGE_CHUNK as usize {
-                    break;
-                }
-            }
+            let sql = format!(
+                "DELETE FROM {table} WHERE rowid IN
+                   (SELECT rowid FROM {table} WHERE {expired} LIMIT ?2)"
+            );
+            n += self
+                .purge_in_chunks(move |tx| {
+                    let done = tx
+                        .prepare_cached(&sql)?
+                        .execute(params![before, PURGE_CHUNK])?;
+                    Ok((done, done))
+                })
+                .await?;
         }
         // Sessions past their absolute end, with whatever token they still
         // have, a chunk of sessions per transaction.
-        loop {
-            let done = self
-                .run(move |c| {
-                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let ids: Vec<String> = tx
-                        .prepare_cached(
-                            "SELECT session_id FROM sessions WHERE expires_at <= ?1 LIMIT ?2",
-                        )?
-                        .query_map(params![now, PURGE_CHUNK], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    let mut done = 0;
-                    for id in &ids {
-                        for sql in [
-                            "DELETE FROM access_tokens WHERE session_id = ?1",
-                            "DELETE FROM refresh_tokens WHERE session_id = ?1",
-                            "DELETE FROM sessions WHERE session_id = ?1",
-                        ] {
-                            done += tx.prepare_cached(sql)?.execute(params![id])?;
-                        }
+        n += self
+            .purge_in_chunks(move |tx| {
+                let ids: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT session_id FROM sessions WHERE expires_at <= ?1 LIMIT ?2",
+                    )?
+                    .query_map(params![now, PURGE_CHUNK], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut done = 0;
+                for id in &ids {
+                    for sql in [
+                        "DELETE FROM access_tokens WHERE session_id = ?1",
+                        "DELETE FROM refresh_tokens WHERE session_id = ?1",
+                        "DELETE FROM sessions WHERE session_id = ?1",
+                    ] {
+                        done += tx.prepare_cached(sql)?.execute(params![id])?;
                     }
-                    tx.commit()?;
-                    Ok((ids.len(), done))
-                })
-                .await?;
-            n += done.1 as u64;
-            if done.0 < PURGE_CHUNK as usize {
-                break;
-            }
-        }
+                }
+                Ok((ids.len(), done))
+            })
+            .await?;
         Ok(n)
     }
 }
