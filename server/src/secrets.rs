@@ -62,8 +62,9 @@ pub fn new_id() -> String {
 /// the keys of rows written at a high rate (sessions): the ids of one group
 /// commit land on the same B-tree page of every index keyed by them (the
 /// session's own, the tokens' by session), so the commit writes one page
-/// there instead of one per sign-in (issue 14). Not a secret: the time it carries is the row's
-/// `created_at`. A clock that steps back only costs that locality.
+/// there instead of one per sign-in (issue 14). Not a secret: the time it
+/// carries is the row's `created_at`. A clock that steps back only costs
+/// that locality.
 pub fn new_time_ordered_id() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -489,17 +490,18 @@ fn verify_blocking(params: &Params, phc: &str, secret: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn time_ordered_ids_carry_the_time_and_80_random_bits() {
-        use base64::Engine as _;
         let before = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        let (a, b) = (super::new_time_ordered_id(), super::new_time_ordered_id());
+        let (a, b) = (new_time_ordered_id(), new_time_ordered_id());
         assert_eq!((a.len(), b.len()), (22, 22));
         assert_ne!(a, b);
-        let decode = |id: &str| super::URL_SAFE_NO_PAD.decode(id).unwrap();
+        let decode = |id: &str| URL_SAFE_NO_PAD.decode(id).unwrap();
         let (da, db) = (decode(&a), decode(&b));
         let ms = |d: &[u8]| {
             let mut be = [0u8; 8];
@@ -519,8 +521,6 @@ mod tests {
         }
         assert_ne!(da[6..], db[6..]);
     }
-
-    use super::*;
 
     #[test]
     fn the_pool_defaults_to_every_core() {

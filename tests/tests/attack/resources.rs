@@ -116,6 +116,16 @@ async fn slow_headers_are_cut_off() {
     read_until_closed(&mut idle, Duration::from_secs(5)).await;
 }
 
+/// A connection that has sent a password step's head, announcing a
+/// 100-byte body, and the first bytes of that body, and no more.
+async fn body_begun(srv: &TestServer, body: &[u8]) -> TcpStream {
+    let mut request = b"POST /v1/login/password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".to_vec();
+    request.extend_from_slice(body);
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(&request).await.unwrap();
+    s
+}
+
 /// Hole 7: a body that stops arriving gets 408 `request_timeout`.
 #[tokio::test]
 async fn a_half_sent_body_times_out() {
@@ -124,12 +134,7 @@ async fn a_half_sent_body_times_out() {
         ..ConnectionLimits::default()
     }))
     .await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(
-        b"POST /v1/login/password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user_id\":",
-    )
-    .await
-    .unwrap();
+    let mut s = body_begun(&srv, b"{\"user_id\":").await;
     let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
@@ -145,12 +150,7 @@ async fn a_trickled_body_times_out_at_its_deadline() {
         ..ConnectionLimits::default()
     }))
     .await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(
-        b"POST /v1/login/password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let mut s = body_begun(&srv, b"").await;
     let start = Instant::now();
     // A byte every 200 ms, each well inside the timeout: 4 s of body.
     let mut answer = Vec::new();
@@ -188,12 +188,7 @@ async fn a_half_sent_body_does_not_block_shutdown() {
         ..ConnectionLimits::default()
     }))
     .await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(
-        b"POST /v1/login/password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-    )
-    .await
-    .unwrap();
+    let _s = body_begun(&srv, b"{").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), srv.stop())
